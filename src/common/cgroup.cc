@@ -1,0 +1,184 @@
+#include "common/cgroup.h"
+
+#include <sstream>
+#include <vector>
+
+#include "common/io.h"
+#include "common/parse.h"
+
+namespace cppdiag {
+namespace {
+
+// v1 reports "no limit" as PAGE_COUNTER_MAX pages, rounded to the page size.
+constexpr uint64_t kV1Unlimited = 0x7FFFFFFFFFFFF000ULL;
+
+struct Mount {
+  std::string root;         // the directory of the hierarchy shown at the mount point
+  std::string mount_point;
+};
+
+// Undoes mountinfo's octal escapes ("\040" for a space).
+std::string Unescape(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size()) {
+      out += static_cast<char>(std::stoi(s.substr(i + 1, 3), nullptr, 8));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+// Finds the cgroup2 mount, or the cgroup (v1) mount whose super options hold
+// `controller`.
+std::optional<Mount> FindMount(const std::string& mountinfo, int version,
+                               const std::string& controller) {
+  std::istringstream in(mountinfo);
+  std::string line;
+  while (std::getline(in, line)) {
+    // id parent maj:min root mount-point options [optional...] - fstype source super-options
+    size_t sep = line.find(" - ");
+    if (sep == std::string::npos) continue;
+    std::istringstream head(line.substr(0, sep));
+    std::istringstream tail(line.substr(sep + 3));
+    std::string id, parent, dev, root, point, fstype, source, super;
+    head >> id >> parent >> dev >> root >> point;
+    tail >> fstype >> source >> super;
+    if (version == 2 && fstype == "cgroup2") return Mount{Unescape(root), Unescape(point)};
+    if (version == 1 && fstype == "cgroup") {
+      std::istringstream opts(super);
+      std::string opt;
+      while (std::getline(opts, opt, ',')) {
+        if (opt == controller) return Mount{Unescape(root), Unescape(point)};
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+std::string MapToMount(const Mount& m, const std::string& path) {
+  if (m.root == "/") return m.mount_point + (path == "/" ? "" : path);
+  if (path == m.root) return m.mount_point;
+  if (path.starts_with(m.root + "/")) return m.mount_point + path.substr(m.root.size());
+  return m.mount_point;  // outside the mount's view: the mount shows our own cgroup
+}
+
+std::optional<uint64_t> ReadNumberFile(const std::string& path) {
+  auto text = ReadFileToString(path, 4096);
+  if (!text) return std::nullopt;
+  std::string s = *text;
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  if (s == "max") return UINT64_MAX;
+  auto n = ParseInt(s, 0, INT64_MAX);
+  if (!n) return std::nullopt;
+  return static_cast<uint64_t>(*n);
+}
+
+std::optional<uint64_t> StatValue(const std::string& stat, const std::string& key) {
+  std::istringstream in(stat);
+  std::string k;
+  uint64_t v = 0;
+  while (in >> k >> v) {
+    if (k == key) return v;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+Result<std::pair<int, std::string>> CgroupReader::FindMemoryCgroup(pid_t pid) const {
+  std::string who = pid == 0 ? "self" : std::to_string(pid);
+  CPPDIAG_ASSIGN_OR_RETURN(std::string cgroups,
+                           ReadFileToString(root_ + "/proc/" + who + "/cgroup"));
+  CPPDIAG_ASSIGN_OR_RETURN(std::string mountinfo,
+                           ReadFileToString(root_ + "/proc/self/mountinfo"));
+  std::string v1_path, v2_path;
+  bool have_v2 = false;
+  std::istringstream in(cgroups);
+  std::string line;
+  while (std::getline(in, line)) {
+    // hierarchy-id:controller-list:path
+    size_t a = line.find(':');
+    size_t b = a == std::string::npos ? a : line.find(':', a + 1);
+    if (b == std::string::npos) continue;
+    std::string controllers = line.substr(a + 1, b - a - 1);
+    std::string path = line.substr(b + 1);
+    if (line.substr(0, a) == "0" && controllers.empty()) {
+      v2_path = path;
+      have_v2 = true;
+    }
+    std::istringstream cs(controllers);
+    std::string c;
+    while (std::getline(cs, c, ',')) {
+      if (c == "memory") v1_path = path;
+    }
+  }
+  if (!v1_path.empty()) {
+    if (auto m = FindMount(mountinfo, 1, "memory")) {
+      return std::pair{1, root_ + MapToMount(*m, v1_path)};
+    }
+  }
+  if (have_v2) {
+    if (auto m = FindMount(mountinfo, 2, "")) {
+      std::string dir = root_ + MapToMount(*m, v2_path);
+      // Without the memory controller (a hybrid host) the hierarchy has no memory files.
+      if (ReadNumberFile(dir + "/memory.current") || ReadFileToString(dir + "/memory.stat", 1 << 20)) {
+        return std::pair{2, dir};
+      }
+    }
+  }
+  return Error(ENOENT, "find memory cgroup", "of process " + who);
+}
+
+Result<uint64_t> CgroupReader::ReadUsage(int version, const std::string& dir) const {
+  std::string file = dir + (version == 1 ? "/memory.usage_in_bytes" : "/memory.current");
+  auto v = ReadNumberFile(file);
+  if (!v) return Error::FromErrno("read", file);
+  return *v;
+}
+
+Result<CgroupMemory> CgroupReader::ReadMemory(pid_t pid) const {
+  CPPDIAG_ASSIGN_OR_RETURN(auto found, FindMemoryCgroup(pid));
+  CgroupMemory mem;
+  mem.version = found.first;
+  mem.dir = found.second;
+  auto usage = ReadUsage(mem.version, mem.dir);
+  if (usage) {
+    mem.usage_bytes = *usage;
+  } else if (mem.version == 2) {
+    // The v2 root cgroup has no memory.current: sum what memory.stat reports.
+    auto stat = ReadFileToString(mem.dir + "/memory.stat", 1 << 20);
+    if (!stat) return usage.error();
+    mem.usage_bytes = StatValue(*stat, "anon").value_or(0) + StatValue(*stat, "file").value_or(0) +
+                      StatValue(*stat, "kernel").value_or(0);
+  } else {
+    return usage.error();
+  }
+
+  uint64_t limit = UINT64_MAX;
+  if (mem.version == 1) {
+    limit = ReadNumberFile(mem.dir + "/memory.limit_in_bytes").value_or(UINT64_MAX);
+    // hierarchical_memory_limit folds in the ancestors' limits.
+    if (auto stat = ReadFileToString(mem.dir + "/memory.stat", 1 << 20)) {
+      limit = std::min(limit, StatValue(*stat, "hierarchical_memory_limit").value_or(UINT64_MAX));
+    }
+    if (limit >= kV1Unlimited) limit = UINT64_MAX;
+  } else {
+    // Walk up while the directory is inside the cgroup filesystem.
+    std::string dir = mem.dir;
+    for (;;) {
+      if (auto v = ReadNumberFile(dir + "/memory.max")) limit = std::min(limit, *v);
+      size_t slash = dir.rfind('/');
+      if (slash == std::string::npos || slash == 0) break;
+      std::string up = dir.substr(0, slash);
+      if (!ReadFileToString(up + "/cgroup.controllers", 4096)) break;
+      dir = up;
+    }
+  }
+  if (limit != UINT64_MAX) mem.limit_bytes = limit;
+  return mem;
+}
+
+}  // namespace cppdiag

@@ -1,0 +1,182 @@
+#include "common/cgroup.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "common/io.h"
+
+namespace cppdiag {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A fake root with /proc/self/{cgroup,mountinfo} and a cgroup filesystem.
+class FixtureTree {
+ public:
+  FixtureTree() {
+    char tmpl[] = "/tmp/cppdiag-cgroup-XXXXXX";
+    root_ = ::mkdtemp(tmpl);
+  }
+  ~FixtureTree() { fs::remove_all(root_); }
+  void Write(const std::string& path, const std::string& content) {
+    fs::create_directories(fs::path(root_ + path).parent_path());
+    ASSERT_TRUE(WriteStringToFile(root_ + path, content).ok());
+  }
+  const std::string& root() const { return root_; }
+
+ private:
+  std::string root_;
+};
+
+constexpr const char* kV1MountInfo =
+    "25 1 0:22 / / rw - ext4 /dev/vda rw\n"
+    "30 25 0:26 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n"
+    "33 30 0:29 / /sys/fs/cgroup/memory rw,nosuid - cgroup cgroup rw,memory\n"
+    "34 30 0:30 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n"
+    "35 30 0:31 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n";
+
+TEST(Cgroup, V1ReadsUsageAndTheSmallerOfOwnAndHierarchicalLimit) {
+  FixtureTree t;
+  t.Write("/proc/self/mountinfo", kV1MountInfo);
+  t.Write("/proc/self/cgroup",
+          "5:cpu,cpuacct:/app\n4:memory:/kubepods/pod1/app\n0::/kubepods/pod1/app\n");
+  const std::string dir = "/sys/fs/cgroup/memory/kubepods/pod1/app";
+  t.Write(dir + "/memory.usage_in_bytes", "104857600\n");
+  t.Write(dir + "/memory.limit_in_bytes", "9223372036854771712\n");
+  t.Write(dir + "/memory.stat", "cache 0\nrss 100\nhierarchical_memory_limit 268435456\n");
+  auto mem = CgroupReader(t.root()).ReadMemory();
+  ASSERT_TRUE(mem.ok()) << mem.error().message();
+  EXPECT_EQ(mem->version, 1);
+  EXPECT_EQ(mem->dir, t.root() + dir);
+  EXPECT_EQ(mem->usage_bytes, 100u << 20);
+  ASSERT_TRUE(mem->limit_bytes.has_value());
+  EXPECT_EQ(*mem->limit_bytes, 256u << 20);
+}
+
+TEST(Cgroup, V1UnlimitedHasNoLimit) {
+  FixtureTree t;
+  t.Write("/proc/self/mountinfo", kV1MountInfo);
+  t.Write("/proc/self/cgroup", "4:memory:/\n");
+  t.Write("/sys/fs/cgroup/memory/memory.usage_in_bytes", "5\n");
+  t.Write("/sys/fs/cgroup/memory/memory.limit_in_bytes", "9223372036854771712\n");
+  auto mem = CgroupReader(t.root()).ReadMemory();
+  ASSERT_TRUE(mem.ok()) << mem.error().message();
+  EXPECT_FALSE(mem->limit_bytes.has_value());
+}
+
+TEST(Cgroup, V1InsideAContainerMapsTheHostPathThroughTheMountRoot) {
+  // The container sees the host's path in /proc/self/cgroup but its own cgroup
+  // mounted at the root of /sys/fs/cgroup/memory.
+  FixtureTree t;
+  t.Write("/proc/self/mountinfo",
+          "33 30 0:29 /kubepods/pod1/ctr /sys/fs/cgroup/memory ro - cgroup cgroup rw,memory\n");
+  t.Write("/proc/self/cgroup", "4:memory:/kubepods/pod1/ctr\n");
+  t.Write("/sys/fs/cgroup/memory/memory.usage_in_bytes", "4096\n");
+  t.Write("/sys/fs/cgroup/memory/memory.limit_in_bytes", "268435456\n");
+  auto mem = CgroupReader(t.root()).ReadMemory();
+  ASSERT_TRUE(mem.ok()) << mem.error().message();
+  EXPECT_EQ(mem->dir, t.root() + "/sys/fs/cgroup/memory");
+  EXPECT_EQ(*mem->limit_bytes, 256u << 20);
+}
+
+TEST(Cgroup, V2TakesTheSmallestLimitUpTheTree) {
+  FixtureTree t;
+  t.Write("/proc/self/mountinfo", "35 30 0:31 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n");
+  t.Write("/proc/self/cgroup", "0::/kubepods.slice/pod1/app\n");
+  t.Write("/sys/fs/cgroup/cgroup.controllers", "cpu memory\n");
+  t.Write("/sys/fs/cgroup/kubepods.slice/cgroup.controllers", "cpu memory\n");
+  t.Write("/sys/fs/cgroup/kubepods.slice/memory.max", "1073741824\n");
+  t.Write("/sys/fs/cgroup/kubepods.slice/pod1/cgroup.controllers", "memory\n");
+  t.Write("/sys/fs/cgroup/kubepods.slice/pod1/memory.max", "209715200\n");
+  t.Write("/sys/fs/cgroup/kubepods.slice/pod1/app/cgroup.controllers", "memory\n");
+  t.Write("/sys/fs/cgroup/kubepods.slice/pod1/app/memory.max", "max\n");
+  t.Write("/sys/fs/cgroup/kubepods.slice/pod1/app/memory.current", "12345\n");
+  auto mem = CgroupReader(t.root()).ReadMemory();
+  ASSERT_TRUE(mem.ok()) << mem.error().message();
+  EXPECT_EQ(mem->version, 2);
+  EXPECT_EQ(mem->usage_bytes, 12345u);
+  EXPECT_EQ(*mem->limit_bytes, 200u << 20);
+}
+
+TEST(Cgroup, V2InsideAContainerWithoutCgroupNamespace) {
+  FixtureTree t;
+  t.Write("/proc/self/mountinfo",
+          "35 30 0:31 /machine/ctr /sys/fs/cgroup ro - cgroup2 cgroup2 rw\n");
+  t.Write("/proc/self/cgroup", "0::/machine/ctr\n");
+  t.Write("/sys/fs/cgroup/memory.current", "777\n");
+  t.Write("/sys/fs/cgroup/memory.max", "max\n");
+  auto mem = CgroupReader(t.root()).ReadMemory();
+  ASSERT_TRUE(mem.ok()) << mem.error().message();
+  EXPECT_EQ(mem->dir, t.root() + "/sys/fs/cgroup");
+  EXPECT_EQ(mem->usage_bytes, 777u);
+  EXPECT_FALSE(mem->limit_bytes.has_value());
+}
+
+TEST(Cgroup, HybridPrefersV1MemoryOverAnEmptyV2Hierarchy) {
+  FixtureTree t;
+  t.Write("/proc/self/mountinfo", kV1MountInfo);
+  t.Write("/proc/self/cgroup", "4:memory:/a\n0::/\n");
+  t.Write("/sys/fs/cgroup/memory/a/memory.usage_in_bytes", "1\n");
+  t.Write("/sys/fs/cgroup/memory/a/memory.limit_in_bytes", "1048576\n");
+  t.Write("/sys/fs/cgroup/unified/cgroup.controllers", "\n");
+  auto mem = CgroupReader(t.root()).ReadMemory();
+  ASSERT_TRUE(mem.ok()) << mem.error().message();
+  EXPECT_EQ(mem->version, 1);
+  EXPECT_EQ(*mem->limit_bytes, 1u << 20);
+}
+
+TEST(Cgroup, NoMemoryControllerIsAClearError) {
+  FixtureTree t;
+  t.Write("/proc/self/mountinfo", "25 1 0:22 / / rw - ext4 /dev/vda rw\n");
+  t.Write("/proc/self/cgroup", "0::/\n");
+  auto mem = CgroupReader(t.root()).ReadMemory();
+  ASSERT_FALSE(mem.ok());
+  EXPECT_NE(mem.error().message().find("memory cgroup"), std::string::npos);
+}
+
+TEST(Cgroup, LiveMachineAgreesWithTheCgroupFiles) {
+  auto mem = CgroupReader().ReadMemory();
+  ASSERT_TRUE(mem.ok()) << mem.error().message();
+  EXPECT_GT(mem->usage_bytes, 0u);
+  const char* usage_file = mem->version == 1 ? "/memory.usage_in_bytes" : "/memory.current";
+  EXPECT_TRUE(fs::exists(mem->dir + usage_file)) << mem->dir;
+}
+
+// A real cgroup with a limit: a child moved into it reports that limit.
+TEST(Cgroup, LiveChildInALimitedCgroupReportsItsLimit) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to create a cgroup";
+  auto self = CgroupReader().FindMemoryCgroup();
+  ASSERT_TRUE(self.ok());
+  auto [version, parent] = *self;
+  std::string dir = parent + "/cppdiag-test-" + std::to_string(getpid());
+  if (::mkdir(dir.c_str(), 0755) != 0) GTEST_SKIP() << "cannot create a cgroup under " << parent;
+  const char* limit_file = version == 1 ? "/memory.limit_in_bytes" : "/memory.max";
+  ASSERT_TRUE(WriteStringToFile(dir + limit_file, "123731968").ok());  // 118 MiB
+
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  pid_t child = ::fork();
+  if (child == 0) {
+    char c;
+    (void)!::read(ready[0], &c, 1);
+    ::pause();
+    _exit(0);
+  }
+  ASSERT_TRUE(WriteStringToFile(dir + "/cgroup.procs", std::to_string(child)).ok());
+  auto mem = CgroupReader().ReadMemory(child);
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  ::rmdir(dir.c_str());
+  ASSERT_TRUE(mem.ok()) << mem.error().message();
+  EXPECT_EQ(mem->dir, dir);
+  ASSERT_TRUE(mem->limit_bytes.has_value());
+  EXPECT_EQ(*mem->limit_bytes, 123731968u);
+}
+
+}  // namespace
+}  // namespace cppdiag

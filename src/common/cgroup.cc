@@ -13,7 +13,7 @@ namespace {
 constexpr uint64_t kV1Unlimited = 0x7FFFFFFFFFFFF000ULL;
 
 struct Mount {
-  std::string root;         // the directory of the hierarchy shown at the mount point
+  std::string root;  // the directory of the hierarchy shown at the mount point
   std::string mount_point;
 };
 
@@ -92,8 +92,7 @@ Result<std::pair<int, std::string>> CgroupReader::FindMemoryCgroup(pid_t pid) co
   std::string who = pid == 0 ? "self" : std::to_string(pid);
   CPPDIAG_ASSIGN_OR_RETURN(std::string cgroups,
                            ReadFileToString(root_ + "/proc/" + who + "/cgroup"));
-  CPPDIAG_ASSIGN_OR_RETURN(std::string mountinfo,
-                           ReadFileToString(root_ + "/proc/self/mountinfo"));
+  CPPDIAG_ASSIGN_OR_RETURN(std::string mountinfo, ReadFileToString(root_ + "/proc/self/mountinfo"));
   std::string v1_path, v2_path;
   bool have_v2 = false;
   std::istringstream in(cgroups);
@@ -124,7 +123,8 @@ Result<std::pair<int, std::string>> CgroupReader::FindMemoryCgroup(pid_t pid) co
     if (auto m = FindMount(mountinfo, 2, "")) {
       std::string dir = root_ + MapToMount(*m, v2_path);
       // Without the memory controller (a hybrid host) the hierarchy has no memory files.
-      if (ReadNumberFile(dir + "/memory.current") || ReadFileToString(dir + "/memory.stat", 1 << 20)) {
+      if (ReadNumberFile(dir + "/memory.current") ||
+          ReadFileToString(dir + "/memory.stat", 1 << 20)) {
         return std::pair{2, dir};
       }
     }

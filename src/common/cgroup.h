@@ -24,9 +24,9 @@
 namespace cppdiag {
 
 struct CgroupMemory {
-  int version = 0;          // 1 or 2
-  std::string dir;          // the cgroup's directory in the cgroup filesystem
-  uint64_t usage_bytes = 0; // memory.current / memory.usage_in_bytes (page cache included)
+  int version = 0;           // 1 or 2
+  std::string dir;           // the cgroup's directory in the cgroup filesystem
+  uint64_t usage_bytes = 0;  // memory.current / memory.usage_in_bytes (page cache included)
   // The effective limit: the smallest limit of this cgroup and its visible
   // ancestors; nullopt when there is none.
   std::optional<uint64_t> limit_bytes;

@@ -71,12 +71,18 @@ Result<std::chrono::nanoseconds> ParseDuration(std::string_view text) {
   CPPDIAG_ASSIGN_OR_RETURN(auto parts, SplitNumber(text, "duration"));
   auto [value, unit] = parts;
   double ns_per_unit = 0;
-  if (unit.empty() || unit == "s") ns_per_unit = 1e9;
-  else if (unit == "ms") ns_per_unit = 1e6;
-  else if (unit == "us") ns_per_unit = 1e3;
-  else if (unit == "ns") ns_per_unit = 1;
-  else if (unit == "m" || unit == "min") ns_per_unit = 60e9;
-  else if (unit == "h") ns_per_unit = 3600e9;
+  if (unit.empty() || unit == "s")
+    ns_per_unit = 1e9;
+  else if (unit == "ms")
+    ns_per_unit = 1e6;
+  else if (unit == "us")
+    ns_per_unit = 1e3;
+  else if (unit == "ns")
+    ns_per_unit = 1;
+  else if (unit == "m" || unit == "min")
+    ns_per_unit = 60e9;
+  else if (unit == "h")
+    ns_per_unit = 3600e9;
   else {
     return Error::Invalid("invalid duration '" + std::string(text) +
                           "': unit must be one of ns, us, ms, s, m, h");
@@ -135,8 +141,10 @@ std::string FormatBytes(uint64_t bytes) {
     ++u;
   }
   char buf[32];
-  if (u == 0) std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(bytes));
-  else std::snprintf(buf, sizeof buf, "%.1f %s", v, kUnits[u]);
+  if (u == 0)
+    std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(bytes));
+  else
+    std::snprintf(buf, sizeof buf, "%.1f %s", v, kUnits[u]);
   return buf;
 }
 

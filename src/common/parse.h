@@ -25,8 +25,7 @@ struct SizeOrPercent {
 
   // Bytes, with a percentage taken of `whole`.
   uint64_t Resolve(uint64_t whole) const {
-    return is_percent ? static_cast<uint64_t>(static_cast<double>(whole) * percent / 100.0)
-                      : bytes;
+    return is_percent ? static_cast<uint64_t>(static_cast<double>(whole) * percent / 100.0) : bytes;
   }
 };
 

@@ -70,8 +70,7 @@ TEST(ParseInt, ChecksRangeAndWholeInput) {
   EXPECT_FALSE(ParseInt("0", 1, 65535).ok());
   EXPECT_FALSE(ParseInt("80x", 1, 65535).ok());
   EXPECT_FALSE(ParseInt("", 1, 65535).ok());
-  EXPECT_NE(ParseInt("70000", 1, 65535).error().message().find("out of range"),
-            std::string::npos);
+  EXPECT_NE(ParseInt("70000", 1, 65535).error().message().find("out of range"), std::string::npos);
 }
 
 TEST(FormatBytes, PicksAUnit) {

@@ -191,8 +191,7 @@ Result<std::vector<MemoryMapping>> ReadMaps(pid_t pid, const std::string& proc_r
 }
 
 Result<std::map<std::string, std::string>> ReadEnviron(pid_t pid, const std::string& proc_root) {
-  CPPDIAG_ASSIGN_OR_RETURN(std::string data,
-                           ReadFileToString(PidPath(proc_root, pid, "environ")));
+  CPPDIAG_ASSIGN_OR_RETURN(std::string data, ReadFileToString(PidPath(proc_root, pid, "environ")));
   std::map<std::string, std::string> env;
   for (const std::string& entry : SplitNul(data)) {
     size_t eq = entry.find('=');
@@ -203,8 +202,7 @@ Result<std::map<std::string, std::string>> ReadEnviron(pid_t pid, const std::str
 }
 
 Result<std::vector<std::string>> ReadCmdline(pid_t pid, const std::string& proc_root) {
-  CPPDIAG_ASSIGN_OR_RETURN(std::string data,
-                           ReadFileToString(PidPath(proc_root, pid, "cmdline")));
+  CPPDIAG_ASSIGN_OR_RETURN(std::string data, ReadFileToString(PidPath(proc_root, pid, "cmdline")));
   return SplitNul(data);
 }
 

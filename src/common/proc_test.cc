@@ -69,8 +69,8 @@ TEST(Maps, ParsesEveryKindOfLine) {
 
   ASSERT_TRUE(ParseMapsLine("55d0a0000000-55d0a0021000 rw-p 00000000 00:00 0 ", &m));
   EXPECT_EQ(m.path, "");
-  ASSERT_TRUE(ParseMapsLine("7ffd00000000-7ffd00021000 rw-s 00000000 00:05 9 /dev/zero (deleted)",
-                            &m));
+  ASSERT_TRUE(
+      ParseMapsLine("7ffd00000000-7ffd00021000 rw-s 00000000 00:05 9 /dev/zero (deleted)", &m));
   EXPECT_TRUE(m.shared);
   EXPECT_EQ(m.path, "/dev/zero (deleted)");
   EXPECT_FALSE(ParseMapsLine("zz-10 rw-p 0 0:0 0", &m));

@@ -12,8 +12,7 @@ TEST(RawLine, FormatsNumbersWithoutAllocating) {
   RawLine l;
   l.Add("pid ").Dec(-42).Add(" ").Udec(18446744073709551615ull).Add(" ").Hex(0xdeadbeef);
   l.Add(" ").Dec(INT64_MIN);
-  EXPECT_EQ(l.view(),
-            "pid -42 18446744073709551615 0xdeadbeef -9223372036854775808");
+  EXPECT_EQ(l.view(), "pid -42 18446744073709551615 0xdeadbeef -9223372036854775808");
 }
 
 TEST(RawLine, TruncatesInsteadOfOverflowing) {

@@ -47,7 +47,7 @@ class Error {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}      // NOLINT: implicit by design
   Result(Error error) : v_(std::move(error)) {}  // NOLINT: implicit by design
 
   bool ok() const { return v_.index() == 0; }
@@ -92,9 +92,9 @@ inline Status OkStatus() { return {}; }
 #define CPPDIAG_CONCAT(a, b) CPPDIAG_CONCAT_INNER(a, b)
 
 // Returns the error of `expr` (a Result) from the enclosing function.
-#define CPPDIAG_RETURN_IF_ERROR(expr)                 \
-  do {                                                \
-    auto cppdiag_status_ = (expr);                    \
+#define CPPDIAG_RETURN_IF_ERROR(expr)                     \
+  do {                                                    \
+    auto cppdiag_status_ = (expr);                        \
     if (!cppdiag_status_) return cppdiag_status_.error(); \
   } while (0)
 

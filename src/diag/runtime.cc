@@ -1,0 +1,37 @@
+#include "diag/runtime.h"
+
+#include <mutex>
+
+namespace cppdiag {
+namespace {
+
+std::once_flag g_once;
+std::optional<Result<const RuntimeInfo*>> g_result;
+RuntimeInfo g_info;
+
+Result<const RuntimeInfo*> Start(std::optional<SizeOrPercent> default_heap_limit) {
+  CPPDIAG_ASSIGN_OR_RETURN(g_info.config,
+                           ParseDiagConfig(CurrentEnvironment(), default_heap_limit));
+  if (auto mem = CgroupReader().ReadMemory(); mem.ok()) g_info.cgroup = *mem;
+  if (const auto& limit = g_info.config.heap_hard_limit) {
+    if (!limit->is_percent) {
+      g_info.heap_hard_limit_bytes = limit->bytes;
+    } else if (g_info.cgroup && g_info.cgroup->limit_bytes) {
+      g_info.heap_hard_limit_bytes = limit->Resolve(*g_info.cgroup->limit_bytes);
+    }
+  }
+  return &g_info;
+}
+
+}  // namespace
+
+Result<const RuntimeInfo*> StartRuntime(std::optional<SizeOrPercent> default_heap_limit) {
+  std::call_once(g_once, [&] { g_result = Start(default_heap_limit); });
+  return *g_result;
+}
+
+const RuntimeInfo* CurrentRuntime() {
+  return g_result && g_result->ok() ? g_result->value() : nullptr;
+}
+
+}  // namespace cppdiag

@@ -1,0 +1,166 @@
+#include "support/subprocess.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+
+#include "common/io.h"
+
+extern char** environ;
+
+namespace cppdiag::testing {
+
+std::string Termination::ToString() const {
+  if (exit_code) return "exit code " + std::to_string(*exit_code);
+  if (signal) {
+    return std::string("signal ") + ::strsignal(*signal) + (core_dumped ? " (core dumped)" : "");
+  }
+  return "running";
+}
+
+Subprocess::Subprocess(SubprocessOptions options) {
+  char tmpl[] = "/tmp/cppdiag-sub-XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
+  dir_ = tmpl;
+
+  // Everything the child needs is built before fork: the child only calls
+  // async-signal-safe functions.
+  std::map<std::string, std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string entry(*e);
+    size_t eq = entry.find('=');
+    if (eq != std::string::npos) env[entry.substr(0, eq)] = entry.substr(eq + 1);
+  }
+  for (const auto& name : options.unset_env) env.erase(name);
+  for (const auto& [k, v] : options.env) env[k] = v;
+  std::vector<std::string> env_strings;
+  for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+  std::vector<char*> envp, argv;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  for (auto& s : options.argv) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  std::string out = dir_ + "/stdout", err = dir_ + "/stderr";
+  std::string my_pid_line;
+
+  int cgroup_fd = -1;
+  if (!options.cgroup_procs.empty()) {
+    cgroup_fd = ::open(options.cgroup_procs.c_str(), O_WRONLY | O_CLOEXEC);
+    if (cgroup_fd < 0) throw std::runtime_error("cannot open " + options.cgroup_procs);
+  }
+
+  pid_ = ::fork();
+  if (pid_ < 0) throw std::runtime_error("fork failed");
+  if (pid_ == 0) {
+    if (cgroup_fd >= 0) {
+      // Join the cgroup before exec, so every allocation of the program counts.
+      if (::write(cgroup_fd, "0", 1) != 1) _exit(126);
+    }
+    int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (o < 0 || e < 0) _exit(126);
+    ::dup2(o, STDOUT_FILENO);
+    ::dup2(e, STDERR_FILENO);
+    int devnull = ::open("/dev/null", O_RDONLY);
+    if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
+    if (!options.cwd.empty() && ::chdir(options.cwd.c_str()) != 0) _exit(126);
+    // Tests may have blocked signals; the program starts with none blocked.
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::execve(argv[0], argv.data(), envp.data());
+    _exit(127);
+  }
+  if (cgroup_fd >= 0) ::close(cgroup_fd);
+}
+
+Subprocess::~Subprocess() {
+  if (!done_ && pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  std::error_code ec;
+  if (std::getenv("CPPDIAG_KEEP_TEST_OUTPUT") == nullptr) std::filesystem::remove_all(dir_, ec);
+}
+
+bool Subprocess::running() {
+  if (done_) return false;
+  return !Wait(std::chrono::milliseconds(0)).has_value();
+}
+
+void Subprocess::Signal(int sig) {
+  if (!done_) ::kill(pid_, sig);
+}
+
+std::optional<Termination> Subprocess::Wait(std::chrono::milliseconds timeout) {
+  if (done_) return done_;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    int status = 0;
+    pid_t r = ::waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) {
+      Termination t;
+      if (WIFEXITED(status)) t.exit_code = WEXITSTATUS(status);
+      if (WIFSIGNALED(status)) {
+        t.signal = WTERMSIG(status);
+        t.core_dumped = WCOREDUMP(status);
+      }
+      done_ = t;
+      return done_;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+std::string Subprocess::Stdout() const {
+  auto r = ReadFileToString(dir_ + "/stdout", 1 << 30);
+  return r ? *r : "";
+}
+
+std::string Subprocess::Stderr() const {
+  auto r = ReadFileToString(dir_ + "/stderr", 1 << 30);
+  return r ? *r : "";
+}
+
+bool Subprocess::WaitForOutput(const std::string& needle, std::chrono::milliseconds timeout) {
+  return PollUntil(
+      [&] {
+        if (Stdout().find(needle) != std::string::npos) return true;
+        if (Stderr().find(needle) != std::string::npos) return true;
+        return false;
+      },
+      timeout);
+}
+
+int FreeTcpPort() {
+  ScopedFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return -1;
+  socklen_t len = sizeof addr;
+  ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len);
+  return ntohs(addr.sin_port);
+}
+
+std::string BuiltBinary(const std::string& name) {
+  static const char* const kDirs[] = {"/src/leakapp/", "/src/cli/", "/tests/integration/dump/",
+                                      "/bench/", "/"};
+  for (const char* d : kDirs) {
+    std::string p = std::string(CPPDIAG_BINARY_DIR) + d + name;
+    if (::access(p.c_str(), X_OK) == 0) return p;
+  }
+  return std::string(CPPDIAG_BINARY_DIR) + "/" + name + " (not built)";
+}
+
+}  // namespace cppdiag::testing

@@ -1,0 +1,82 @@
+// Test helpers for multi-process tests: start a program with its output in
+// files, wait for it with a deadline, read what it printed. Synchronise on
+// output (WaitForOutput) or pipes, never on sleep.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace cppdiag::testing {
+
+struct SubprocessOptions {
+  std::vector<std::string> argv;           // argv[0] is the program path
+  std::map<std::string, std::string> env;  // added to (or overriding) ours
+  std::vector<std::string> unset_env;      // removed from ours
+  std::string cgroup_procs;                // if set, the child joins this cgroup.procs file
+  std::string cwd;
+};
+
+// How a process ended: exactly one of exit_code or signal is set.
+struct Termination {
+  std::optional<int> exit_code;
+  std::optional<int> signal;
+  bool core_dumped = false;
+  std::string ToString() const;
+};
+
+class Subprocess {
+ public:
+  // Starts the program; stdout and stderr go to files in a fresh temp dir.
+  explicit Subprocess(SubprocessOptions options);
+  ~Subprocess();  // kills (SIGKILL) and reaps a child still running
+  Subprocess(const Subprocess&) = delete;
+  Subprocess& operator=(const Subprocess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  bool running();
+  void Signal(int sig);
+
+  // Waits for the child to end; nullopt on timeout (the child keeps running).
+  std::optional<Termination> Wait(std::chrono::milliseconds timeout);
+
+  std::string Stdout() const;
+  std::string Stderr() const;
+  // Waits until stdout or stderr contains `needle`, or the child ends, or timeout.
+  bool WaitForOutput(const std::string& needle, std::chrono::milliseconds timeout);
+
+  const std::string& temp_dir() const { return dir_; }
+
+ private:
+  pid_t pid_ = -1;
+  std::optional<Termination> done_;
+  std::string dir_;
+};
+
+// A free TCP port on 127.0.0.1 (bound then released).
+int FreeTcpPort();
+
+// Path of a binary built by this project ("leakapp", "cppdiag").
+std::string BuiltBinary(const std::string& name);
+
+// Polls `pred` every 10 ms until true or the timeout; returns the last value.
+template <typename Pred>
+bool PollUntil(Pred pred, std::chrono::milliseconds timeout);
+
+}  // namespace cppdiag::testing
+
+#include <thread>
+
+template <typename Pred>
+bool cppdiag::testing::PollUntil(Pred pred, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (pred()) return true;
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}

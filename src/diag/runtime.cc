@@ -1,6 +1,9 @@
 #include "diag/runtime.h"
 
+#include <cstdio>
 #include <mutex>
+
+#include "diag/heap/allocation_hooks.h"
 
 namespace cppdiag {
 namespace {
@@ -18,6 +21,15 @@ Result<const RuntimeInfo*> Start(std::optional<SizeOrPercent> default_heap_limit
       g_info.heap_hard_limit_bytes = limit->bytes;
     } else if (g_info.cgroup && g_info.cgroup->limit_bytes) {
       g_info.heap_hard_limit_bytes = limit->Resolve(*g_info.cgroup->limit_bytes);
+    }
+  }
+  if (g_info.heap_hard_limit_bytes) {
+    if (heap::HooksActive()) {
+      heap::SetHeapHardLimit(*g_info.heap_hard_limit_bytes);
+    } else {
+      std::fprintf(stderr, "cppdiag: heap hard limit ignored: this build keeps the sanitizer's "
+                           "allocator\n");
+      g_info.heap_hard_limit_bytes.reset();
     }
   }
   return &g_info;

@@ -1,5 +1,6 @@
 #include "common/io.h"
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 namespace cppdiag {
@@ -10,6 +11,18 @@ int WriteAllRaw(int fd, const void* buf, size_t len) {
     ssize_t n = HANDLE_EINTR(::write(fd, p, len));
     if (n < 0) return errno;
     if (n == 0) return ENOSPC;
+    p += n;
+    len -= static_cast<size_t>(n);
+  }
+  return 0;
+}
+
+int SendAllRaw(int fd, const void* buf, size_t len) {
+  const char* p = static_cast<const char*>(buf);
+  while (len > 0) {
+    ssize_t n = HANDLE_EINTR(::send(fd, p, len, MSG_NOSIGNAL));
+    if (n < 0) return errno;
+    if (n == 0) return EPIPE;
     p += n;
     len -= static_cast<size_t>(n);
   }

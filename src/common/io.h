@@ -33,6 +33,10 @@ namespace cppdiag {
 // (ENOSPC for a write that made no progress).
 int WriteAllRaw(int fd, const void* buf, size_t len);
 
+// Async-signal-safe: like WriteAllRaw on a socket, with MSG_NOSIGNAL, so a peer
+// that went away yields EPIPE rather than a SIGPIPE that kills the process.
+int SendAllRaw(int fd, const void* buf, size_t len);
+
 // Async-signal-safe: read exactly `len` bytes. Returns 0, an errno value, or
 // EPIPE when the peer closed before `len` bytes arrived.
 int ReadExactlyRaw(int fd, void* buf, size_t len);

@@ -27,8 +27,9 @@ Result<const RuntimeInfo*> Start(std::optional<SizeOrPercent> default_heap_limit
     if (heap::HooksActive()) {
       heap::SetHeapHardLimit(*g_info.heap_hard_limit_bytes);
     } else {
-      std::fprintf(stderr, "cppdiag: heap hard limit ignored: this build keeps the sanitizer's "
-                           "allocator\n");
+      std::fprintf(stderr,
+                   "cppdiag: heap hard limit ignored: this build keeps the sanitizer's "
+                   "allocator\n");
       g_info.heap_hard_limit_bytes.reset();
     }
   }

@@ -40,7 +40,8 @@ Status OomWatchdog::Start() {
   CPPDIAG_ASSIGN_OR_RETURN(usage_fd_, OpenFile(options_.cgroup_dir + usage_file, O_RDONLY));
   stop_fd_ = ScopedFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!stop_fd_.is_valid()) return Error::FromErrno("eventfd");
-  if (options_.cgroup_version == 1 && options_.use_kernel_events) RegisterThresholdEvent();  // polling if refused
+  if (options_.cgroup_version == 1 && options_.use_kernel_events)
+    RegisterThresholdEvent();  // polling if refused
   thread_ = std::thread([this] { Run(); });
   return OkStatus();
 }

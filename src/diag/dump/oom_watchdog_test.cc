@@ -25,7 +25,8 @@ pid_t StartGrowingChild(const ScopedCgroup& cg, int mb, int ms) {
     if (fd < 0 || ::write(fd, self.data(), self.size()) < 0) _exit(3);
     ::close(fd);
     for (int i = 0; i < mb; ++i) {
-      void* p = ::mmap(nullptr, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      void* p =
+          ::mmap(nullptr, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
       std::memset(p, 0x5a, 1 << 20);
       ::usleep(static_cast<useconds_t>(ms) * 1000);
     }

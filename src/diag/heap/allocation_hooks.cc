@@ -123,7 +123,8 @@ void* realloc(void* p, size_t size) {
   size_t old = malloc_usable_size(p);
   if (size > old && !Admit(size - old)) return Refuse();  // p stays valid, as realloc promises
   void* q = __libc_realloc(p, size);
-  if (q != nullptr) Account(static_cast<int64_t>(malloc_usable_size(q)) - static_cast<int64_t>(old));
+  if (q != nullptr)
+    Account(static_cast<int64_t>(malloc_usable_size(q)) - static_cast<int64_t>(old));
   return q;
 }
 

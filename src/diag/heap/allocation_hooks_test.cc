@@ -53,7 +53,7 @@ TEST_F(HardLimit, CAllocationFunctionsFailWithENOMEM) {
   EXPECT_EQ(std::malloc(8u << 20), nullptr);
   EXPECT_EQ(errno, ENOMEM);
   EXPECT_EQ(std::calloc(8, 1 << 20), nullptr);
-  volatile size_t huge = SIZE_MAX / 2;  // volatile: keep the compiler from flagging it
+  volatile size_t huge = SIZE_MAX / 2;       // volatile: keep the compiler from flagging it
   EXPECT_EQ(std::calloc(huge, 4), nullptr);  // n * size overflows
   void* p = nullptr;
   EXPECT_EQ(posix_memalign(&p, 64, 8u << 20), ENOMEM);

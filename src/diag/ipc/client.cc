@@ -1,0 +1,68 @@
+#include "diag/ipc/client.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <cstring>
+
+#include "common/io.h"
+#include "common/scoped_fd.h"
+
+namespace cppdiag::ipc {
+namespace {
+
+Result<ScopedFd> Connect(const Endpoint& endpoint, std::chrono::milliseconds timeout) {
+  ScopedFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.is_valid()) return Error::FromErrno("socket");
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  bool abstract = endpoint.path.empty();
+  const std::string& where = abstract ? endpoint.abstract_name : endpoint.path;
+  size_t offset = abstract ? 1 : 0;
+  if (where.size() + offset >= sizeof addr.sun_path) {
+    return Error(ENAMETOOLONG, "connect", endpoint.ToString());
+  }
+  std::memcpy(addr.sun_path + offset, where.data(), where.size());
+  socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + offset + where.size());
+  timeval tv{};
+  tv.tv_sec = timeout.count() / 1000;
+  tv.tv_usec = (timeout.count() % 1000) * 1000;
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  if (HANDLE_EINTR(::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), len)) != 0) {
+    return Error::FromErrno("connect", endpoint.ToString());
+  }
+  return fd;
+}
+
+}  // namespace
+
+Result<nlohmann::json> Call(const Endpoint& endpoint, Command command,
+                            const nlohmann::json& request, std::chrono::milliseconds timeout) {
+  CPPDIAG_ASSIGN_OR_RETURN(ScopedFd fd, Connect(endpoint, timeout));
+  std::string frame = EncodeFrame(static_cast<uint16_t>(command), request.dump());
+  // A server that refuses us replies and closes without reading: a failed
+  // send is then no failure as long as its reply can be read.
+  int send_err = SendAllRaw(fd.get(), frame.data(), frame.size());
+  char header_bytes[kHeaderSize];
+  if (int err = ReadExactlyRaw(fd.get(), header_bytes, sizeof header_bytes); err != 0) {
+    if (send_err != 0) return Error(send_err, "send", "request to " + endpoint.ToString());
+    if (err == EAGAIN) err = ETIMEDOUT;
+    return Error(err, "read", "reply from " + endpoint.ToString());
+  }
+  CPPDIAG_ASSIGN_OR_RETURN(FrameHeader header,
+                           DecodeHeader({header_bytes, sizeof header_bytes}, kMaxReplyPayload));
+  std::string payload(header.payload_size, '\0');
+  if (int err = ReadExactlyRaw(fd.get(), payload.data(), payload.size()); err != 0) {
+    return Error(err == EAGAIN ? ETIMEDOUT : err, "read", "reply from " + endpoint.ToString());
+  }
+  nlohmann::json reply = nlohmann::json::parse(payload, nullptr, false);
+  if (reply.is_discarded()) return Error::Invalid("malformed reply from " + endpoint.ToString());
+  if (header.code != static_cast<uint16_t>(ReplyStatus::kOk)) {
+    std::string message = reply.value("error", std::string("request failed"));
+    return Error::Invalid(message);
+  }
+  return reply;
+}
+
+}  // namespace cppdiag::ipc

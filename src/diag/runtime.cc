@@ -1,9 +1,12 @@
 #include "diag/runtime.h"
 
 #include <cstdio>
+#include <memory>
 #include <mutex>
 
 #include "diag/heap/allocation_hooks.h"
+#include "diag/ipc/handlers.h"
+#include "diag/ipc/server.h"
 
 namespace cppdiag {
 namespace {
@@ -11,6 +14,7 @@ namespace {
 std::once_flag g_once;
 std::optional<Result<const RuntimeInfo*>> g_result;
 RuntimeInfo g_info;
+std::unique_ptr<ipc::DiagnosticServer> g_server;
 
 Result<const RuntimeInfo*> Start(std::optional<SizeOrPercent> default_heap_limit) {
   CPPDIAG_ASSIGN_OR_RETURN(g_info.config,
@@ -31,6 +35,16 @@ Result<const RuntimeInfo*> Start(std::optional<SizeOrPercent> default_heap_limit
                    "cppdiag: heap hard limit ignored: this build keeps the sanitizer's "
                    "allocator\n");
       g_info.heap_hard_limit_bytes.reset();
+    }
+  }
+  if (g_info.config.enable_diagnostics) {
+    auto server =
+        ipc::DiagnosticServer::Start({.tmpdir = g_info.config.tmpdir}, ipc::MakeHandlers(g_info));
+    if (server) {
+      g_server = std::move(*server);
+    } else {  // the service runs on without its socket
+      std::fprintf(stderr, "cppdiag: diagnostic server not started: %s\n",
+                   server.error().message().c_str());
     }
   }
   return &g_info;

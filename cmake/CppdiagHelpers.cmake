@@ -23,11 +23,11 @@ function(cppdiag_executable)
   target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS})
 endfunction()
 
-# cppdiag_test(NAME name SRCS ... DEPS ... LABELS unit|integration|e2e [TIMEOUT s])
+# cppdiag_test(NAME name SRCS ... DEPS ... LABELS unit|integration|e2e [TIMEOUT s] [SERIAL])
 # Tests are registered one ctest entry per GoogleTest case, labelled so that
 # scripts/test.sh can run each label from one build tree.
 function(cppdiag_test)
-  cmake_parse_arguments(ARG "" "NAME;TIMEOUT" "SRCS;DEPS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "SERIAL" "NAME;TIMEOUT" "SRCS;DEPS;LABELS" ${ARGN})
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 120)
   endif()
@@ -39,7 +39,12 @@ function(cppdiag_test)
   target_compile_definitions(${ARG_NAME} PRIVATE
     CPPDIAG_BINARY_DIR="${PROJECT_BINARY_DIR}"
     CPPDIAG_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+  # SERIAL: tests that race the kernel (OOM killer, timing) run alone.
+  set(serial FALSE)
+  if(ARG_SERIAL)
+    set(serial TRUE)
+  endif()
   gtest_discover_tests(${ARG_NAME}
     DISCOVERY_TIMEOUT 60
-    PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT})
+    PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT} RUN_SERIAL ${serial})
 endfunction()

@@ -1,18 +1,36 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what it needs, builds
 # once, runs every label from the same build tree.
-#   scripts/test.sh            unit + integration (+ e2e where podman works)
-#   scripts/test.sh unit       one label
+#   scripts/test.sh                 everything
+#   scripts/test.sh unit            one ctest label (unit, integration)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
 scripts/build.sh release
 
-labels=${1:-"unit integration"}
 status=0
-for label in $labels; do
-  echo "=== ctest -L $label"
-  ctest --preset release -L "^${label}\$" -j 2 --timeout 300 || status=1
-done
+labels=${1:-}
+if [ -z "$labels" ]; then
+  # A short fuzz run of the diagnostic socket's request path (clang, ASan+UBSan).
+  echo "=== fuzz: request_fuzzer, 20 s"
+  scripts/build.sh fuzz >/dev/null
+  corpus=$(mktemp -d)
+  cp tests/fuzz/corpus/* "$corpus"/
+  if build/fuzz/tests/fuzz/request_fuzzer -max_total_time=20 -max_len=70000 \
+       -print_final_stats=1 "$corpus" >"$corpus.log" 2>&1; then
+    grep -E "^stat::number_of_executed_units" "$corpus.log" || true
+    echo "fuzz: no crash"
+  else
+    tail -40 "$corpus.log"
+    echo "fuzz: FAILED"
+    status=1
+  fi
+  rm -rf "$corpus" "$corpus.log"
+  labels="unit|integration"
+fi
+
+# One ctest run, so its closing summary counts every test.
+echo "=== ctest -L '$labels'"
+ctest --preset release -L "^($labels)\$" -j 2 --timeout 900 || status=1
 exit $status

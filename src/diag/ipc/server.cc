@@ -151,7 +151,7 @@ void DiagnosticServer::Serve(ScopedFd conn, PeerInfo peer) {
   ::setsockopt(conn.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   ::setsockopt(conn.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 
-  std::string reply = ReadAndHandle(conn.get(), peer);
+  std::string reply = HandleRequest(conn.get(), handlers_, peer);
   (void)SendAllRaw(conn.get(), reply.data(), reply.size());
   ++served_;
   std::lock_guard lock(mu_);
@@ -159,7 +159,8 @@ void DiagnosticServer::Serve(ScopedFd conn, PeerInfo peer) {
   idle_.notify_all();
 }
 
-std::string DiagnosticServer::ReadAndHandle(int fd, const PeerInfo& peer) {
+std::string HandleRequest(int fd, const DiagnosticServer::Handlers& handlers,
+                          const PeerInfo& peer) {
   auto error_frame = [](const Error& e) {
     return EncodeFrame(static_cast<uint16_t>(ReplyStatus::kError), ErrorReply(e));
   };
@@ -183,8 +184,8 @@ std::string DiagnosticServer::ReadAndHandle(int fd, const PeerInfo& peer) {
   if (request.is_discarded() || !request.is_object()) {
     return error_frame(Error::Invalid("request payload is not a JSON object"));
   }
-  auto it = handlers_.find(static_cast<Command>(header->code));
-  if (it == handlers_.end()) {
+  auto it = handlers.find(static_cast<Command>(header->code));
+  if (it == handlers.end()) {
     return error_frame(Error(ENOTSUP, "",
                              "unsupported command " + std::to_string(header->code) + " (" +
                                  CommandName(header->code) + ")"));

@@ -62,8 +62,6 @@ class DiagnosticServer {
   Status Listen();
   void AcceptLoop();
   void Serve(ScopedFd conn, PeerInfo peer);
-  // Reads one request from `fd` and returns the reply frame.
-  std::string ReadAndHandle(int fd, const PeerInfo& peer);
 
   ServerOptions options_;
   Handlers handlers_;
@@ -79,6 +77,12 @@ class DiagnosticServer {
   std::atomic<uint64_t> served_{0};
   std::atomic<uint64_t> refused_{0};
 };
+
+// What the server does with one connection, less the socket options: reads
+// one request frame from `fd`, runs its handler, and returns the reply frame
+// (an error reply for anything malformed). Exposed for the fuzzer.
+std::string HandleRequest(int fd, const DiagnosticServer::Handlers& handlers,
+                          const PeerInfo& peer);
 
 // The error reply payload: {"error": message, "code": "EINVAL"}.
 std::string ErrorReply(const Error& error);

@@ -17,12 +17,20 @@ struct Mount {
   std::string mount_point;
 };
 
-// Undoes mountinfo's octal escapes ("\040" for a space).
+// Undoes mountinfo's octal escapes ("\040" for a space); a malformed escape
+// stays as it is.
 std::string Unescape(const std::string& s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size()) {
-      out += static_cast<char>(std::stoi(s.substr(i + 1, 3), nullptr, 8));
+    bool octal = s[i] == '\\' && i + 3 < s.size();
+    int v = 0;
+    for (size_t k = 1; octal && k <= 3; ++k) {
+      char c = i + k < s.size() ? s[i + k] : 'x';
+      octal = c >= '0' && c <= '7';
+      v = v * 8 + (c - '0');
+    }
+    if (octal) {
+      out += static_cast<char>(v);
       i += 3;
     } else {
       out += s[i];

@@ -130,6 +130,19 @@ TEST(Cgroup, HybridPrefersV1MemoryOverAnEmptyV2Hierarchy) {
   EXPECT_EQ(*mem->limit_bytes, 1u << 20);
 }
 
+TEST(Cgroup, MountPointsWithEscapedSpacesAndMalformedEscapes) {
+  FixtureTree t;
+  t.Write("/proc/self/mountinfo",
+          "33 30 0:29 / /sys/fs/cgroup/mem\\040ory rw - cgroup cgroup rw,memory\n"
+          "34 30 0:29 / /bad\\9x rw - ext4 x rw\n");
+  t.Write("/proc/self/cgroup", "4:memory:/a\n");
+  t.Write("/sys/fs/cgroup/mem ory/a/memory.usage_in_bytes", "1\n");
+  t.Write("/sys/fs/cgroup/mem ory/a/memory.limit_in_bytes", "4096\n");
+  auto mem = CgroupReader(t.root()).ReadMemory();
+  ASSERT_TRUE(mem.ok()) << mem.error().message();
+  EXPECT_EQ(mem->dir, t.root() + "/sys/fs/cgroup/mem ory/a");
+}
+
 TEST(Cgroup, NoMemoryControllerIsAClearError) {
   FixtureTree t;
   t.Write("/proc/self/mountinfo", "25 1 0:22 / / rw - ext4 /dev/vda rw\n");

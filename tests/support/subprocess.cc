@@ -132,13 +132,11 @@ std::string Subprocess::Stderr() const {
 }
 
 bool Subprocess::WaitForOutput(const std::string& needle, std::chrono::milliseconds timeout) {
-  return PollUntil(
-      [&] {
-        if (Stdout().find(needle) != std::string::npos) return true;
-        if (Stderr().find(needle) != std::string::npos) return true;
-        return false;
-      },
-      timeout);
+  auto has = [&] {
+    return Stdout().find(needle) != std::string::npos || Stderr().find(needle) != std::string::npos;
+  };
+  PollUntil([&] { return has() || !running(); }, timeout);
+  return has();  // once more: the child may have printed it as it ended
 }
 
 int FreeTcpPort() {

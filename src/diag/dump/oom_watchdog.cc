@@ -8,6 +8,7 @@
 #include <string>
 
 #include "common/io.h"
+#include "common/thread_signals.h"
 
 namespace cppdiag {
 namespace {
@@ -42,6 +43,7 @@ Status OomWatchdog::Start() {
   if (!stop_fd_.is_valid()) return Error::FromErrno("eventfd");
   if (options_.cgroup_version == 1 && options_.use_kernel_events)
     RegisterThresholdEvent();  // polling if refused
+  ScopedBlockAsyncSignals block;
   thread_ = std::thread([this] { Run(); });
   return OkStatus();
 }

@@ -13,6 +13,7 @@
 #include "common/io.h"
 #include "common/proc.h"
 #include "common/raw_log.h"
+#include "common/thread_signals.h"
 
 namespace cppdiag::ipc {
 namespace {
@@ -69,6 +70,7 @@ Result<std::unique_ptr<DiagnosticServer>> DiagnosticServer::Start(ServerOptions 
   std::unique_ptr<DiagnosticServer> s(
       new DiagnosticServer(std::move(options), std::move(handlers)));
   CPPDIAG_RETURN_IF_ERROR(s->Listen());
+  ScopedBlockAsyncSignals block;  // the accept thread and its workers inherit the mask
   s->accept_thread_ = std::thread([raw = s.get()] { raw->AcceptLoop(); });
   return s;
 }

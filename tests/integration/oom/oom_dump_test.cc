@@ -46,15 +46,15 @@ class TempDir {
 };
 
 // Runs a tool to completion and returns its stdout + stderr.
-std::string Run(std::vector<std::string> argv, std::chrono::seconds timeout = 120s) {
+std::string RunTool(std::vector<std::string> argv, std::chrono::seconds timeout = 120s) {
   Subprocess p(SubprocessOptions{.argv = std::move(argv)});
   auto t = p.Wait(timeout);
   return p.Stdout() + p.Stderr() + (t ? "" : "\n(timed out)");
 }
 
 std::string Gdb(const std::string& core) {
-  return Run({"/usr/bin/gdb", "-batch", "-nx", "-ex", "info threads", "-ex", "thread apply all bt",
-              testing::BuiltBinary("leakapp"), core});
+  return RunTool({"/usr/bin/gdb", "-batch", "-nx", "-ex", "info threads", "-ex",
+                  "thread apply all bt", testing::BuiltBinary("leakapp"), core});
 }
 
 struct Leakapp {
@@ -125,7 +125,7 @@ TEST(OomDump, HardLimitCrashLeavesAFullDumpWithTheLeakStack) {
   std::string bt = Gdb(core);
   EXPECT_NE(bt.find("LeakIntoVector"), std::string::npos) << bt;
   EXPECT_NE(bt.find("SIGABRT"), std::string::npos) << bt;
-  std::string stack = Run(
+  std::string stack = RunTool(
       {"/usr/bin/eu-stack", "--core=" + core, "--executable=" + testing::BuiltBinary("leakapp")});
   EXPECT_NE(stack.find("LeakIntoVector"), std::string::npos) << stack;
 }
@@ -227,8 +227,8 @@ TEST_P(WatchdogRace, DumpCompletesBeforeTheOomKill) {
 }
 
 INSTANTIATE_TEST_SUITE_P(LeakRates, WatchdogRace, ::testing::Values(5, 20, 100),
-                         [](const auto& info) {
-                           return "OneMiBEvery" + std::to_string(info.param) + "ms";
+                         [](const auto& param_info) {
+                           return "OneMiBEvery" + std::to_string(param_info.param) + "ms";
                          });
 
 }  // namespace

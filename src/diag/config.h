@@ -9,14 +9,9 @@
 
 #include "common/parse.h"
 #include "common/status.h"
+#include "diag/dump/dump_type.h"
 
 namespace cppdiag {
-
-enum class DumpType { kFull, kHeap, kMini, kTriage };
-
-// "full", "heap", "mini", "triage", or .NET's numbers 4, 2, 1, 3.
-Result<DumpType> ParseDumpType(std::string_view text);
-const char* DumpTypeName(DumpType type);
 
 struct DiagConfig {
   bool enable_diagnostics = true;                // CPPDIAG_ENABLE_DIAGNOSTICS

@@ -63,6 +63,7 @@ TEST(DumpType, AcceptsNamesAndDotNetNumbers) {
   EXPECT_EQ(*ParseDumpType("3"), DumpType::kTriage);
   EXPECT_EQ(*ParseDumpType("4"), DumpType::kFull);
   EXPECT_STREQ(DumpTypeName(DumpType::kTriage), "triage");
+  EXPECT_EQ(static_cast<int>(DumpType::kFull), 4) << ".NET's numbers";
 }
 
 }  // namespace

@@ -1,9 +1,14 @@
 #include "diag/runtime.h"
 
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <mutex>
 
+#include "common/parse.h"
+#include "diag/dump/crash_handler.h"
+#include "diag/dump/oom_watchdog.h"
+#include "diag/dump/self_dump.h"
 #include "diag/heap/allocation_hooks.h"
 #include "diag/ipc/handlers.h"
 #include "diag/ipc/server.h"
@@ -14,32 +19,95 @@ namespace {
 std::once_flag g_once;
 std::optional<Result<const RuntimeInfo*>> g_result;
 RuntimeInfo g_info;
+std::unique_ptr<OomWatchdog> g_watchdog;
 std::unique_ptr<ipc::DiagnosticServer> g_server;
+
+void ResolveHeapLimit() {
+  const auto& limit = g_info.config.heap_hard_limit;
+  if (!limit) return;
+  if (!limit->is_percent) {
+    g_info.heap_hard_limit_bytes = limit->bytes;
+  } else if (g_info.cgroup && g_info.cgroup->limit_bytes) {
+    g_info.heap_hard_limit_bytes = limit->Resolve(*g_info.cgroup->limit_bytes);
+  }
+  if (!g_info.heap_hard_limit_bytes) return;
+  if (!heap::HooksActive()) {
+    std::fprintf(stderr,
+                 "cppdiag: heap hard limit ignored: this build keeps the sanitizer's allocator\n");
+    g_info.heap_hard_limit_bytes.reset();
+    return;
+  }
+  heap::SetHeapHardLimit(*g_info.heap_hard_limit_bytes);
+}
+
+// Runs on the watchdog's thread when usage crosses the threshold.
+void DumpBeforeOomKill(uint64_t usage, uint64_t limit) {
+  std::fprintf(stderr,
+               "cppdiag: cgroup memory usage %s of %s crossed CPPDIAG_OOM_DUMP_THRESHOLD=%g%%: "
+               "writing a dump before the OOM killer acts\n",
+               FormatBytes(usage).c_str(), FormatBytes(limit).c_str(),
+               *g_info.config.oom_dump_threshold);
+  dump::SelfDumpRequest request;
+  request.reason = "oom-watchdog";
+  dump::SelfDumpResult result;
+  if (int err = dump::WriteSelfDump(request, &result)) {
+    std::fprintf(stderr, "cppdiag: no dump written: %s %s: %s\n", result.failed_call, result.path,
+                 std::strerror(err));
+  } else {
+    std::fprintf(stderr, "cppdiag: dump complete: %s (%s)\n", result.path,
+                 FormatBytes(result.size_bytes).c_str());
+  }
+}
+
+void StartWatchdog() {
+  if (!g_info.config.oom_dump_threshold) return;
+  if (!g_info.cgroup || !g_info.cgroup->limit_bytes) {
+    std::fprintf(stderr, "cppdiag: CPPDIAG_OOM_DUMP_THRESHOLD ignored: no cgroup memory limit\n");
+    return;
+  }
+  g_watchdog = std::make_unique<OomWatchdog>(
+      OomWatchdogOptions{.threshold_percent = *g_info.config.oom_dump_threshold,
+                         .cgroup_version = g_info.cgroup->version,
+                         .cgroup_dir = g_info.cgroup->dir,
+                         .limit_bytes = *g_info.cgroup->limit_bytes,
+                         .on_cross = DumpBeforeOomKill});
+  if (auto s = g_watchdog->Start(); !s) {
+    std::fprintf(stderr, "cppdiag: pre-OOM watchdog not started: %s\n",
+                 s.error().message().c_str());
+    g_watchdog.reset();
+  }
+}
 
 Result<const RuntimeInfo*> Start(std::optional<SizeOrPercent> default_heap_limit) {
   CPPDIAG_ASSIGN_OR_RETURN(g_info.config,
                            ParseDiagConfig(CurrentEnvironment(), default_heap_limit));
+  const DiagConfig& c = g_info.config;
   if (auto mem = CgroupReader().ReadMemory(); mem.ok()) g_info.cgroup = *mem;
-  if (const auto& limit = g_info.config.heap_hard_limit) {
-    if (!limit->is_percent) {
-      g_info.heap_hard_limit_bytes = limit->bytes;
-    } else if (g_info.cgroup && g_info.cgroup->limit_bytes) {
-      g_info.heap_hard_limit_bytes = limit->Resolve(*g_info.cgroup->limit_bytes);
+  ResolveHeapLimit();
+
+  // Every way of dumping (crash, watchdog, socket) writes a self-dump.
+  if (c.enable_dump_on_crash || c.oom_dump_threshold || c.enable_diagnostics) {
+    dump::SelfDumpConfig dc;
+    dc.default_type = c.dump_type;
+    dc.name_template = c.dump_name;
+    if (g_info.cgroup) {
+      dc.cgroup_version = g_info.cgroup->version;
+      dc.cgroup_dir = g_info.cgroup->dir;
+      dc.cgroup_limit_bytes = g_info.cgroup->limit_bytes;
+    }
+    if (auto s = dump::PrepareSelfDump(dc); !s) {
+      std::fprintf(stderr, "cppdiag: dumps unavailable: %s\n", s.error().message().c_str());
+    } else if (c.enable_dump_on_crash) {
+      if (auto h = dump::InstallCrashHandler(); !h) {
+        std::fprintf(stderr, "cppdiag: crash handler not installed: %s\n",
+                     h.error().message().c_str());
+      }
     }
   }
-  if (g_info.heap_hard_limit_bytes) {
-    if (heap::HooksActive()) {
-      heap::SetHeapHardLimit(*g_info.heap_hard_limit_bytes);
-    } else {
-      std::fprintf(stderr,
-                   "cppdiag: heap hard limit ignored: this build keeps the sanitizer's "
-                   "allocator\n");
-      g_info.heap_hard_limit_bytes.reset();
-    }
-  }
-  if (g_info.config.enable_diagnostics) {
-    auto server =
-        ipc::DiagnosticServer::Start({.tmpdir = g_info.config.tmpdir}, ipc::MakeHandlers(g_info));
+  if (dump::SelfDumpPrepared()) StartWatchdog();
+
+  if (c.enable_diagnostics) {
+    auto server = ipc::DiagnosticServer::Start({.tmpdir = c.tmpdir}, ipc::MakeHandlers(g_info));
     if (server) {
       g_server = std::move(*server);
     } else {  // the service runs on without its socket

@@ -1,9 +1,14 @@
 #include "diag/ipc/handlers.h"
 
+#include <limits.h>
 #include <unistd.h>
+
+#include <chrono>
 
 #include "common/cgroup.h"
 #include "common/proc.h"
+#include "diag/dump/self_dump.h"
+#include "diag/ipc/dump_path.h"
 
 namespace cppdiag::ipc {
 namespace {
@@ -38,6 +43,50 @@ Result<nlohmann::json> ProcessInfo(const RuntimeInfo& rt) {
   return info;
 }
 
+// Writes a dump where the request says (confined to CPPDIAG_DUMP_DIR).
+Result<nlohmann::json> Dump(const RuntimeInfo& rt, const nlohmann::json& req) {
+  DumpType type = rt.config.dump_type;
+  if (req.contains("type")) {
+    CPPDIAG_ASSIGN_OR_RETURN(type, ParseDumpType(req.at("type").get<std::string>()));
+  }
+  bool overwrite = req.value("overwrite", false);
+  std::string requested = req.value("path", std::string());
+  if (requested.empty()) {
+    char expanded[PATH_MAX];
+    if (int err = dump::ExpandSelfDumpName("on-demand", expanded, sizeof expanded)) {
+      return Error(err, "expand", "CPPDIAG_DUMP_NAME");
+    }
+    requested = expanded;
+  }
+  CPPDIAG_ASSIGN_OR_RETURN(std::string path,
+                           ResolveDumpPath(requested, rt.config.dump_dir, overwrite));
+
+  dump::SelfDumpRequest request;
+  request.type = type;
+  request.reason = "on-demand";
+  request.path = path.c_str();
+  request.replace_existing = overwrite;
+  dump::SelfDumpResult result;
+  auto start = std::chrono::steady_clock::now();
+  int err = dump::WriteSelfDump(request, &result);
+  double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  if (err == EBUSY) return Error(EBUSY, "", "another dump is being written; try again");
+  if (err != 0) {
+    return Error(err, result.failed_call, result.path);
+  }
+  return nlohmann::json{{"path", result.path},
+                        {"type", DumpTypeName(result.type)},
+                        {"bytes", result.size_bytes},
+                        {"data_bytes", result.data_bytes},
+                        {"threads", result.threads},
+                        {"threads_not_captured", result.threads_not_captured},
+                        {"duration_ms", ms},
+                        // The threads stay stopped while the dump is written.
+                        {"pause_ms", ms},
+                        {"mode", "suspended"}};
+}
+
 }  // namespace
 
 DiagnosticServer::Handlers MakeHandlers(const RuntimeInfo& runtime) {
@@ -45,6 +94,11 @@ DiagnosticServer::Handlers MakeHandlers(const RuntimeInfo& runtime) {
   h[Command::kProcessInfo] = [&runtime](const nlohmann::json&, const PeerInfo&) {
     return ProcessInfo(runtime);
   };
+  if (dump::SelfDumpPrepared()) {
+    h[Command::kDump] = [&runtime](const nlohmann::json& req, const PeerInfo&) {
+      return Dump(runtime, req);
+    };
+  }
   return h;
 }
 

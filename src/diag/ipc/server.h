@@ -81,8 +81,7 @@ class DiagnosticServer {
 // What the server does with one connection, less the socket options: reads
 // one request frame from `fd`, runs its handler, and returns the reply frame
 // (an error reply for anything malformed). Exposed for the fuzzer.
-std::string HandleRequest(int fd, const DiagnosticServer::Handlers& handlers,
-                          const PeerInfo& peer);
+std::string HandleRequest(int fd, const DiagnosticServer::Handlers& handlers, const PeerInfo& peer);
 
 // The error reply payload: {"error": message, "code": "EINVAL"}.
 std::string ErrorReply(const Error& error);

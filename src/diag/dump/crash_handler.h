@@ -1,0 +1,56 @@
+// The crash handler (CPPDIAG_ENABLE_DUMP_ON_CRASH=1): on SIGSEGV, SIGBUS,
+// SIGILL, SIGFPE and SIGABRT, and on std::terminate (an uncaught exception
+// such as std::bad_alloc: the handler logs its type and what(), then aborts,
+// and the SIGABRT handler dumps), it writes one self-dump (self_dump.h) with
+// reason "crash", then restores the default action and lets the signal take
+// the process down, so the exit status (and a container's termination
+// reason) still tells what happened.
+//
+// It logs with the raw logger, on stderr:
+//   cppdiag: writing heap dump to /dumps/core.app.42.1700000000 (reason: crash, signal SIGSEGV)
+//   cppdiag: dump complete: /dumps/core.app.42.1700000000 (123.4 MiB)
+// or
+//   cppdiag: no dump written: open /dumps/core.app.42.1700000000: EACCES (permission denied)
+//
+// Only one dump per process: a crash in a second thread waits for the first
+// thread's dump (which then ends the process); a crash inside the dump itself
+// gives up at once. The handlers run on an alternate signal stack: the main
+// thread's is installed here; other threads get one by calling
+// InstallAltStackForCurrentThread (without it their handler runs on their own
+// stack, which is fine for every crash but a stack overflow).
+//
+//   cppdiag::dump::PrepareSelfDump(config);   // first
+//   cppdiag::dump::InstallCrashHandler();     // on the main thread, at start
+//
+// Both functions run in normal context. The signal handlers are
+// async-signal-safe (crash_handler.cc says so at the top).
+#pragma once
+
+#include <cstddef>
+#include <optional>
+
+#include "common/status.h"
+#include "diag/dump/dump_type.h"
+
+namespace cppdiag::dump {
+
+struct CrashHandlerOptions {
+  std::optional<DumpType> type;        // default: the self-dump's default type
+  size_t alt_stack_bytes = 256 << 10;  // for the calling thread (SA_ONSTACK)
+  bool handle_terminate = true;        // std::set_terminate as well
+};
+
+// Installs the handlers. Requires PrepareSelfDump (fails with EINVAL
+// otherwise). Calling it again updates the options.
+Status InstallCrashHandler(const CrashHandlerOptions& options = {});
+
+// Gives the calling thread an alternate signal stack of `bytes` (0: the size
+// InstallCrashHandler used), unless it has one at least that big. Threads
+// created after InstallCrashHandler call it at their start to have stack
+// overflows dumped too. The stack lives until the process ends.
+Status InstallAltStackForCurrentThread(size_t bytes = 0);
+
+// "SIGSEGV", "SIGABRT"... ("SIG?" for others). Async-signal-safe.
+const char* SignalName(int sig);
+
+}  // namespace cppdiag::dump

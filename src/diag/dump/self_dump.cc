@@ -1,0 +1,540 @@
+// Async-signal-safe: WriteSelfDump, ExpandSelfDumpName, SelfDumpDefaultType
+// and everything they call (no allocation, no locks, no stdio, no
+// exceptions). PrepareSelfDump runs in normal context and allocates.
+#include "diag/dump/self_dump.h"
+
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <climits>
+#include <cstdio>  // renameat2
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#include "common/cgroup.h"
+#include "common/io.h"
+#include "diag/dump/dump_name.h"
+#include "diag/dump/elf_core_writer.h"
+#include "diag/dump/note_provider.h"
+#include "diag/dump/self_snapshot.h"
+#include "diag/dump/thread_capture.h"
+
+namespace cppdiag::dump {
+namespace {
+
+constexpr size_t kSinkBufferBytes = 64 << 10;
+constexpr size_t kAuxvBytes = 4096;
+constexpr size_t kBytesPerMapsLine = 128;
+
+struct State {
+  // Configuration, in fixed buffers for the signal path.
+  std::atomic<int> default_type{static_cast<int>(DumpType::kHeap)};
+  char name_template[PATH_MAX] = {};
+  char exe[256] = {};
+  int cgroup_version = 0;
+  char cgroup_usage_path[PATH_MAX] = {};
+  uint64_t cgroup_limit = kCppdiagUnknown;
+  uint32_t timeout_ms = 1000;
+  uint64_t writeback_bytes = 8 << 20;
+  pid_t pid = 0;  // of the process that prepared (a fork child reopens /proc files)
+
+  int mem_fd = -1, pagemap_fd = -1, maps_fd = -1, task_fd = -1, reserve_fd = -1;
+
+  std::optional<CoreWriterBuffersOwner> writer;
+  void* region = nullptr;  // maps text, mappings, sink buffer
+  size_t region_size = 0;
+  char* maps_text = nullptr;
+  size_t maps_capacity = 0;
+  MappingSnapshot* mappings = nullptr;
+  size_t max_mappings = 0;
+  uint8_t* sink_buffer = nullptr;
+
+  uint8_t auxv[kAuxvBytes] = {};
+  size_t auxv_size = 0;
+  char comm[16] = {};
+  char psargs[80] = {};
+  uint8_t xsave_layout[64 * 16] = {};
+  size_t xsave_layout_size = 0;
+
+  SelfSnapshot snapshot;
+  NoteProvider providers[kMaxNoteProviders];
+
+  std::atomic<pid_t> owner{0};        // the thread writing a dump
+  std::atomic<uint32_t> unlocked{0};  // futex word, bumped when a dump ends
+};
+
+std::atomic<State*> g_state{nullptr};
+
+pid_t Tid() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
+pid_t Pid() { return static_cast<pid_t>(::syscall(SYS_getpid)); }
+
+// Copies a NUL-terminated string; false if it does not fit.
+bool CopyString(char* out, size_t size, const char* in) {
+  size_t n = strnlen(in, size);
+  if (n == size) return false;
+  std::memcpy(out, in, n + 1);
+  return true;
+}
+
+int OpenProc(const char* path, int flags) { return HANDLE_EINTR(::open(path, flags | O_CLOEXEC)); }
+
+void CloseFd(int* fd) {
+  if (*fd >= 0) ::close(*fd);
+  *fd = -1;
+}
+
+int OpenProcFiles(State* s) {
+  CloseFd(&s->mem_fd);
+  CloseFd(&s->pagemap_fd);
+  CloseFd(&s->maps_fd);
+  CloseFd(&s->task_fd);
+  // Refused to a non-dumpable process: memory is then read with process_vm_readv.
+  s->mem_fd = OpenProc("/proc/self/mem", O_RDONLY);
+  s->maps_fd = OpenProc("/proc/self/maps", O_RDONLY);
+  if (s->maps_fd < 0) return errno;
+  s->task_fd = OpenProc("/proc/self/task", O_RDONLY | O_DIRECTORY);
+  if (s->task_fd < 0) return errno;
+  s->pagemap_fd = OpenProc("/proc/self/pagemap", O_RDONLY);  // optional
+  SelfSnapshot::Resources r;
+  r.mem_fd = s->mem_fd;
+  r.pagemap_fd = s->pagemap_fd;
+  r.maps_fd = s->maps_fd;
+  r.maps_text = s->maps_text;
+  r.maps_capacity = s->maps_capacity;
+  r.mappings = s->mappings;
+  r.max_mappings = s->max_mappings;
+  s->snapshot.Configure(r);
+  s->pid = Pid();
+  return 0;
+}
+
+// The auxiliary vector from getauxval, for when /proc/self/auxv is refused
+// (a non-dumpable process): debuggers need AT_PHDR and AT_ENTRY to place a
+// PIE executable, AT_SYSINFO_EHDR for the vDSO.
+size_t AuxvFromGetauxval(uint8_t* out, size_t capacity) {
+  size_t n = 0;
+  for (uint64_t type = 1; type < 64 && n + 32 <= capacity; ++type) {
+    if (type == AT_IGNORE) continue;
+    errno = 0;
+    uint64_t value = ::getauxval(type);
+    if (value == 0 && errno == ENOENT) continue;
+    uint64_t kv[2] = {type, value};
+    std::memcpy(out + n, kv, sizeof kv);
+    n += sizeof kv;
+  }
+  std::memset(out + n, 0, 16);  // AT_NULL
+  return n + 16;
+}
+
+void LoadStatic(State* s) {
+  if (auto auxv = ReadFileToString("/proc/self/auxv", kAuxvBytes); auxv && !auxv->empty()) {
+    s->auxv_size = std::min(auxv->size(), kAuxvBytes);
+    std::memcpy(s->auxv, auxv->data(), s->auxv_size);
+  } else {
+    s->auxv_size = AuxvFromGetauxval(s->auxv, kAuxvBytes);
+  }
+  if (auto comm = ReadFileToString("/proc/self/comm", 64)) {
+    std::string c = *comm;
+    while (!c.empty() && c.back() == '\n') c.pop_back();
+    std::strncpy(s->comm, c.c_str(), sizeof s->comm - 1);
+  }
+  if (auto cmdline = ReadFileToString("/proc/self/cmdline", 4096)) {
+    std::string args = *cmdline;
+    while (!args.empty() && args.back() == '\0') args.pop_back();
+    for (char& c : args) c = c == '\0' ? ' ' : c;
+    std::strncpy(s->psargs, args.c_str(), sizeof s->psargs - 1);
+  }
+  char exe[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+  std::string name = s->comm;
+  if (n > 0) {
+    std::string path(exe, static_cast<size_t>(n));
+    if (path.ends_with(" (deleted)")) path.resize(path.size() - 10);
+    name = path.substr(path.rfind('/') + 1);
+  }
+  std::strncpy(s->exe, name.c_str(), sizeof s->exe - 1);
+}
+
+Status Configure(State* s, const SelfDumpConfig& c) {
+  std::string tmpl = c.name_template;
+  if (tmpl.empty()) {
+    const char* tmpdir = std::getenv("TMPDIR");  // NOLINT(concurrency-mt-unsafe): at start
+    tmpl = std::string(tmpdir != nullptr && *tmpdir != '\0' ? tmpdir : "/tmp") + "/core.%e.%p.%t";
+  }
+  if (tmpl.size() >= sizeof s->name_template) {
+    return Error(ENAMETOOLONG, "", "dump name template is too long");
+  }
+  std::string usage_path;
+  int version = c.cgroup_version;
+  std::string dir = c.cgroup_dir;
+  uint64_t limit = c.cgroup_limit_bytes.value_or(kCppdiagUnknown);
+  if (version == 0) {
+    if (auto mem = CgroupReader().ReadMemory(); mem.ok()) {
+      version = mem->version;
+      dir = mem->dir;
+      if (!c.cgroup_limit_bytes && mem->limit_bytes) limit = *mem->limit_bytes;
+    }
+  }
+  if (version == 1 || version == 2) {
+    usage_path = dir + (version == 1 ? "/memory.usage_in_bytes" : "/memory.current");
+  }
+  if (usage_path.size() >= sizeof s->cgroup_usage_path) usage_path.clear();
+
+  // Updated under the dump lock, so a dump never sees half a template.
+  pid_t me = Tid();
+  for (;;) {
+    pid_t expected = 0;
+    if (s->owner.compare_exchange_strong(expected, me)) break;
+    ::sched_yield();
+  }
+  std::memcpy(s->name_template, tmpl.c_str(), tmpl.size() + 1);
+  s->cgroup_version = usage_path.empty() ? 0 : version;
+  std::memset(s->cgroup_usage_path, 0, sizeof s->cgroup_usage_path);
+  std::memcpy(s->cgroup_usage_path, usage_path.c_str(), usage_path.size());
+  s->cgroup_limit = limit;
+  s->timeout_ms = c.thread_timeout_ms;
+  s->writeback_bytes = c.writeback_bytes;
+  s->default_type.store(static_cast<int>(c.default_type));
+  s->owner.store(0);
+  return OkStatus();
+}
+
+Status Allocate(State* s, const SelfDumpConfig& c) {
+  s->max_mappings = std::max<size_t>(c.max_mappings, 64);
+  s->maps_capacity = (s->max_mappings * kBytesPerMapsLine + 4095) & ~size_t{4095};
+  size_t mapping_bytes = (s->max_mappings * sizeof(MappingSnapshot) + 4095) & ~size_t{4095};
+  s->region_size = s->maps_capacity + mapping_bytes + kSinkBufferBytes;
+  void* p = ::mmap(nullptr, s->region_size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  if (p == MAP_FAILED) return Error::FromErrno("mmap", "self-dump buffers");
+  ::madvise(p, s->region_size, MADV_DONTDUMP);
+  s->region = p;
+  auto* bytes = static_cast<uint8_t*>(p);
+  s->maps_text = reinterpret_cast<char*>(bytes);
+  s->mappings = reinterpret_cast<MappingSnapshot*>(bytes + s->maps_capacity);
+  s->sink_buffer = bytes + s->maps_capacity + mapping_bytes;
+
+  // Partial inclusions: a stack per thread, a header page per mapping, and
+  // the module list (a few ranges per module).
+  size_t extra = c.max_threads + size_t{4} * 4096;
+  auto writer = CoreWriterBuffersOwner::Allocate(s->max_mappings, extra, c.io_buffer_bytes);
+  if (!writer) return writer.error();
+  s->writer.emplace(std::move(*writer));
+
+  int signal = c.capture_signal != 0 ? c.capture_signal : SIGRTMAX - 3;
+  CPPDIAG_RETURN_IF_ERROR(InstallThreadCapture(signal, c.max_threads));
+  if (int err = OpenProcFiles(s)) return Error(err, "open", "/proc/self files");
+  s->reserve_fd = OpenProc("/dev/null", O_RDONLY);
+
+  LoadStatic(s);
+  s->snapshot.SetStatic(s->auxv, s->auxv_size, s->comm, s->psargs);
+  s->xsave_layout_size = BuildXsaveLayout(s->xsave_layout, sizeof s->xsave_layout);
+  s->snapshot.SetXsaveLayout(s->xsave_layout, s->xsave_layout_size);
+  s->snapshot.AddExclusion(s->writer->region_start(), s->writer->region_end());
+  s->snapshot.AddExclusion(reinterpret_cast<uint64_t>(s->region),
+                           reinterpret_cast<uint64_t>(s->region) + s->region_size);
+  uint64_t a = 0, b = 0;
+  ThreadCaptureRegion(&a, &b);
+  s->snapshot.AddExclusion(a, b);
+  return OkStatus();
+}
+
+// --- the dump path (async-signal-safe from here on) ---
+
+int Lock(State* s, bool wait) {
+  pid_t me = Tid();
+  for (;;) {
+    uint32_t seen = s->unlocked.load(std::memory_order_acquire);
+    pid_t expected = 0;
+    if (s->owner.compare_exchange_strong(expected, me)) return 0;
+    if (expected == me) return EDEADLK;
+    if (!wait) return EBUSY;
+    timespec ts{0, 100L * 1000 * 1000};
+    ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&s->unlocked), FUTEX_WAIT | FUTEX_PRIVATE_FLAG,
+              seen, &ts, nullptr, 0);
+  }
+}
+
+void Unlock(State* s) {
+  s->owner.store(0, std::memory_order_release);
+  s->unlocked.fetch_add(1, std::memory_order_acq_rel);
+  ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&s->unlocked), FUTEX_WAKE | FUTEX_PRIVATE_FLAG,
+            INT_MAX, nullptr, nullptr, 0);
+}
+
+int ExpandName(State* s, const char* reason, int64_t now, char* out, size_t size) {
+  struct utsname u;
+  const char* host = ::uname(&u) == 0 ? u.nodename : "localhost";
+  DumpNameVars vars{Pid(), s->exe, host, now, reason != nullptr ? reason : ""};
+  return ExpandDumpName(s->name_template, vars, out, size);
+}
+
+uint64_t ReadCgroupUsage(State* s) {
+  if (s->cgroup_version == 0) return kCppdiagUnknown;
+  int fd = OpenProc(s->cgroup_usage_path, O_RDONLY);
+  if (fd < 0) return kCppdiagUnknown;
+  char buf[32];
+  ssize_t n = HANDLE_EINTR(::read(fd, buf, sizeof buf));
+  ::close(fd);
+  uint64_t v = 0;
+  ssize_t i = 0;
+  for (; i < n && buf[i] >= '0' && buf[i] <= '9'; ++i)
+    v = v * 10 + static_cast<uint64_t>(buf[i] - '0');
+  return i > 0 ? v : kCppdiagUnknown;
+}
+
+// "<path>.tmp-<pid>"
+bool TempName(const char* path, char* out, size_t size) {
+  size_t n = strnlen(path, size);
+  const char kSuffix[] = ".tmp-";
+  char pid[16];
+  int d = 0;
+  for (pid_t v = Pid(); v > 0 && d < 15; v /= 10) pid[d++] = static_cast<char>('0' + v % 10);
+  if (n + sizeof kSuffix - 1 + static_cast<size_t>(d) + 1 > size) return false;
+  std::memcpy(out, path, n);
+  std::memcpy(out + n, kSuffix, sizeof kSuffix - 1);
+  n += sizeof kSuffix - 1;
+  while (d > 0) out[n++] = pid[--d];
+  out[n] = '\0';
+  return true;
+}
+
+// Opens the temporary file. The reserve descriptor is given up for it, so a
+// process out of descriptors (EMFILE) can still dump.
+int OpenTemp(State* s, const char* tmp) {
+  CloseFd(&s->reserve_fd);
+  int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+  int fd = HANDLE_EINTR(::open(tmp, flags, 0600));
+  if (fd < 0 && errno == EEXIST) {
+    // Left by an earlier process with the same pid: O_EXCL and O_NOFOLLOW
+    // still refuse a symlink planted in its place.
+    ::unlink(tmp);
+    fd = HANDLE_EINTR(::open(tmp, flags, 0600));
+  }
+  int err = fd < 0 ? errno : 0;
+  s->reserve_fd = OpenProc("/dev/null", O_RDONLY);
+  if (fd < 0) return -err;
+  if (::fchmod(fd, 0600) != 0) {  // whatever the umask
+    err = errno;
+    ::close(fd);
+    ::unlink(tmp);
+    return -err;
+  }
+  return fd;
+}
+
+void SyncDirectory(const char* path) {
+  char dir[PATH_MAX];
+  size_t n = strnlen(path, sizeof dir - 1);
+  while (n > 0 && path[n - 1] != '/') --n;
+  if (n == 0) {
+    dir[0] = '.';
+    n = 1;
+  } else {
+    std::memcpy(dir, path, n);
+  }
+  dir[n] = '\0';
+  int fd = OpenProc(dir, O_RDONLY | O_DIRECTORY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+// With every other thread stopped: snapshot and write.
+int WriteStopped(State* s, const SelfDumpRequest& req, DumpType type, const timespec& now,
+                 const CaptureResult& capture, int fd, SelfDumpResult* res) {
+  bool truncated = false;
+  if (int err = s->snapshot.Load(&truncated)) {
+    res->failed_call = "read /proc/self/maps";
+    return err;
+  }
+  res->mappings_truncated = truncated;
+  s->snapshot.SetThreads(capture.threads, capture.count);
+  s->snapshot.SetSiginfo(req.siginfo);
+  s->snapshot.SetStackCopy(capture.stack_copy.start, capture.stack_copy.data,
+                           capture.stack_copy.size);
+
+  CppdiagInfo info;
+  info.unix_time_sec = now.tv_sec;
+  info.unix_time_nsec = static_cast<uint32_t>(now.tv_nsec);
+  info.pid = Pid();
+  info.signal = req.siginfo != nullptr ? req.siginfo->si_signo : 0;
+  info.dump_type = DumpTypeNumber(type);
+  info.cgroup_version = static_cast<uint32_t>(s->cgroup_version);
+  info.cgroup_usage_bytes = ReadCgroupUsage(s);
+  info.cgroup_limit_bytes = s->cgroup_version != 0 ? s->cgroup_limit : kCppdiagUnknown;
+  info.threads = static_cast<uint32_t>(capture.count);
+  info.threads_not_captured = static_cast<uint32_t>(capture.not_captured + capture.not_listed);
+  CopyReason(req.reason, &info);
+
+  CoreWriterOptions options;
+  options.type = type;
+  options.info = &info;
+  options.providers = s->providers;
+  options.provider_count = CopyNoteProviders(s->providers, kMaxNoteProviders);
+
+  FileSink sink(fd, s->sink_buffer, kSinkBufferBytes, s->writeback_bytes);
+  CoreWriteStats stats;
+  int err = WriteElfCore(s->snapshot, options, s->writer->get(), &sink, &stats);
+  res->threads = static_cast<uint32_t>(capture.count);
+  res->threads_not_captured = info.threads_not_captured;
+  res->size_bytes = stats.file_size;
+  res->data_bytes = stats.data_bytes;
+  if (err != 0) {
+    bool sink_failed = std::strcmp(stats.failed_step, "plan") != 0;
+    res->failed_call =
+        sink_failed && sink.failed_call()[0] != '\0' ? sink.failed_call() : stats.failed_step;
+  }
+  return err;
+}
+
+// Gives the finished temporary file its final name. A dump never replaces
+// another by accident: a name from the template that is taken gets ".1",
+// ".2"... appended (two dumps in the same second); an explicit path is
+// replaced only when the request says so.
+int Publish(const char* tmp, bool from_template, bool replace, char* path, size_t path_size) {
+  if (replace) return ::rename(tmp, path) == 0 ? 0 : errno;
+  if (::renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0) return 0;
+  if (errno != EEXIST || !from_template) return errno;
+  size_t len = std::strlen(path);
+  for (char n = '1'; n <= '9'; ++n) {
+    if (len + 3 > path_size) return ENAMETOOLONG;
+    path[len] = '.';
+    path[len + 1] = n;
+    path[len + 2] = '\0';
+    if (::renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0) return 0;
+    if (errno != EEXIST) return errno;
+  }
+  path[len] = '\0';
+  return EEXIST;
+}
+
+int WriteLocked(State* s, const SelfDumpRequest& req, SelfDumpResult* res) {
+  if (Pid() != s->pid) {  // a fork child: the /proc/self files still show the parent
+    if (int err = OpenProcFiles(s)) {
+      res->failed_call = "open /proc/self";
+      return err;
+    }
+  }
+  DumpType type = req.type.value_or(static_cast<DumpType>(s->default_type.load()));
+  res->type = type;
+  timespec now;
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  if (req.path != nullptr) {
+    if (!CopyString(res->path, sizeof res->path, req.path)) {
+      res->failed_call = "path";
+      return ENAMETOOLONG;
+    }
+  } else if (int err = ExpandName(s, req.reason, now.tv_sec, res->path, sizeof res->path)) {
+    res->failed_call = "expand name";
+    return err;
+  }
+  char tmp[PATH_MAX];
+  if (!TempName(res->path, tmp, sizeof tmp)) {
+    res->failed_call = "path";
+    return ENAMETOOLONG;
+  }
+  // Open first: a directory we cannot write to fails before any thread stops.
+  int fd = OpenTemp(s, tmp);
+  if (fd < 0) {
+    res->failed_call = "open";
+    return -fd;
+  }
+
+  CaptureOptions co;
+  co.own_context = req.ucontext;
+  co.own_signal = req.siginfo != nullptr ? req.siginfo->si_signo : 0;
+  co.task_dir_fd = s->task_fd;
+  co.timeout_ms = s->timeout_ms;
+  // This frame stays until the dump is written; what lies below it is kept.
+  co.keep_stack_top = reinterpret_cast<uint64_t>(__builtin_frame_address(0));
+  CaptureResult capture;
+  int err = CaptureAllThreads(co, &capture);
+  if (err != 0) {
+    res->failed_call = "stop threads";
+  } else {
+    err = WriteStopped(s, req, type, now, capture, fd, res);
+  }
+  ReleaseThreads();
+
+  if (err == 0 && ::close(fd) != 0) {  // NFS reports write errors here
+    err = errno;
+    res->failed_call = "close";
+  } else if (err != 0) {
+    ::close(fd);
+  }
+  if (err == 0) {
+    err = Publish(tmp, req.path == nullptr, req.replace_existing, res->path, sizeof res->path);
+    if (err != 0) res->failed_call = "rename";
+  }
+  if (err != 0) {
+    ::unlink(tmp);
+    return err;
+  }
+  SyncDirectory(res->path);
+  return 0;
+}
+
+}  // namespace
+
+Status PrepareSelfDump(const SelfDumpConfig& config) {
+  State* s = g_state.load();
+  if (s == nullptr) {
+    auto owned = std::make_unique<State>();
+    CPPDIAG_RETURN_IF_ERROR(Allocate(owned.get(), config));
+    CPPDIAG_RETURN_IF_ERROR(Configure(owned.get(), config));
+    g_state.store(owned.release(), std::memory_order_release);  // lives until exit
+    return OkStatus();
+  }
+  return Configure(s, config);
+}
+
+bool SelfDumpPrepared() { return g_state.load(std::memory_order_acquire) != nullptr; }
+
+DumpType SelfDumpDefaultType() {
+  State* s = g_state.load(std::memory_order_acquire);
+  return s == nullptr ? DumpType::kHeap : static_cast<DumpType>(s->default_type.load());
+}
+
+int WriteSelfDump(const SelfDumpRequest& request, SelfDumpResult* result) {
+  SelfDumpResult local;
+  SelfDumpResult* res = result != nullptr ? result : &local;
+  res->path[0] = '\0';
+  res->size_bytes = res->data_bytes = 0;
+  res->threads = res->threads_not_captured = 0;
+  res->mappings_truncated = false;
+  res->failed_call = "";
+  State* s = g_state.load(std::memory_order_acquire);
+  if (s == nullptr) {
+    res->failed_call = "PrepareSelfDump";
+    return EINVAL;
+  }
+  res->type = request.type.value_or(static_cast<DumpType>(s->default_type.load()));
+  if (int err = Lock(s, request.wait_if_busy)) {
+    res->failed_call = "wait for the dump in progress";
+    return err;
+  }
+  int err = WriteLocked(s, request, res);
+  Unlock(s);
+  return err;
+}
+
+int ExpandSelfDumpName(const char* reason, char* out, size_t out_size) {
+  State* s = g_state.load(std::memory_order_acquire);
+  if (s == nullptr) return EINVAL;
+  timespec now;
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  return ExpandName(s, reason, now.tv_sec, out, out_size);
+}
+
+}  // namespace cppdiag::dump

@@ -1,0 +1,121 @@
+// Self-dump: the process writes an ELF core of itself, with no ptrace and no
+// helper process (what .NET's runtime does for createdump-less dumps). Used by
+// the crash handler, the pre-OOM watchdog and dumps requested over the
+// diagnostic socket.
+//
+// How: every other thread is stopped in a signal handler that records its
+// registers (thread_capture.h), the memory is read through /proc/self/mem,
+// and the ELF core writer writes `<path>.tmp-<pid>` (O_CREAT|O_EXCL|
+// O_NOFOLLOW, mode 0600), fsyncs it, and renames it to `<path>`. On any
+// failure the temporary file is removed: no partial file ever carries the
+// final name. Dirty page cache is bounded while writing (sink.h).
+//
+// PrepareSelfDump runs once at start, in normal context: it opens the /proc
+// files and reserves every buffer the dump needs (mmap + MAP_POPULATE, so the
+// memory is already charged to the cgroup when a dump runs near the limit):
+// about 1 MiB of I/O buffer, 2 MiB for /proc/self/maps, and per-thread and
+// per-mapping tables (~10 MiB with the defaults). WriteSelfDump is
+// async-signal-safe: no malloc, no locks, no stdio, no exceptions. It may be
+// called from a signal handler or any thread.
+//
+//   // At start:
+//   cppdiag::dump::SelfDumpConfig config;
+//   config.default_type = diag_config.dump_type;   // CPPDIAG_DUMP_TYPE
+//   config.name_template = diag_config.dump_name;  // CPPDIAG_DUMP_NAME
+//   if (auto st = cppdiag::dump::PrepareSelfDump(config); !st) {
+//     fprintf(stderr, "%s\n", st.error().message().c_str());
+//   }
+//
+//   // Later, from any thread (or a signal handler):
+//   cppdiag::dump::SelfDumpRequest request;
+//   request.reason = "on-demand";
+//   cppdiag::dump::SelfDumpResult result;
+//   if (int err = cppdiag::dump::WriteSelfDump(request, &result)) {
+//     // result.failed_call says what failed ("open", "pwrite", "rename"...), on result.path
+//   } else {
+//     // result.path holds the dump, result.size_bytes its size
+//   }
+#pragma once
+
+#include <limits.h>
+#include <signal.h>
+#include <ucontext.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "common/status.h"
+#include "diag/dump/dump_type.h"
+
+namespace cppdiag::dump {
+
+struct SelfDumpConfig {
+  DumpType default_type = DumpType::kHeap;
+  // CPPDIAG_DUMP_NAME: %p %e %h %t %r %% (dump_name.h). Empty: $TMPDIR/core.%e.%p.%t.
+  std::string name_template;
+  // The memory cgroup reported in the cppdiag note. cgroup_version 0: found
+  // at prepare time (common/cgroup.h); the usage is read when dumping.
+  int cgroup_version = 0;
+  std::string cgroup_dir;
+  std::optional<uint64_t> cgroup_limit_bytes;
+  // The real-time signal that stops threads; 0: SIGRTMAX - 3. It must have no
+  // other handler.
+  int capture_signal = 0;
+  size_t max_threads = 1024;    // threads past this are left out (and counted)
+  size_t max_mappings = 16384;  // mappings past this are left out (and reported)
+  size_t io_buffer_bytes = 1 << 20;
+  uint32_t thread_timeout_ms = 1000;   // for all threads to stop
+  uint64_t writeback_bytes = 8 << 20;  // dirty page cache bound (sink.h)
+};
+
+// Opens the /proc files, reserves the buffers, installs the thread-capture
+// signal handler. Calling it again updates default_type, name_template and
+// the cgroup (buffer sizes and the signal stay as first prepared).
+Status PrepareSelfDump(const SelfDumpConfig& config);
+
+bool SelfDumpPrepared();
+// The default type of the prepared configuration. Async-signal-safe.
+DumpType SelfDumpDefaultType();
+
+struct SelfDumpRequest {
+  std::optional<DumpType> type;        // default: SelfDumpConfig::default_type
+  const char* reason = "on-demand";    // %r and the cppdiag note: "crash", "oom-watchdog"...
+  const siginfo_t* siginfo = nullptr;  // the signal that caused the dump (NT_SIGINFO)
+  // The calling thread's context from its signal handler: it becomes the
+  // first thread's registers (the crashing frame). Null: the caller's own
+  // registers where it called WriteSelfDump.
+  const ucontext_t* ucontext = nullptr;
+  const char* path = nullptr;  // the final path; null: expand the name template
+  // Another dump is being written: wait for it (the crash handler does) rather
+  // than fail with EBUSY.
+  bool wait_if_busy = false;
+  // An existing file at `path` is replaced only when this is true (the
+  // socket's "overwrite"). A taken name from the template gets ".1", ".2"...
+  bool replace_existing = false;
+};
+
+struct SelfDumpResult {
+  char path[PATH_MAX] = {};  // the final path (on failure: the one attempted)
+  DumpType type = DumpType::kHeap;
+  uint64_t size_bytes = 0;  // the core's size (st_size; holes included)
+  uint64_t data_bytes = 0;  // bytes stored (what the disk holds, roughly)
+  uint32_t threads = 0;
+  // Threads whose registers came from /proc only (they did not stop in
+  // time), plus threads left out (past max_threads).
+  uint32_t threads_not_captured = 0;
+  bool mappings_truncated = false;
+  const char* failed_call = "";  // on failure: "open", "pwrite", "fsync", "rename"...
+};
+
+// Writes a dump. Returns 0 or an errno value (EBUSY: another dump is being
+// written and `wait_if_busy` is false; EINVAL: not prepared; EDEADLK: called
+// while this thread is already writing one). Async-signal-safe.
+int WriteSelfDump(const SelfDumpRequest& request, SelfDumpResult* result);
+
+// Expands the prepared name template for `reason` now (what WriteSelfDump
+// does without a path). Returns 0 or an errno value. Async-signal-safe.
+int ExpandSelfDumpName(const char* reason, char* out, size_t out_size);
+
+}  // namespace cppdiag::dump

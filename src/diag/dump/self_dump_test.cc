@@ -1,0 +1,189 @@
+#include "diag/dump/self_dump.h"
+
+#include <elf.h>
+#include <gtest/gtest.h>
+#include <sys/procfs.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <latch>
+#include <thread>
+#include <vector>
+
+#include "common/proc.h"
+#include "diag/dump/cppdiag_note.h"
+#include "diag/dump/note_provider.h"
+#include "diag/dump/testing/core_file_reader.h"
+
+namespace cppdiag::dump {
+namespace {
+
+namespace fs = std::filesystem;
+
+class SelfDumpTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/cppdiag-selfdump-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    SelfDumpConfig c;
+    c.default_type = DumpType::kMini;
+    c.name_template = dir_ + "/core.%p.%r";
+    ASSERT_TRUE(PrepareSelfDump(c).ok());
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::vector<std::string> Files() const {
+    std::vector<std::string> out;
+    for (const auto& e : fs::directory_iterator(dir_)) out.push_back(e.path().filename());
+    return out;
+  }
+  std::string dir_;
+};
+
+TEST_F(SelfDumpTest, WritesAnElfCoreOfThisProcessWithItsThreads) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  std::latch started(2);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; ++i) {
+    threads.emplace_back([&] {
+      started.count_down();
+      char c;
+      while (::read(fds[0], &c, 1) > 0) {
+      }
+    });
+  }
+  started.wait();
+  // A value on this stack, below which the dump's own frames come and go.
+  volatile char local[32];
+  std::memcpy(const_cast<char*>(local), "stack-bytes-at-dump-time", 25);
+
+  SelfDumpRequest req;
+  req.reason = "unit-test";
+  SelfDumpResult res;
+  int err = WriteSelfDump(req, &res);
+  ::close(fds[1]);
+  for (auto& t : threads) t.join();
+  ::close(fds[0]);
+  ASSERT_EQ(err, 0) << res.failed_call;
+
+  std::string expected = dir_ + "/core." + std::to_string(::getpid()) + ".unit-test";
+  EXPECT_STREQ(res.path, expected.c_str());
+  EXPECT_EQ(res.type, DumpType::kMini);
+  EXPECT_EQ(res.threads, 3u);
+  EXPECT_EQ(Files(), std::vector<std::string>{fs::path(expected).filename()});
+  struct stat st;
+  ASSERT_EQ(::stat(res.path, &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  EXPECT_EQ(static_cast<uint64_t>(st.st_size), res.size_bytes);
+
+  auto core = testing::ParseCoreFile(res.path);
+  ASSERT_TRUE(core.ok()) << core.error().message();
+  auto prstatus = core->NotesOfType("CORE", NT_PRSTATUS);
+  ASSERT_EQ(prstatus.size(), 3u);
+  elf_prstatus first;
+  std::memcpy(&first, prstatus[0]->desc.data(), sizeof first);
+  EXPECT_EQ(first.pr_pid, static_cast<pid_t>(::syscall(SYS_gettid)));
+  EXPECT_EQ(first.pr_ppid, ::getppid());
+  EXPECT_EQ(core->NotesOfType("CORE", NT_FILE).size(), 1u);
+  EXPECT_EQ(core->NotesOfType("CORE", NT_AUXV).size(), 1u);
+  EXPECT_TRUE(core->NotesOfType("CORE", NT_SIGINFO).empty());
+  // The stack as it was when the threads stopped, not as the writer left it.
+  auto bytes = core->ReadMemory(reinterpret_cast<uint64_t>(&local[0]), 25);
+  ASSERT_TRUE(bytes);
+  EXPECT_STREQ(reinterpret_cast<const char*>(bytes->data()), "stack-bytes-at-dump-time");
+  auto info = core->NotesOfType(kCppdiagNoteName, kNtCppdiagInfo);
+  ASSERT_EQ(info.size(), 1u);
+  CppdiagInfo ci;
+  ASSERT_TRUE(DecodeCppdiagInfo(info[0]->desc, &ci));
+  EXPECT_STREQ(ci.reason, "unit-test");
+  EXPECT_EQ(ci.threads, 3u);
+  EXPECT_EQ(ci.dump_type, 1u);
+}
+
+TEST_F(SelfDumpTest, AnUnwritableDirectoryFailsAtOpenAndLeavesNothing) {
+  SelfDumpRequest req;
+  req.path = "/nonexistent-dir/core";
+  SelfDumpResult res;
+  EXPECT_EQ(WriteSelfDump(req, &res), ENOENT);
+  EXPECT_STREQ(res.failed_call, "open");
+  EXPECT_STREQ(res.path, "/nonexistent-dir/core");
+}
+
+TEST_F(SelfDumpTest, ATooLongPathIsRefused) {
+  std::string path = dir_ + "/" + std::string(PATH_MAX, 'x');
+  SelfDumpRequest req;
+  req.path = path.c_str();
+  SelfDumpResult res;
+  EXPECT_EQ(WriteSelfDump(req, &res), ENAMETOOLONG);
+  EXPECT_TRUE(Files().empty());
+}
+
+struct Reentry {
+  int rc = -1;
+  int calls = 0;
+};
+
+void ReenteringProvider(void* ctx, NoteOutput* out) {
+  auto* r = static_cast<Reentry*>(ctx);
+  if (r->calls++ == 0) {
+    SelfDumpRequest req;
+    req.path = "/tmp/never-written";
+    SelfDumpResult res;
+    r->rc = WriteSelfDump(req, &res);  // from inside a dump, on the dumping thread
+  }
+  out->Begin("TEST", 1, 4);
+  out->Append("abcd", 4);
+}
+
+TEST_F(SelfDumpTest, ProvidersAddNotesAndCannotStartADumpFromInsideOne) {
+  Reentry r;
+  ASSERT_EQ(RegisterNoteProvider(&ReenteringProvider, &r), 0);
+  SelfDumpRequest req;
+  req.type = DumpType::kTriage;
+  SelfDumpResult res;
+  int err = WriteSelfDump(req, &res);
+  UnregisterNoteProvider(&ReenteringProvider, &r);
+  ASSERT_EQ(err, 0) << res.failed_call;
+  EXPECT_EQ(r.rc, EDEADLK);
+  EXPECT_EQ(::access("/tmp/never-written", F_OK), -1);
+  auto core = testing::ParseCoreFile(res.path);
+  ASSERT_TRUE(core.ok());
+  EXPECT_EQ(core->NotesOfType("TEST", 1).size(), 1u);
+}
+
+TEST_F(SelfDumpTest, ADumpNeverReplacesAnotherByAccident) {
+  // The template has no %t: two dumps with one reason get one name.
+  SelfDumpRequest req;
+  req.type = DumpType::kTriage;
+  req.reason = "twice";
+  SelfDumpResult first, second;
+  ASSERT_EQ(WriteSelfDump(req, &first), 0) << first.failed_call;
+  ASSERT_EQ(WriteSelfDump(req, &second), 0) << second.failed_call;
+  EXPECT_EQ(std::string(second.path), std::string(first.path) + ".1");
+  EXPECT_EQ(Files().size(), 2u);
+
+  // An explicit path that exists is replaced only when asked.
+  SelfDumpRequest exact;
+  exact.type = DumpType::kTriage;
+  exact.path = first.path;
+  SelfDumpResult res;
+  EXPECT_EQ(WriteSelfDump(exact, &res), EEXIST);
+  EXPECT_STREQ(res.failed_call, "rename");
+  exact.replace_existing = true;
+  EXPECT_EQ(WriteSelfDump(exact, &res), 0) << res.failed_call;
+  EXPECT_EQ(Files().size(), 2u) << "no temporary file left";
+}
+
+TEST_F(SelfDumpTest, ExpandsTheTemplateOnRequest) {
+  char out[PATH_MAX];
+  ASSERT_EQ(ExpandSelfDumpName("crash", out, sizeof out), 0);
+  EXPECT_EQ(std::string(out), dir_ + "/core." + std::to_string(::getpid()) + ".crash");
+  EXPECT_EQ(SelfDumpDefaultType(), DumpType::kMini);
+}
+
+}  // namespace
+}  // namespace cppdiag::dump

@@ -1,0 +1,323 @@
+// The process the dump integration tests dump: it starts worker threads
+// (parked in read(), and one spinning), fills a heap of the requested size
+// with non-zero bytes, writes a marker string into a heap buffer, then does
+// what argv[1] says:
+//
+//   dump                 self-dump on request, print the result, exit 0
+//   segv | segv-thread   write through a bad pointer (main thread | a worker)
+//   segv-two             two workers crash at the same moment
+//   abort                std::abort()
+//   throw                an uncaught std::runtime_error
+//   bad_alloc            an uncaught std::bad_alloc from operator new
+//   wait                 print READY and wait for stdin to close (for gcore)
+//
+// Options: --threads N, --heap-mb M, --marker-seed S (the marker is
+// MarkerFor(S), built in the heap, never on the stack or in argv),
+// --type full|heap|mini|triage, --path P (dump: explicit final path),
+// --name TEMPLATE (else CPPDIAG_DUMP_NAME), --run-as UID (--non-dumpable 1:
+// and stay non-dumpable, as a uid change leaves it), --go-fifo F (after READY,
+// wait for a byte on the FIFO F before acting), --blocked-threads N
+// (threads that block every signal: they cannot be stopped), --second-type T
+// and --second-path P (dump: a second dump of the same process).
+//
+// Output, one line each: "READY pid=<pid> threads=<n>", then for dump
+// "DUMP rc=<errno> path=<path> size=<bytes> threads=<n> not_captured=<n> failed=<call>".
+#include <fcntl.h>
+#include <grp.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <signal.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <latch>
+#include <new>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "diag/dump/crash_handler.h"
+#include "diag/dump/self_dump.h"
+
+namespace {
+
+using cppdiag::DumpType;
+namespace dump = cppdiag::dump;
+
+// Keeps calls from being turned into jumps, so every named frame stays.
+#define KEEP_FRAME() asm volatile("" ::: "memory")
+
+std::atomic<bool> g_stop{false};
+int g_park_pipe[2] = {-1, -1};
+volatile uintptr_t g_bad_address = 16;
+void* volatile g_sink = nullptr;
+volatile size_t g_huge = size_t{1} << 60;
+
+struct Options {
+  std::string action;
+  int threads = 4;
+  size_t heap_mb = 16;
+  uint64_t marker_seed = 0;
+  std::optional<DumpType> type;
+  std::string path;
+  std::string name;
+  int run_as = -1;
+  int blocked_threads = 0;
+  bool non_dumpable = false;
+  std::string go_fifo;
+  std::optional<DumpType> second_type;
+  std::string second_path;
+};
+
+std::optional<DumpType> ParseType(const std::string& s) {
+  if (s == "full") return DumpType::kFull;
+  if (s == "heap") return DumpType::kHeap;
+  if (s == "mini") return DumpType::kMini;
+  if (s == "triage") return DumpType::kTriage;
+  return std::nullopt;
+}
+
+__attribute__((noinline)) void ParkWorkerInRead() {
+  char c;
+  while (::read(g_park_pipe[0], &c, 1) > 0) {
+  }
+  KEEP_FRAME();
+}
+
+__attribute__((noinline)) void SpinWorker() {
+  while (!g_stop.load(std::memory_order_relaxed)) {
+    KEEP_FRAME();
+  }
+}
+
+__attribute__((noinline)) void CrashWithBadWrite() {
+  *reinterpret_cast<volatile int*>(g_bad_address) = 42;
+  KEEP_FRAME();
+}
+
+// Blocks every signal, so the capture signal never arrives: the dump must
+// record this thread from /proc.
+__attribute__((noinline)) void BlockedWorker() {
+  sigset_t all;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_BLOCK, &all, nullptr);
+  ParkWorkerInRead();
+  KEEP_FRAME();
+}
+
+__attribute__((noinline)) void WorkerThreadMain(int index, std::latch* started, std::latch* go,
+                                                bool crash, bool blocked) {
+  started->count_down();
+  if (crash) {
+    go->wait();  // crash once main is READY
+    CrashWithBadWrite();
+  } else if (blocked) {
+    BlockedWorker();
+  } else if (index == 0) {
+    SpinWorker();
+  } else {
+    ParkWorkerInRead();
+  }
+  KEEP_FRAME();
+}
+
+__attribute__((noinline)) void CallAbort() { std::abort(); }
+
+__attribute__((noinline)) void ThrowUncaught() {
+  throw std::runtime_error("cppdiag test: nobody catches this");
+}
+
+__attribute__((noinline)) void AllocateTooMuch() {
+  g_sink = ::operator new(g_huge);
+  KEEP_FRAME();
+}
+
+// The marker for a seed: "CPPDIAG-MARKER-" and 16 hex digits, written
+// straight into `out`, so no copy of it exists on a stack.
+void WriteMarker(uint64_t seed, char* out) {
+  static const char kHex[] = "0123456789abcdef";
+  const char kPrefix[] = {'C', 'P', 'P', 'D', 'I', 'A', 'G', '-',
+                          'M', 'A', 'R', 'K', 'E', 'R', '-'};
+  uint64_t v = seed * 0x9E3779B97F4A7C15ULL;
+  std::memcpy(out, kPrefix, sizeof kPrefix);
+  for (int i = 0; i < 16; ++i) out[sizeof kPrefix + i] = kHex[(v >> (60 - 4 * i)) & 0xf];
+  out[sizeof kPrefix + 16] = '\0';
+}
+
+int CountThreads() {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return -1;
+  char line[256];
+  int n = -1;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (std::strncmp(line, "Threads:", 8) == 0) n = std::atoi(line + 8);
+  }
+  std::fclose(f);
+  return n;
+}
+
+__attribute__((noinline)) int RequestDumpFromMain(std::optional<DumpType> type,
+                                                  const std::string& path) {
+  dump::SelfDumpRequest req;
+  req.type = type;
+  req.reason = "on-demand";
+  req.path = path.empty() ? nullptr : path.c_str();
+  dump::SelfDumpResult res;
+  int rc = dump::WriteSelfDump(req, &res);
+  std::printf("DUMP rc=%d path=%s size=%llu threads=%u not_captured=%u failed=%s\n", rc, res.path,
+              static_cast<unsigned long long>(res.size_bytes), res.threads,
+              res.threads_not_captured, res.failed_call[0] ? res.failed_call : "-");
+  std::fflush(stdout);
+  KEEP_FRAME();
+  return rc;
+}
+
+bool DropPrivileges(int uid, bool non_dumpable) {
+  if (::setgroups(0, nullptr) != 0 || ::setresgid(uid, uid, uid) != 0 ||
+      ::setresuid(uid, uid, uid) != 0) {
+    return false;
+  }
+  // A uid change makes the process non-dumpable, which hides /proc/self/mem
+  // and /proc/self/pagemap from it; a service started as that user would be
+  // dumpable, unless it asks not to be (--non-dumpable keeps it so).
+  return non_dumpable || ::prctl(PR_SET_DUMPABLE, 1) == 0;
+}
+
+int Run(const Options& o) {
+  if (o.run_as >= 0 && !DropPrivileges(o.run_as, o.non_dumpable)) {
+    std::perror("drop privileges");
+    return 2;
+  }
+  dump::SelfDumpConfig config;
+  config.default_type = o.type.value_or(DumpType::kHeap);
+  const char* env_name = std::getenv("CPPDIAG_DUMP_NAME");
+  config.name_template = !o.name.empty() ? o.name : env_name != nullptr ? env_name : "";
+  if (auto st = dump::PrepareSelfDump(config); !st) {
+    std::fprintf(stderr, "PrepareSelfDump: %s\n", st.error().message().c_str());
+    return 2;
+  }
+  if (auto st = dump::InstallCrashHandler({.type = o.type}); !st) {
+    std::fprintf(stderr, "InstallCrashHandler: %s\n", st.error().message().c_str());
+    return 2;
+  }
+
+  std::vector<char*> heap;
+  for (size_t i = 0; i < o.heap_mb; ++i) {
+    auto* block = static_cast<char*>(std::malloc(1 << 20));
+    std::memset(block, static_cast<int>((i & 0x7f) | 1), 1 << 20);
+    heap.push_back(block);
+  }
+  char* marker = nullptr;
+  if (o.marker_seed != 0) {
+    marker = static_cast<char*>(std::malloc(4096));
+    WriteMarker(o.marker_seed, marker);
+  }
+
+  if (::pipe2(g_park_pipe, O_CLOEXEC) != 0) return 2;
+  int crashers = o.action == "segv-thread" ? 1 : o.action == "segv-two" ? 2 : 0;
+  int total = o.threads + o.blocked_threads;
+  std::latch started(total);
+  std::latch go(1);
+  std::vector<std::thread> workers;
+  for (int i = 0; i < total; ++i) {
+    bool crash = i >= o.threads - crashers && i < o.threads;
+    bool blocked = i >= o.threads;
+    workers.emplace_back(WorkerThreadMain, i, &started, &go, crash, blocked);
+  }
+  started.wait();
+  std::printf("READY pid=%d threads=%d\n", ::getpid(), CountThreads());
+  std::fflush(stdout);
+
+  if (!o.go_fifo.empty()) {  // wait for the test's go: a byte on the FIFO
+    int fd = ::open(o.go_fifo.c_str(), O_RDONLY | O_CLOEXEC);
+    char c;
+    if (fd < 0 || ::read(fd, &c, 1) != 1) return 2;
+    ::close(fd);
+  }
+  go.count_down();
+  int rc = 0;
+  if (o.action == "dump") {
+    rc = RequestDumpFromMain(o.type, o.path) == 0 ? 0 : 1;
+    if (rc == 0 && o.second_type) rc = RequestDumpFromMain(o.second_type, o.second_path) ? 1 : 0;
+  } else if (o.action == "segv") {
+    CrashWithBadWrite();
+  } else if (o.action == "segv-thread" || o.action == "segv-two") {
+    workers[o.threads - 1].join();  // the process dies before this returns
+  } else if (o.action == "abort") {
+    CallAbort();
+  } else if (o.action == "throw") {
+    ThrowUncaught();
+  } else if (o.action == "bad_alloc") {
+    AllocateTooMuch();
+  } else if (o.action == "wait") {
+    char c;
+    while (::read(STDIN_FILENO, &c, 1) > 0) {
+    }
+  } else {
+    std::fprintf(stderr, "unknown action %s\n", o.action.c_str());
+    rc = 2;
+  }
+  g_stop = true;
+  ::close(g_park_pipe[1]);
+  for (auto& w : workers) {
+    if (w.joinable()) w.join();
+  }
+  std::free(marker);
+  for (char* b : heap) std::free(b);
+  std::printf("EXIT rc=%d\n", rc);
+  return rc;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr,
+                 "usage: %s dump|segv|segv-thread|segv-two|abort|throw|bad_alloc|wait [options]\n",
+                 argv[0]);
+    return 2;
+  }
+  Options o;
+  o.action = argv[1];
+  for (int i = 2; i + 1 < argc; i += 2) {
+    std::string k = argv[i], v = argv[i + 1];
+    if (k == "--threads") {
+      o.threads = std::atoi(v.c_str());
+    } else if (k == "--heap-mb") {
+      o.heap_mb = std::strtoull(v.c_str(), nullptr, 10);
+    } else if (k == "--marker-seed") {
+      o.marker_seed = std::strtoull(v.c_str(), nullptr, 10);
+    } else if (k == "--type") {
+      o.type = ParseType(v);
+      if (!o.type) {
+        std::fprintf(stderr, "bad type %s\n", v.c_str());
+        return 2;
+      }
+    } else if (k == "--path") {
+      o.path = v;
+    } else if (k == "--name") {
+      o.name = v;
+    } else if (k == "--run-as") {
+      o.run_as = std::atoi(v.c_str());
+    } else if (k == "--go-fifo") {
+      o.go_fifo = v;
+    } else if (k == "--non-dumpable") {
+      o.non_dumpable = v == "1";
+    } else if (k == "--blocked-threads") {
+      o.blocked_threads = std::atoi(v.c_str());
+    } else if (k == "--second-type") {
+      o.second_type = ParseType(v);
+    } else if (k == "--second-path") {
+      o.second_path = v;
+    } else {
+      std::fprintf(stderr, "unknown option %s\n", k.c_str());
+      return 2;
+    }
+  }
+  return Run(o);
+}

@@ -179,8 +179,10 @@ Result<std::vector<MemoryMapping>> ParseMaps(std::string_view text) {
     if (!ParseMapsLine(line, &m)) {
       return Error::Invalid("malformed maps line: " + std::string(line));
     }
-    out.push_back({m.start, m.end, m.read, m.write, m.exec, m.shared, m.offset, m.dev_major,
-                   m.dev_minor, m.inode, std::string(m.path)});
+    MemoryMapping owned;
+    static_cast<MappingRange&>(owned) = m;
+    owned.path = std::string(m.path);
+    out.push_back(std::move(owned));
   }
   return out;
 }

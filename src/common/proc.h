@@ -51,28 +51,28 @@ Result<ProcStat> ReadProcStat(pid_t pid, const std::string& proc_root = kProcRoo
 // Parses the one line of /proc/<pid>/stat; `comm` may hold spaces and ')'.
 Result<ProcStat> ParseProcStat(std::string_view line);
 
-// One line of /proc/<pid>/maps, viewing the caller's buffer (no allocation).
-struct MapsLine {
+// The fields of one line of /proc/<pid>/maps, less its path.
+struct MappingRange {
   uint64_t start = 0;
   uint64_t end = 0;
   bool read = false, write = false, exec = false, shared = false;
   uint64_t offset = 0;
   unsigned dev_major = 0, dev_minor = 0;
   uint64_t inode = 0;
+  uint64_t size() const { return end - start; }
+  bool contains(uint64_t addr) const { return addr >= start && addr < end; }
+};
+
+// One line of /proc/<pid>/maps, viewing the caller's buffer (no allocation).
+struct MapsLine : MappingRange {
   std::string_view path;  // "" for anonymous, "[heap]", "[stack]", a file path...
 };
 // Async-signal-safe. Returns false on a malformed line.
 bool ParseMapsLine(std::string_view line, MapsLine* out);
 
-struct MemoryMapping {
-  uint64_t start = 0;
-  uint64_t end = 0;
-  bool read = false, write = false, exec = false, shared = false;
-  uint64_t offset = 0;
-  unsigned dev_major = 0, dev_minor = 0;
-  uint64_t inode = 0;
+// One line of /proc/<pid>/maps that owns its path.
+struct MemoryMapping : MappingRange {
   std::string path;
-  uint64_t size() const { return end - start; }
 };
 Result<std::vector<MemoryMapping>> ReadMaps(pid_t pid, const std::string& proc_root = kProcRoot);
 Result<std::vector<MemoryMapping>> ParseMaps(std::string_view text);

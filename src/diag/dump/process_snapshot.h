@@ -22,6 +22,8 @@
 #include <span>
 #include <string_view>
 
+#include "common/proc.h"
+
 namespace cppdiag::dump {
 
 // How a thread's registers were obtained.
@@ -49,17 +51,11 @@ struct ThreadSnapshot {
   int64_t stime_us = 0;
 };
 
-struct MappingSnapshot {
-  uint64_t start = 0;
-  uint64_t end = 0;
-  bool read = false, write = false, exec = false, shared = false;
-  uint64_t offset = 0;
-  unsigned dev_major = 0, dev_minor = 0;
-  uint64_t inode = 0;
-  std::string_view path;   // as in /proc/<pid>/maps: "", "[heap]", "/usr/lib/...", ...
+// A mapping as /proc/<pid>/maps shows it (path viewing the snapshot's
+// buffer), and whether its data may be stored.
+struct MappingSnapshot : MapsLine {
   bool dont_dump = false;  // never store data (the dumper's own buffers, MADV_DONTDUMP)
 
-  uint64_t size() const { return end - start; }
   // Backed by a file (what the kernel lists in NT_FILE).
   bool file_backed() const { return inode != 0 || (!path.empty() && path.front() == '/'); }
   // Anonymous memory: no file; includes [heap], [stack], [anon:name].
@@ -69,7 +65,6 @@ struct MappingSnapshot {
     return path == "[vdso]" || path == "[vvar]" || path == "[vvar_vclock]" ||
            path == "[vsyscall]" || path == "[uprobes]";
   }
-  bool contains(uint64_t addr) const { return addr >= start && addr < end; }
 };
 
 struct ProcessInfo {

@@ -60,17 +60,7 @@ int SelfSnapshot::Load(bool* truncated) {
     }
     MappingSnapshot& m = res_.mappings[mapping_count_++];
     m = MappingSnapshot{};
-    m.start = l.start;
-    m.end = l.end;
-    m.read = l.read;
-    m.write = l.write;
-    m.exec = l.exec;
-    m.shared = l.shared;
-    m.offset = l.offset;
-    m.dev_major = l.dev_major;
-    m.dev_minor = l.dev_minor;
-    m.inode = l.inode;
-    m.path = l.path;
+    static_cast<MapsLine&>(m) = l;
     for (size_t i = 0; i < exclusion_count_; ++i) {
       if (m.start >= exclusions_[i][0] && m.end <= exclusions_[i][1]) m.dont_dump = true;
     }

@@ -1,8 +1,10 @@
 #include "cli/discovery.h"
 
+#include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <sstream>
 
 #include "common/io.h"
@@ -30,7 +32,47 @@ pid_t NamespacePid(pid_t pid, const std::string& proc_root) {
 
 bool IsSocket(const std::string& path) {
   struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
+  return ::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+std::vector<std::string> Components(const std::string& path) {
+  std::vector<std::string> out;
+  std::istringstream in(path);
+  std::string c;
+  while (std::getline(in, c, '/')) {
+    if (!c.empty() && c != ".") out.push_back(c);
+  }
+  return out;
+}
+
+// `path` (as the target sees it) under `root` ("/proc/<pid>/root"), with its
+// symbolic links resolved in the target's filesystem. Walking
+// "/proc/<pid>/root/tmp/..." directly would resolve an absolute link (say
+// /tmp -> /var/tmp) against this tool's root, not the target's.
+std::string ResolveInRoot(const std::string& root, const std::string& path) {
+  std::vector<std::string> todo = Components(path);
+  std::reverse(todo.begin(), todo.end());
+  std::string done;  // resolved so far, below root: "" or "/a/b"
+  for (int links = 0; !todo.empty();) {
+    std::string c = std::move(todo.back());
+    todo.pop_back();
+    if (c == "..") {
+      done.erase(done.empty() ? 0 : done.rfind('/'));
+      continue;
+    }
+    char target[PATH_MAX];
+    ssize_t n = ::readlink((root + done + "/" + c).c_str(), target, sizeof target - 1);
+    if (n <= 0) {  // not a link (or nothing there): taken as it is
+      done += "/" + c;
+      continue;
+    }
+    if (++links > 40) return root + path;  // a loop: let the caller fail on it
+    std::string link(target, static_cast<size_t>(n));
+    if (link.front() == '/') done.clear();
+    std::vector<std::string> more = Components(link);
+    todo.insert(todo.end(), more.rbegin(), more.rend());
+  }
+  return root + done;
 }
 
 // Abstract sockets of this network namespace listed in /proc/net/unix.
@@ -46,7 +88,8 @@ Result<DiagTarget> Probe(pid_t pid, const std::string& proc_root) {
   t.ns_pid = NamespacePid(pid, proc_root);
   t.name = stat.comm;
   if (auto argv = ReadCmdline(pid, proc_root); argv && !argv->empty()) {
-    for (const auto& a : *argv) t.command_line += (t.command_line.empty() ? "" : " ") + a;
+    t.argv = std::move(*argv);
+    for (const auto& a : t.argv) t.command_line += (t.command_line.empty() ? "" : " ") + a;
   }
   std::string name = ipc::SocketName(t.ns_pid, stat.start_time_ticks);
   std::string tmpdir = "/tmp";
@@ -54,13 +97,16 @@ Result<DiagTarget> Probe(pid_t pid, const std::string& proc_root) {
   if (env) {
     if (auto it = env->find("TMPDIR"); it != env->end() && !it->second.empty()) tmpdir = it->second;
   }
-  std::string path = proc_root + "/" + std::to_string(pid) + "/root" + tmpdir + "/" + name;
+  std::string path =
+      ResolveInRoot(proc_root + "/" + std::to_string(pid) + "/root", tmpdir) + "/" + name;
   if (IsSocket(path)) {
     t.endpoint.path = path;
+    t.endpoint.expected_pid = pid;
     return t;
   }
   if (AbstractSocketExists(name, proc_root)) {
     t.endpoint.abstract_name = name;
+    t.endpoint.expected_pid = pid;
     return t;
   }
   if (!env && env.error().code() == EACCES) {
@@ -77,13 +123,18 @@ Result<DiagTarget> Probe(pid_t pid, const std::string& proc_root) {
 
 }  // namespace
 
-std::vector<DiagTarget> FindTargets(const std::string& proc_root) {
+std::vector<DiagTarget> FindTargets(const std::string& proc_root, int* unreadable) {
   std::vector<DiagTarget> out;
+  if (unreadable != nullptr) *unreadable = 0;
   auto pids = ListPids(proc_root);
   if (!pids) return out;
   for (pid_t pid : *pids) {
     if (pid == ::getpid()) continue;
-    if (auto t = Probe(pid, proc_root)) out.push_back(std::move(*t));
+    if (auto t = Probe(pid, proc_root)) {
+      out.push_back(std::move(*t));
+    } else if (unreadable != nullptr && t.error().code() == EACCES) {
+      ++*unreadable;
+    }
   }
   return out;
 }

@@ -1,12 +1,11 @@
 // cppdiag dump collect: ask a process to write its own dump over its
 // diagnostic socket (no ptrace: the tool needs no capability, and the dump
 // lands in the target's own filesystem).
-#include <cstdio>
-#include <optional>
+#include <string>
 
 #include "cli/commands.h"
 #include "cli/discovery.h"
-#include "common/parse.h"
+#include "cli/dump_request.h"
 
 namespace cppdiag::cli {
 namespace {
@@ -21,19 +20,8 @@ struct CollectOptions {
 int Collect(const CollectOptions& o) {
   auto target = FindTarget(o.pid);
   if (!target) return Fail(target.error().message());
-  nlohmann::json request = {{"overwrite", o.overwrite}};
-  if (!o.type.empty()) request["type"] = o.type;
-  if (!o.output.empty()) request["path"] = o.output;
-  auto reply = ipc::Call(target->endpoint, ipc::Command::kDump, request, std::chrono::minutes(30));
-  if (!reply)
-    return Fail("dump of process " + std::to_string(o.pid) + " failed: " + reply.error().message());
-  std::printf("Writing %s dump to %s\n", reply->value("type", "?").c_str(),
-              reply->value("path", "?").c_str());
-  std::printf("Complete: %s in %.0f ms (threads paused %.1f ms, %s)\n",
-              FormatBytes(reply->value("bytes", uint64_t{0})).c_str(),
-              reply->value("duration_ms", 0.0), reply->value("pause_ms", 0.0),
-              reply->value("mode", "?").c_str());
-  return 0;
+  auto dump = RequestDump(*target, {.path = o.output, .type = o.type, .overwrite = o.overwrite});
+  return dump ? 0 : Fail(dump.error().message());
 }
 
 }  // namespace

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   cppdiag::cli::AddPsCommand(app, &exit_code);
   cppdiag::cli::AddDumpCommand(app, &exit_code);
+  cppdiag::cli::AddAutoCollectCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,11 +20,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <new>
 
 #include "common/cgroup.h"
 #include "common/io.h"
+#include "common/raw_log.h"
 #include "diag/dump/dump_name.h"
 #include "diag/dump/elf_core_writer.h"
+#include "diag/dump/fork_snapshot.h"
 #include "diag/dump/note_provider.h"
 #include "diag/dump/self_snapshot.h"
 #include "diag/dump/thread_capture.h"
@@ -42,6 +46,7 @@ struct State {
   char exe[256] = {};
   int cgroup_version = 0;
   char cgroup_usage_path[PATH_MAX] = {};
+  char cgroup_limit_path[PATH_MAX] = {};  // read at dump time (kAuto)
   uint64_t cgroup_limit = kCppdiagUnknown;
   uint32_t timeout_ms = 1000;
   uint64_t writeback_bytes = 8 << 20;
@@ -67,6 +72,7 @@ struct State {
 
   SelfSnapshot snapshot;
   NoteProvider providers[kMaxNoteProviders];
+  ForkReport* report = nullptr;  // MAP_SHARED: the fork-mode child's progress and result
 
   std::atomic<pid_t> owner{0};        // the thread writing a dump
   std::atomic<uint32_t> unlocked{0};  // futex word, bumped when a dump ends
@@ -188,6 +194,10 @@ Status Configure(State* s, const SelfDumpConfig& c) {
     usage_path = dir + (version == 1 ? "/memory.usage_in_bytes" : "/memory.current");
   }
   if (usage_path.size() >= sizeof s->cgroup_usage_path) usage_path.clear();
+  std::string limit_path;
+  if (!usage_path.empty()) {
+    limit_path = dir + (version == 1 ? "/memory.limit_in_bytes" : "/memory.max");
+  }
 
   // Updated under the dump lock, so a dump never sees half a template.
   pid_t me = Tid();
@@ -200,6 +210,8 @@ Status Configure(State* s, const SelfDumpConfig& c) {
   s->cgroup_version = usage_path.empty() ? 0 : version;
   std::memset(s->cgroup_usage_path, 0, sizeof s->cgroup_usage_path);
   std::memcpy(s->cgroup_usage_path, usage_path.c_str(), usage_path.size());
+  std::memset(s->cgroup_limit_path, 0, sizeof s->cgroup_limit_path);
+  std::memcpy(s->cgroup_limit_path, limit_path.c_str(), limit_path.size());
   s->cgroup_limit = limit;
   s->timeout_ms = c.thread_timeout_ms;
   s->writeback_bytes = c.writeback_bytes;
@@ -235,6 +247,13 @@ Status Allocate(State* s, const SelfDumpConfig& c) {
   if (int err = OpenProcFiles(s)) return Error(err, "open", "/proc/self files");
   s->reserve_fd = OpenProc("/dev/null", O_RDONLY);
 
+  // One shared page for what a fork-mode child reports back.
+  void* shared = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (shared == MAP_FAILED) return Error::FromErrno("mmap", "self-dump shared page");
+  ::madvise(shared, 4096, MADV_DONTDUMP);
+  static_assert(sizeof(ForkReport) <= 4096);
+  s->report = new (shared) ForkReport();
+
   LoadStatic(s);
   s->snapshot.SetStatic(s->auxv, s->auxv_size, s->comm, s->psargs);
   s->xsave_layout_size = BuildXsaveLayout(s->xsave_layout, sizeof s->xsave_layout);
@@ -245,6 +264,8 @@ Status Allocate(State* s, const SelfDumpConfig& c) {
   uint64_t a = 0, b = 0;
   ThreadCaptureRegion(&a, &b);
   s->snapshot.AddExclusion(a, b);
+  s->snapshot.AddExclusion(reinterpret_cast<uint64_t>(shared),
+                           reinterpret_cast<uint64_t>(shared) + 4096);
   return OkStatus();
 }
 
@@ -351,8 +372,10 @@ void SyncDirectory(const char* path) {
 }
 
 // With every other thread stopped: snapshot and write.
+// `pid`/`ppid`: the identity the core reports (a fork child reports its
+// parent's). Progress goes to the shared report.
 int WriteStopped(State* s, const SelfDumpRequest& req, DumpType type, const timespec& now,
-                 const CaptureResult& capture, int fd, SelfDumpResult* res) {
+                 const CaptureResult& capture, int fd, pid_t pid, pid_t ppid, SelfDumpResult* res) {
   bool truncated = false;
   if (int err = s->snapshot.Load(&truncated)) {
     res->failed_call = "read /proc/self/maps";
@@ -367,7 +390,7 @@ int WriteStopped(State* s, const SelfDumpRequest& req, DumpType type, const time
   CppdiagInfo info;
   info.unix_time_sec = now.tv_sec;
   info.unix_time_nsec = static_cast<uint32_t>(now.tv_nsec);
-  info.pid = Pid();
+  info.pid = pid;
   info.signal = req.siginfo != nullptr ? req.siginfo->si_signo : 0;
   info.dump_type = DumpTypeNumber(type);
   info.cgroup_version = static_cast<uint32_t>(s->cgroup_version);
@@ -384,8 +407,10 @@ int WriteStopped(State* s, const SelfDumpRequest& req, DumpType type, const time
   options.provider_count = CopyNoteProviders(s->providers, kMaxNoteProviders);
 
   FileSink sink(fd, s->sink_buffer, kSinkBufferBytes, s->writeback_bytes);
+  ProgressSink progress(&sink, s->report);
+  ParentIdentitySnapshot snapshot(s->snapshot, pid, ppid);
   CoreWriteStats stats;
-  int err = WriteElfCore(s->snapshot, options, s->writer->get(), &sink, &stats);
+  int err = WriteElfCore(snapshot, options, s->writer->get(), &progress, &stats);
   res->threads = static_cast<uint32_t>(capture.count);
   res->threads_not_captured = info.threads_not_captured;
   res->size_bytes = stats.file_size;
@@ -419,6 +444,89 @@ int Publish(const char* tmp, bool from_template, bool replace, char* path, size_
   return EEXIST;
 }
 
+uint64_t MonoNs() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000 + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+void AppendReason(SelfDumpResult* res, size_t* n, const char* text) {
+  while (*text != '\0' && *n + 1 < sizeof res->mode_reason) res->mode_reason[(*n)++] = *text++;
+  res->mode_reason[*n] = '\0';
+}
+
+// kAuto: fork when the cgroup has room for copy-on-write (fork_snapshot.h).
+SelfDumpMode ResolveMode(State* s, SelfDumpMode asked, SelfDumpResult* res) {
+  if (asked != SelfDumpMode::kAuto) {
+    size_t n = 0;
+    AppendReason(res, &n, "requested");
+    return asked;
+  }
+  uint64_t limit =
+      s->cgroup_limit_path[0] != '\0' ? ReadCgroupBytes(s->cgroup_limit_path) : kUnknownBytes;
+  uint64_t usage = limit != kUnknownBytes ? ReadCgroupUsage(s) : kUnknownBytes;
+  static_assert(kCppdiagUnknown == kUnknownBytes);
+  uint64_t anon = limit != kUnknownBytes ? ReadSelfRssAnon() : kUnknownBytes;
+  return ChooseForkForHeadroom(limit, usage, anon, res->mode_reason, sizeof res->mode_reason)
+             ? SelfDumpMode::kFork
+             : SelfDumpMode::kSuspend;
+}
+
+// The fork-mode child: writes the core from its copy of the memory, with the
+// parent's identity, reports through the shared page and exits. Its
+// /proc/self files are its own (the same memory, as of the clone).
+[[noreturn]] void ForkChildMain(State* s, const SelfDumpRequest& req, DumpType type,
+                                const timespec& now, const CaptureResult& capture, int fd,
+                                pid_t pid, pid_t ppid) {
+  if (!PrepareForkChild(pid)) ::_exit(3);
+  ForkReport* r = s->report;
+  SelfDumpResult local;
+  int err = OpenProcFiles(s);
+  if (err != 0) {
+    local.failed_call = "open /proc/self";
+  } else {
+    err = WriteStopped(s, req, type, now, capture, fd, pid, ppid, &local);
+  }
+  r->err = err;
+  r->size_bytes = local.size_bytes;
+  r->data_bytes = local.data_bytes;
+  r->threads = local.threads;
+  r->threads_not_captured = local.threads_not_captured;
+  r->mappings_truncated = local.mappings_truncated;
+  r->failed_call = local.failed_call;
+  r->done.store(1, std::memory_order_release);
+  ::_exit(err == 0 ? 0 : 1);
+}
+
+// The parent: waits for the child (reporting progress) and takes its result.
+int WaitForWriter(State* s, const SelfDumpRequest& req, pid_t child, SelfDumpResult* res) {
+  int status = 0;
+  uint32_t interval = req.progress_interval_ms != 0 ? req.progress_interval_ms : 200;
+  int werr = WaitForkChild(child, s->report, interval, req.progress, req.progress_context, &status);
+  const ForkReport* r = s->report;
+  bool done = r->done.load(std::memory_order_acquire) != 0;
+  int err = 0;
+  if (done) {
+    err = r->err;
+    res->size_bytes = r->size_bytes;
+    res->data_bytes = r->data_bytes;
+    res->threads = r->threads;
+    res->threads_not_captured = r->threads_not_captured;
+    res->mappings_truncated = r->mappings_truncated;
+    res->failed_call = r->failed_call;
+  }
+  if (werr == 0 && WIFSIGNALED(status)) {
+    res->writer_signal = WTERMSIG(status);
+    res->failed_call = "dump writer killed by a signal";
+    return EIO;
+  }
+  if (!done) {
+    res->failed_call = werr != 0 ? "wait for the dump writer" : "dump writer exited early";
+    return werr != 0 ? werr : EIO;
+  }
+  return err;
+}
+
 int WriteLocked(State* s, const SelfDumpRequest& req, SelfDumpResult* res) {
   if (Pid() != s->pid) {  // a fork child: the /proc/self files still show the parent
     if (int err = OpenProcFiles(s)) {
@@ -428,6 +536,8 @@ int WriteLocked(State* s, const SelfDumpRequest& req, SelfDumpResult* res) {
   }
   DumpType type = req.type.value_or(static_cast<DumpType>(s->default_type.load()));
   res->type = type;
+  // Decided before any thread stops (it reads files).
+  SelfDumpMode mode = ResolveMode(s, req.mode, res);
   timespec now;
   ::clock_gettime(CLOCK_REALTIME, &now);
   if (req.path != nullptr) {
@@ -459,13 +569,44 @@ int WriteLocked(State* s, const SelfDumpRequest& req, SelfDumpResult* res) {
   // This frame stays until the dump is written; what lies below it is kept.
   co.keep_stack_top = reinterpret_cast<uint64_t>(__builtin_frame_address(0));
   CaptureResult capture;
+  s->report->Reset();
+  pid_t pid = Pid();
+  pid_t ppid = ::getppid();
+  uint64_t stop_ns = MonoNs();
   int err = CaptureAllThreads(co, &capture);
   if (err != 0) {
     res->failed_call = "stop threads";
+    ReleaseThreads();
+    res->pause_ns = MonoNs() - stop_ns;
+  } else if (mode == SelfDumpMode::kFork) {
+    pid_t child = RawFork();
+    if (child == 0) ForkChildMain(s, req, type, now, capture, fd, pid, ppid);
+    if (child > 0) {
+      ReleaseThreads();  // the child holds the snapshot: run on
+      res->pause_ns = MonoNs() - stop_ns;
+      err = WaitForWriter(s, req, child, res);
+    } else {  // threads still stopped: write as kSuspend does
+      mode = SelfDumpMode::kSuspend;
+      size_t n = 0;
+      res->mode_reason[0] = '\0';
+      char name[16] = {};  // "EAGAIN" of "EAGAIN (...)"
+      const char* full = ErrnoName(-child);
+      for (size_t i = 0; i + 1 < sizeof name && full[i] != '\0' && full[i] != ' '; ++i) {
+        name[i] = full[i];
+      }
+      AppendReason(res, &n, "clone failed (");
+      AppendReason(res, &n, name);
+      AppendReason(res, &n, "): wrote with threads suspended");
+      err = WriteStopped(s, req, type, now, capture, fd, pid, ppid, res);
+      ReleaseThreads();
+      res->pause_ns = MonoNs() - stop_ns;
+    }
   } else {
-    err = WriteStopped(s, req, type, now, capture, fd, res);
+    err = WriteStopped(s, req, type, now, capture, fd, pid, ppid, res);
+    ReleaseThreads();
+    res->pause_ns = MonoNs() - stop_ns;
   }
-  ReleaseThreads();
+  res->mode = mode;
 
   if (err == 0 && ::close(fd) != 0) {  // NFS reports write errors here
     err = errno;
@@ -499,6 +640,18 @@ Status PrepareSelfDump(const SelfDumpConfig& config) {
   return Configure(s, config);
 }
 
+const char* SelfDumpModeName(SelfDumpMode mode) {
+  switch (mode) {
+    case SelfDumpMode::kSuspend:
+      return "suspended";
+    case SelfDumpMode::kFork:
+      return "fork";
+    case SelfDumpMode::kAuto:
+      return "auto";
+  }
+  return "?";
+}
+
 bool SelfDumpPrepared() { return g_state.load(std::memory_order_acquire) != nullptr; }
 
 DumpType SelfDumpDefaultType() {
@@ -514,6 +667,11 @@ int WriteSelfDump(const SelfDumpRequest& request, SelfDumpResult* result) {
   res->threads = res->threads_not_captured = 0;
   res->mappings_truncated = false;
   res->failed_call = "";
+  res->mode = SelfDumpMode::kSuspend;
+  res->mode_reason[0] = '\0';
+  res->pause_ns = res->duration_ns = 0;
+  res->writer_signal = 0;
+  uint64_t start_ns = MonoNs();
   State* s = g_state.load(std::memory_order_acquire);
   if (s == nullptr) {
     res->failed_call = "PrepareSelfDump";
@@ -526,6 +684,7 @@ int WriteSelfDump(const SelfDumpRequest& request, SelfDumpResult* result) {
   }
   int err = WriteLocked(s, request, res);
   Unlock(s);
+  res->duration_ns = MonoNs() - start_ns;
   return err;
 }
 

@@ -3,6 +3,22 @@
 // the crash handler, the pre-OOM watchdog and dumps requested over the
 // diagnostic socket.
 //
+// Two modes (SelfDumpRequest::mode):
+//   kSuspend  the other threads stay stopped while the whole core is written
+//             (the crash handler and the watchdog use it).
+//   kFork     the threads are stopped only to capture their registers and to
+//             take a copy-on-write snapshot with a raw clone syscall (no
+//             glibc fork(), no atfork handlers); they run on at once, and the
+//             child writes the core from its own identical memory, with the
+//             parent's pid and tids, then exits. The caller waits for it. The
+//             pause is then the capture plus the clone (page-table copy),
+//             milliseconds even for GiBs (fork_snapshot.h).
+//   kAuto     kFork unless the memory cgroup lacks the headroom for
+//             copy-on-write growth (ChooseForkForHeadroom in fork_snapshot.h);
+//             then kSuspend. The result says which and why.
+// A failed clone (EAGAIN, ENOMEM) falls back to kSuspend, with the threads
+// still stopped.
+//
 // How: every other thread is stopped in a signal handler that records its
 // registers (thread_capture.h), the memory is read through /proc/self/mem,
 // and the ELF core writer writes `<path>.tmp-<pid>` (O_CREAT|O_EXCL|
@@ -76,6 +92,10 @@ struct SelfDumpConfig {
 Status PrepareSelfDump(const SelfDumpConfig& config);
 
 bool SelfDumpPrepared();
+
+enum class SelfDumpMode { kSuspend, kFork, kAuto };
+// "suspended", "fork", "auto" (what the socket's reply says). Async-signal-safe.
+const char* SelfDumpModeName(SelfDumpMode mode);
 // The default type of the prepared configuration. Async-signal-safe.
 DumpType SelfDumpDefaultType();
 
@@ -94,6 +114,15 @@ struct SelfDumpRequest {
   // An existing file at `path` is replaced only when this is true (the
   // socket's "overwrite"). A taken name from the template gets ".1", ".2"...
   bool replace_existing = false;
+  // How to hold the process while writing (see the top of this file).
+  SelfDumpMode mode = SelfDumpMode::kSuspend;
+  // Fork mode only: called from the calling thread about every
+  // `progress_interval_ms` while the child writes (the other threads are
+  // running again, so it runs in the caller's own context), with the bytes
+  // of the core written so far and its size (0 until known).
+  void (*progress)(void* context, uint64_t bytes_written, uint64_t bytes_total) = nullptr;
+  void* progress_context = nullptr;
+  uint32_t progress_interval_ms = 200;
 };
 
 struct SelfDumpResult {
@@ -106,12 +135,22 @@ struct SelfDumpResult {
   // time), plus threads left out (past max_threads).
   uint32_t threads_not_captured = 0;
   bool mappings_truncated = false;
-  const char* failed_call = "";  // on failure: "open", "pwrite", "fsync", "rename"...
+  const char* failed_call = "";                // on failure: "open", "pwrite", "fsync", "rename"...
+  SelfDumpMode mode = SelfDumpMode::kSuspend;  // the mode used: kSuspend or kFork
+  char mode_reason[128] = {};  // why: "requested", "cgroup headroom 20 MiB < 64 MiB ...", ...
+  // Time the other threads were stopped (from the first stop signal to their
+  // release), and the whole dump, in nanoseconds.
+  uint64_t pause_ns = 0;
+  uint64_t duration_ns = 0;
+  int writer_signal = 0;  // fork mode: the signal that killed the child (failure EIO)
 };
 
 // Writes a dump. Returns 0 or an errno value (EBUSY: another dump is being
 // written and `wait_if_busy` is false; EINVAL: not prepared; EDEADLK: called
-// while this thread is already writing one). Async-signal-safe.
+// while this thread is already writing one; EIO with `writer_signal` set: the
+// fork-mode child was killed, e.g. by the OOM killer). On failure no file is
+// left. Async-signal-safe (fork mode too; `progress` runs in the caller's
+// context).
 int WriteSelfDump(const SelfDumpRequest& request, SelfDumpResult* result);
 
 // Expands the prepared name template for `reason` now (what WriteSelfDump

@@ -4,6 +4,7 @@
 #include <sys/un.h>
 
 #include <cstring>
+#include <utility>
 
 #include "common/io.h"
 #include "common/scoped_fd.h"
@@ -32,20 +33,27 @@ Result<ScopedFd> Connect(const Endpoint& endpoint, std::chrono::milliseconds tim
   if (HANDLE_EINTR(::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), len)) != 0) {
     return Error::FromErrno("connect", endpoint.ToString());
   }
+  if (endpoint.expected_pid != 0) {
+    ucred cred{};
+    socklen_t cred_len = sizeof cred;
+    if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) != 0) {
+      return Error::FromErrno("getsockopt SO_PEERCRED", endpoint.ToString());
+    }
+    if (cred.pid != endpoint.expected_pid) {
+      return Error(EACCES, "",
+                   endpoint.ToString() + " is held by pid " + std::to_string(cred.pid) +
+                       ", not by process " + std::to_string(endpoint.expected_pid) +
+                       "; refusing to talk to it");
+    }
+  }
   return fd;
 }
 
-}  // namespace
-
-Result<nlohmann::json> Call(const Endpoint& endpoint, Command command,
-                            const nlohmann::json& request, std::chrono::milliseconds timeout) {
-  CPPDIAG_ASSIGN_OR_RETURN(ScopedFd fd, Connect(endpoint, timeout));
-  std::string frame = EncodeFrame(static_cast<uint16_t>(command), request.dump());
-  // A server that refuses us replies and closes without reading: a failed
-  // send is then no failure as long as its reply can be read.
-  int send_err = SendAllRaw(fd.get(), frame.data(), frame.size());
+// One frame: its status and JSON payload.
+Result<std::pair<uint16_t, nlohmann::json>> ReadFrame(int fd, const Endpoint& endpoint,
+                                                      int send_err) {
   char header_bytes[kHeaderSize];
-  if (int err = ReadExactlyRaw(fd.get(), header_bytes, sizeof header_bytes); err != 0) {
+  if (int err = ReadExactlyRaw(fd, header_bytes, sizeof header_bytes); err != 0) {
     if (send_err != 0) return Error(send_err, "send", "request to " + endpoint.ToString());
     if (err == EAGAIN) err = ETIMEDOUT;
     return Error(err, "read", "reply from " + endpoint.ToString());
@@ -53,16 +61,37 @@ Result<nlohmann::json> Call(const Endpoint& endpoint, Command command,
   CPPDIAG_ASSIGN_OR_RETURN(FrameHeader header,
                            DecodeHeader({header_bytes, sizeof header_bytes}, kMaxReplyPayload));
   std::string payload(header.payload_size, '\0');
-  if (int err = ReadExactlyRaw(fd.get(), payload.data(), payload.size()); err != 0) {
+  if (int err = ReadExactlyRaw(fd, payload.data(), payload.size()); err != 0) {
     return Error(err == EAGAIN ? ETIMEDOUT : err, "read", "reply from " + endpoint.ToString());
   }
-  nlohmann::json reply = nlohmann::json::parse(payload, nullptr, false);
-  if (reply.is_discarded()) return Error::Invalid("malformed reply from " + endpoint.ToString());
-  if (header.code != static_cast<uint16_t>(ReplyStatus::kOk)) {
-    std::string message = reply.value("error", std::string("request failed"));
-    return Error::Invalid(message);
+  nlohmann::json body = nlohmann::json::parse(payload, nullptr, false);
+  if (body.is_discarded()) return Error::Invalid("malformed reply from " + endpoint.ToString());
+  return std::make_pair(header.code, std::move(body));
+}
+
+}  // namespace
+
+Result<nlohmann::json> Call(const Endpoint& endpoint, Command command,
+                            const nlohmann::json& request, std::chrono::milliseconds timeout,
+                            const ProgressCallback& progress) {
+  CPPDIAG_ASSIGN_OR_RETURN(ScopedFd fd, Connect(endpoint, timeout));
+  nlohmann::json sent = request;
+  if (progress && sent.is_object()) sent["progress"] = true;
+  std::string frame = EncodeFrame(static_cast<uint16_t>(command), sent.dump());
+  // A server that refuses us replies and closes without reading: a failed
+  // send is then no failure as long as its reply can be read.
+  int send_err = SendAllRaw(fd.get(), frame.data(), frame.size());
+  for (;;) {
+    CPPDIAG_ASSIGN_OR_RETURN(auto reply, ReadFrame(fd.get(), endpoint, send_err));
+    if (reply.first == static_cast<uint16_t>(ReplyStatus::kProgress)) {
+      if (progress) progress(reply.second);
+      continue;
+    }
+    if (reply.first != static_cast<uint16_t>(ReplyStatus::kOk)) {
+      return Error::Invalid(reply.second.value("error", std::string("request failed")));
+    }
+    return std::move(reply.second);
   }
-  return reply;
 }
 
 }  // namespace cppdiag::ipc

@@ -3,7 +3,8 @@
 #include <limits.h>
 #include <unistd.h>
 
-#include <chrono>
+#include <csignal>
+#include <cstring>
 
 #include "common/cgroup.h"
 #include "common/proc.h"
@@ -43,8 +44,18 @@ Result<nlohmann::json> ProcessInfo(const RuntimeInfo& rt) {
   return info;
 }
 
-// Writes a dump where the request says (confined to CPPDIAG_DUMP_DIR).
-Result<nlohmann::json> Dump(const RuntimeInfo& rt, const nlohmann::json& req) {
+// Forwards the self-dump's progress (fork mode) as progress frames.
+void SendProgress(void* context, uint64_t written, uint64_t total) {
+  const auto* peer = static_cast<const PeerInfo*>(context);
+  peer->progress(nlohmann::json{{"bytes_written", written}, {"bytes_total", total}});
+}
+
+double Ms(uint64_t ns) { return static_cast<double>(ns) / 1e6; }
+
+// Writes a dump where the request says (confined to CPPDIAG_DUMP_DIR), in
+// fork mode unless the cgroup lacks the headroom (SelfDumpMode::kAuto).
+Result<nlohmann::json> Dump(const RuntimeInfo& rt, const nlohmann::json& req,
+                            const PeerInfo& peer) {
   DumpType type = rt.config.dump_type;
   if (req.contains("type")) {
     CPPDIAG_ASSIGN_OR_RETURN(type, ParseDumpType(req.at("type").get<std::string>()));
@@ -66,25 +77,37 @@ Result<nlohmann::json> Dump(const RuntimeInfo& rt, const nlohmann::json& req) {
   request.reason = "on-demand";
   request.path = path.c_str();
   request.replace_existing = overwrite;
-  dump::SelfDumpResult result;
-  auto start = std::chrono::steady_clock::now();
-  int err = dump::WriteSelfDump(request, &result);
-  double ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  if (err == EBUSY) return Error(EBUSY, "", "another dump is being written; try again");
-  if (err != 0) {
-    return Error(err, result.failed_call, result.path);
+  request.mode = dump::SelfDumpMode::kAuto;
+  if (peer.progress) {
+    // The first frame says where the dump goes, before it is written.
+    peer.progress(nlohmann::json{
+        {"bytes_written", 0}, {"bytes_total", 0}, {"path", path}, {"type", DumpTypeName(type)}});
+    request.progress = &SendProgress;
+    request.progress_context = const_cast<PeerInfo*>(&peer);
   }
+  dump::SelfDumpResult result;
+  int err = dump::WriteSelfDump(request, &result);
+  if (err == EBUSY) return Error(EBUSY, "", "another dump is being written; try again");
+  if (err != 0 && result.writer_signal != 0) {
+    return Error(err, "",
+                 std::string("the dump writer process was killed by signal ") +
+                     std::to_string(result.writer_signal) + " (SIG" +
+                     sigabbrev_np(result.writer_signal) +
+                     (result.writer_signal == SIGKILL ? ", out of memory?" : "") + ") writing " +
+                     result.path);
+  }
+  if (err != 0) return Error(err, result.failed_call, result.path);
   return nlohmann::json{{"path", result.path},
                         {"type", DumpTypeName(result.type)},
                         {"bytes", result.size_bytes},
                         {"data_bytes", result.data_bytes},
                         {"threads", result.threads},
                         {"threads_not_captured", result.threads_not_captured},
-                        {"duration_ms", ms},
-                        // The threads stay stopped while the dump is written.
-                        {"pause_ms", ms},
-                        {"mode", "suspended"}};
+                        {"duration_ms", Ms(result.duration_ns)},
+                        // The time the target's threads were stopped.
+                        {"pause_ms", Ms(result.pause_ns)},
+                        {"mode", dump::SelfDumpModeName(result.mode)},
+                        {"mode_reason", result.mode_reason}};
 }
 
 }  // namespace
@@ -95,8 +118,8 @@ DiagnosticServer::Handlers MakeHandlers(const RuntimeInfo& runtime) {
     return ProcessInfo(runtime);
   };
   if (dump::SelfDumpPrepared()) {
-    h[Command::kDump] = [&runtime](const nlohmann::json& req, const PeerInfo&) {
-      return Dump(runtime, req);
+    h[Command::kDump] = [&runtime](const nlohmann::json& req, const PeerInfo& peer) {
+      return Dump(runtime, req, peer);
     };
   }
   return h;

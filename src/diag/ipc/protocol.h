@@ -10,7 +10,9 @@
 //   12      4     payload length in bytes, little-endian
 //
 // One request and one reply per connection. A request's payload is at most
-// kMaxRequestPayload bytes; a reply's at most kMaxReplyPayload.
+// kMaxRequestPayload bytes; a reply's at most kMaxReplyPayload. A request
+// that carries "progress": true may get progress frames (status 2) before its
+// reply; other requests never do, so older clients see no change.
 #pragma once
 
 #include <cstdint>
@@ -37,7 +39,8 @@ enum class Command : uint16_t {
 
 enum class ReplyStatus : uint16_t {
   kOk = 0,
-  kError = 1,  // payload {"error": "one line", "code": "EINVAL"}
+  kError = 1,     // payload {"error": "one line", "code": "EINVAL"}
+  kProgress = 2,  // not the reply yet: {"bytes_written": N, "bytes_total": M}, more may follow
 };
 
 struct FrameHeader {

@@ -186,6 +186,13 @@ std::string HandleRequest(int fd, const DiagnosticServer::Handlers& handlers,
   if (request.is_discarded() || !request.is_object()) {
     return error_frame(Error::Invalid("request payload is not a JSON object"));
   }
+  PeerInfo context = peer;
+  if (auto p = request.find("progress"); p != request.end() && p->is_boolean() && p->get<bool>()) {
+    context.progress = [fd](const nlohmann::json& body) {
+      std::string frame = EncodeFrame(static_cast<uint16_t>(ReplyStatus::kProgress), body.dump());
+      (void)SendAllRaw(fd, frame.data(), frame.size());
+    };
+  }
   auto it = handlers.find(static_cast<Command>(header->code));
   if (it == handlers.end()) {
     return error_frame(Error(ENOTSUP, "",
@@ -193,7 +200,7 @@ std::string HandleRequest(int fd, const DiagnosticServer::Handlers& handlers,
                                  CommandName(header->code) + ")"));
   }
   try {
-    Result<nlohmann::json> result = it->second(request, peer);
+    Result<nlohmann::json> result = it->second(request, context);
     if (!result) return error_frame(result.error());
     return EncodeFrame(static_cast<uint16_t>(ReplyStatus::kOk), result->dump());
   } catch (const std::exception& e) {  // a bad field type in the request, say

@@ -31,10 +31,16 @@
 
 namespace cppdiag::ipc {
 
+// Who sent a request (SO_PEERCRED), and how its handler reports progress.
 struct PeerInfo {
   pid_t pid = 0;
   uid_t uid = 0;
   gid_t gid = 0;
+  // Set when the request asked for progress ("progress": true): sends a
+  // progress frame (ReplyStatus::kProgress) with this payload before the
+  // reply. Null otherwise. Call it only from the handler's thread, before it
+  // returns; a failed send is ignored (the reply will tell).
+  std::function<void(const nlohmann::json&)> progress;
 };
 
 struct ServerOptions {

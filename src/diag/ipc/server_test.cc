@@ -27,9 +27,16 @@ class ServerTest : public ::testing::Test {
       return Result<nlohmann::json>(nlohmann::json{
           {"pid", ::getpid()}, {"peer_uid", peer.uid}, {"echo", req.value("echo", "")}});
     };
-    h[Command::kDump] = [](const nlohmann::json& req, const PeerInfo&) -> Result<nlohmann::json> {
+    h[Command::kDump] = [](const nlohmann::json& req,
+                           const PeerInfo& peer) -> Result<nlohmann::json> {
       if (req.at("type").get<std::string>() == "bad") return Error::Invalid("no such type");
-      return nlohmann::json{{"ok", true}};
+      int frames = 0;
+      if (peer.progress) {  // only when the request asked for it
+        for (uint64_t done = 0; done <= 300; done += 100, ++frames) {
+          peer.progress({{"bytes_written", done}, {"bytes_total", 300}});
+        }
+      }
+      return nlohmann::json{{"ok", true}, {"frames", frames}};
     };
     auto s = DiagnosticServer::Start(
         {.tmpdir = dir_, .read_timeout = std::chrono::milliseconds(300)}, std::move(h));
@@ -62,6 +69,41 @@ TEST_F(ServerTest, AnswersOverTheFileAndTheAbstractSocket) {
   auto a = Call({"", server_->socket_name()}, Command::kProcessInfo, nlohmann::json::object());
   ASSERT_TRUE(a.ok()) << a.error().message();
   EXPECT_EQ((*a)["pid"], getpid());
+}
+
+TEST_F(ServerTest, ProgressFramesComeBeforeTheReplyWhenAskedFor) {
+  std::vector<std::pair<uint64_t, uint64_t>> seen;
+  auto r = Call(endpoint(), Command::kDump, {{"type", "full"}}, std::chrono::seconds(5),
+                [&](const nlohmann::json& p) {
+                  seen.emplace_back(p.at("bytes_written").get<uint64_t>(),
+                                    p.at("bytes_total").get<uint64_t>());
+                });
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ((*r)["frames"], 4);
+  std::vector<std::pair<uint64_t, uint64_t>> expected = {
+      {0, 300}, {100, 300}, {200, 300}, {300, 300}};
+  EXPECT_EQ(seen, expected);
+}
+
+TEST_F(ServerTest, NoProgressFramesForARequestThatDidNotAsk) {
+  // An older client: one frame back, the reply.
+  auto r = Call(endpoint(), Command::kDump, {{"type", "full"}});
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ((*r)["frames"], 0);
+  auto f = Call(endpoint(), Command::kDump, {{"type", "full"}, {"progress", "yes"}});
+  ASSERT_TRUE(f.ok()) << f.error().message();
+  EXPECT_EQ((*f)["frames"], 0);  // only a JSON true asks
+}
+
+TEST_F(ServerTest, TheClientChecksWhoHoldsTheSocket) {
+  Endpoint squatted{"", server_->socket_name(), /*expected_pid=*/getppid()};
+  auto r = Call(squatted, Command::kProcessInfo, nlohmann::json::object());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("is held by pid " + std::to_string(getpid())),
+            std::string::npos)
+      << r.error().message();
+  Endpoint genuine{server_->socket_path(), "", getpid()};
+  EXPECT_TRUE(Call(genuine, Command::kProcessInfo, nlohmann::json::object()).ok());
 }
 
 TEST_F(ServerTest, HandlerErrorsAndUnknownCommandsGetErrorReplies) {

@@ -1,0 +1,178 @@
+// cppdiag auto-collect: the entrypoint of a shell-less debug image (what the
+// .NET app's "pid-finder" image does). Finds the one instrumented process in
+// this PID namespace, asks it to write its own dump, says where the dump is
+// and how to fetch it with `kubectl cp`, then waits --linger seconds so the
+// debug container is still there while the dump is copied.
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+
+#include "cli/commands.h"
+#include "cli/discovery.h"
+#include "cli/dump_request.h"
+#include "common/io.h"
+
+namespace cppdiag::cli {
+namespace {
+
+constexpr const char* kNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+struct AutoCollectOptions {
+  std::string name;
+  std::string output;
+  std::string type;
+  unsigned linger_seconds = 0;
+};
+
+std::string Basename(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+bool Matches(const DiagTarget& t, const std::string& name) {
+  return t.name == name || (!t.argv.empty() && Basename(t.argv.front()) == name);
+}
+
+std::string Describe(const std::vector<DiagTarget>& targets) {
+  std::string out;
+  for (const auto& t : targets) {
+    out += (out.empty() ? "" : ", ") + std::to_string(t.pid) + " (" + t.name + ")";
+  }
+  return out;
+}
+
+std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+// The pod's namespace: from our own service account mount, else from the
+// target's (a debug container often has none), else a placeholder.
+std::string PodNamespace(const DiagTarget& target) {
+  // Through /proc/<pid>/root an absolute symlink (/var/run -> /run) would
+  // lead back into our own filesystem: try the /run spelling there too.
+  std::string root = "/proc/" + std::to_string(target.pid) + "/root";
+  for (const std::string& file : {std::string(kNamespaceFile), root + kNamespaceFile,
+                                  root + "/run/secrets/kubernetes.io/serviceaccount/namespace"}) {
+    if (auto text = ReadFileToString(file, 4096); text && !Trim(*text).empty()) {
+      return Trim(*text);
+    }
+  }
+  return "<namespace>";
+}
+
+// The pod's name: containers of a pod share its UTS namespace, whose host name
+// is the pod's name.
+std::string PodName() {
+  if (const char* h = std::getenv("HOSTNAME"); h != nullptr && *h != '\0') return h;
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) == 0 && host[0] != '\0') return host;
+  return "<pod>";
+}
+
+// Waits `seconds`, or less if SIGTERM or SIGINT comes: as the first process
+// of a container, whose signals without a handler are ignored, a plain sleep
+// would hold `kubectl delete` up until its grace period ends.
+void Linger(unsigned seconds) {
+  if (seconds == 0) return;
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  ::pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  for (;;) {
+    auto left = deadline - std::chrono::steady_clock::now();
+    if (left <= std::chrono::nanoseconds::zero()) return;
+    auto secs = std::chrono::duration_cast<std::chrono::seconds>(left);
+    timespec ts{static_cast<time_t>(secs.count()),
+                static_cast<long>(std::chrono::nanoseconds(left - secs).count())};
+    int sig = ::sigtimedwait(&stop, nullptr, &ts);
+    if (sig == SIGTERM || sig == SIGINT) {
+      std::printf("Stopped waiting (%s)\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      return;
+    }
+    if (sig < 0 && errno != EINTR && errno != EAGAIN) return;
+  }
+}
+
+Result<DiagTarget> ChooseTarget(const std::string& name) {
+  int unreadable = 0;
+  std::vector<DiagTarget> all = FindTargets("/proc", &unreadable);
+  std::vector<DiagTarget> chosen;
+  for (auto& t : all) {
+    if (name.empty() || Matches(t, name)) chosen.push_back(t);
+  }
+  if (chosen.size() == 1) return chosen.front();
+  if (chosen.size() > 1) {
+    return Error(EEXIST, "",
+                 std::to_string(chosen.size()) + " processes with a diagnostic socket" +
+                     (name.empty() ? "" : " named " + name) + ": " + Describe(chosen) +
+                     "; name one with --name, or use `cppdiag dump collect -p PID`");
+  }
+  std::string why = "no process with a diagnostic socket" +
+                    (name.empty() ? std::string() : " named " + name) + " in this PID namespace";
+  if (!all.empty()) {
+    why += " (others: " + Describe(all) + ")";
+  } else {
+    if (unreadable > 0) {
+      why += " (" + std::to_string(unreadable) +
+             " processes could not be inspected: permission denied; run as the target's uid)";
+    }
+    why +=
+        "; is the debug container started with --target=<app container>, or the pod with "
+        "shareProcessNamespace: true?";
+  }
+  return Error(ESRCH, "", why);
+}
+
+int AutoCollect(const AutoCollectOptions& o) {
+  auto target = ChooseTarget(o.name);
+  if (!target) return Fail(target.error().message());
+  std::printf("Target: process %d (%s): %s\n", target->pid, target->name.c_str(),
+              target->command_line.c_str());
+  std::fflush(stdout);
+  auto dump = RequestDump(*target, {.path = o.output, .type = o.type, .overwrite = false});
+  if (!dump) return Fail(dump.error().message());
+
+  std::printf("The dump is in the target's filesystem: %s\n", dump->path.c_str());
+  std::string here = "/proc/" + std::to_string(target->pid) + "/root" + dump->path;
+  struct stat st {};
+  if (::stat(here.c_str(), &st) == 0) std::printf("  (from this container: %s)\n", here.c_str());
+  std::printf("Fetch it with:\n  kubectl cp %s/%s:%s ./%s -c <app-container>\n",
+              PodNamespace(*target).c_str(), PodName().c_str(), dump->path.c_str(),
+              Basename(dump->path).c_str());
+  if (o.linger_seconds > 0) {
+    std::printf("Waiting %u s (--linger) so the dump can be copied\n", o.linger_seconds);
+  }
+  std::fflush(stdout);
+  Linger(o.linger_seconds);
+  return 0;
+}
+
+}  // namespace
+
+void AddAutoCollectCommand(CLI::App& app, int* exit_code) {
+  auto opts = std::make_shared<AutoCollectOptions>();
+  auto* cmd = app.add_subcommand(
+      "auto-collect",
+      "Find the one process with a diagnostic socket, have it dump itself, say where the dump "
+      "is (entrypoint of a shell-less debug image)");
+  cmd->add_option("--name", opts->name,
+                  "Only the process whose name (comm) or argv[0] file name is this");
+  cmd->add_option("-o,--output", opts->output,
+                  "Dump path in the target's filesystem (default: its CPPDIAG_DUMP_NAME)");
+  cmd->add_option("--type", opts->type, "full, heap, mini or triage (default: the target's)")
+      ->check(CLI::IsMember({"full", "heap", "mini", "triage", "1", "2", "3", "4"}));
+  cmd->add_option("--linger", opts->linger_seconds,
+                  "Seconds to wait after the dump, so `kubectl cp` can fetch it (default 0)");
+  cmd->callback([opts, exit_code] { *exit_code = AutoCollect(*opts); });
+}
+
+}  // namespace cppdiag::cli

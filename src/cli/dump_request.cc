@@ -1,0 +1,91 @@
+#include "cli/dump_request.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "common/parse.h"
+#include "diag/ipc/client.h"
+
+namespace cppdiag::cli {
+namespace {
+
+// Shows the dump's progress on a terminal: one line on stderr, rewritten in
+// place ("\r"): percent, MiB written, elapsed time.
+class ProgressLine {
+ public:
+  ProgressLine() : tty_(::isatty(STDERR_FILENO) == 1), start_(std::chrono::steady_clock::now()) {}
+  void Update(uint64_t written, uint64_t total) {
+    if (!tty_ || (written == 0 && total == 0)) return;
+    double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    constexpr double kMiB = 1024.0 * 1024.0;
+    if (total > 0) {
+      std::fprintf(stderr, "\r  %3.0f%%  %.1f / %.1f MiB  %.1f s   ",
+                   100.0 * static_cast<double>(written) / static_cast<double>(total),
+                   static_cast<double>(written) / kMiB, static_cast<double>(total) / kMiB, elapsed);
+    } else {
+      std::fprintf(stderr, "\r  %.1f MiB  %.1f s   ", static_cast<double>(written) / kMiB, elapsed);
+    }
+    std::fflush(stderr);
+    shown_ = true;
+  }
+  void Clear() {
+    if (shown_) std::fprintf(stderr, "\r\033[K");
+    shown_ = false;
+  }
+
+ private:
+  bool tty_;
+  bool shown_ = false;
+  std::chrono::steady_clock::time_point start_;
+};
+
+void Announce(const std::string& type, const std::string& path) {
+  std::printf("Writing %s dump to %s\n", type.c_str(), path.c_str());
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+Result<DumpOutcome> RequestDump(const DiagTarget& target, const DumpRequestOptions& options) {
+  nlohmann::json request = {{"overwrite", options.overwrite}};
+  if (!options.type.empty()) request["type"] = options.type;
+  if (!options.path.empty()) request["path"] = options.path;
+  ProgressLine line;
+  bool announced = false;
+  // The target's first progress frame names the path and type before the
+  // dump is written (a target that sends none: announced with the reply).
+  auto on_progress = [&](const nlohmann::json& p) {
+    if (!announced && p.contains("path")) {
+      Announce(p.value("type", "?"), p.value("path", "?"));
+      announced = true;
+    }
+    line.Update(p.value("bytes_written", uint64_t{0}), p.value("bytes_total", uint64_t{0}));
+  };
+  // A full dump of a large process takes a while; the timeout is per frame.
+  auto reply = ipc::Call(target.endpoint, ipc::Command::kDump, request, std::chrono::minutes(30),
+                         on_progress);
+  line.Clear();
+  if (!reply) {
+    return Error(
+        reply.error().code(), "",
+        "dump of process " + std::to_string(target.pid) + " failed: " + reply.error().message());
+  }
+  DumpOutcome out;
+  out.path = reply->value("path", "?");
+  out.type = reply->value("type", "?");
+  out.bytes = reply->value("bytes", uint64_t{0});
+  if (!announced) Announce(out.type, out.path);
+  std::string reason = reply->value("mode_reason", "");
+  std::printf("Complete: %s in %.0f ms (threads paused %.1f ms, %s%s)\n",
+              FormatBytes(out.bytes).c_str(), reply->value("duration_ms", 0.0),
+              reply->value("pause_ms", 0.0), reply->value("mode", "?").c_str(),
+              reason.empty() ? "" : (": " + reason).c_str());
+  std::fflush(stdout);
+  return out;
+}
+
+}  // namespace cppdiag::cli

@@ -1,0 +1,37 @@
+// Asking a target to write its own dump over its diagnostic socket, and
+// telling the user how it went: shared by `dump collect` and `auto-collect`.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "cli/discovery.h"
+#include "common/status.h"
+
+namespace cppdiag::cli {
+
+struct DumpRequestOptions {
+  std::string path;  // in the target's filesystem; empty: its CPPDIAG_DUMP_NAME
+  std::string type;  // full, heap, mini, triage (or 4, 2, 1, 3); empty: the target's
+  bool overwrite = false;
+};
+
+// What the target reported.
+struct DumpOutcome {
+  std::string path;  // as the target sees it
+  std::string type;
+  uint64_t bytes = 0;
+};
+
+// Sends the dump request and, when the target has written the dump, prints
+// "Writing <type> dump to <path>" and "Complete: <size> in <ms> (threads
+// paused <ms>, <mode>)" on stdout. On failure prints nothing and returns an
+// error whose message is one line: "dump of process <pid> failed: <reason>".
+//
+//   auto target = FindTarget(pid);
+//   if (!target) return Fail(target.error().message());
+//   auto dump = RequestDump(*target, {.type = "full"});
+//   if (!dump) return Fail(dump.error().message());
+Result<DumpOutcome> RequestDump(const DiagTarget& target, const DumpRequestOptions& options);
+
+}  // namespace cppdiag::cli

@@ -28,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_cgroup.h"
 #include "common/cgroup.h"
 #include "common/io.h"
 #include "common/parse.h"
@@ -37,6 +38,9 @@
 extern char** environ;
 
 namespace {
+
+using cppdiag::bench::BenchCgroup;
+using cppdiag::bench::Mib;
 
 using Clock = std::chrono::steady_clock;
 namespace dump = cppdiag::dump;
@@ -72,45 +76,6 @@ uint64_t StatusField(const char* key) {
 
 // Resets VmHWM to the current RSS (Linux >= 4.0).
 void ResetPeakRss() { (void)cppdiag::WriteStringToFile("/proc/self/clear_refs", "5"); }
-
-// A v1 memory cgroup (no limit) for this process, to see what dumps charge.
-class BenchCgroup {
- public:
-  bool Create() {
-    auto found = cppdiag::CgroupReader().FindMemoryCgroup();
-    if (!found || found->first != 1) {
-      std::fprintf(stderr, "--cgroup needs the v1 memory controller; skipped\n");
-      return false;
-    }
-    parent_ = found->second;
-    dir_ = parent_ + "/cppdiag-bench-" + std::to_string(::getpid());
-    if (::mkdir(dir_.c_str(), 0755) != 0 ||
-        !cppdiag::WriteStringToFile(dir_ + "/cgroup.procs", std::to_string(::getpid())).ok()) {
-      std::fprintf(stderr, "cannot create %s; skipped\n", dir_.c_str());
-      dir_.clear();
-      return false;
-    }
-    return true;
-  }
-  ~BenchCgroup() {
-    if (dir_.empty()) return;
-    (void)cppdiag::WriteStringToFile(parent_ + "/cgroup.procs", std::to_string(::getpid()));
-    ::rmdir(dir_.c_str());
-  }
-  bool active() const { return !dir_.empty(); }
-  uint64_t Usage() const { return Read("memory.usage_in_bytes"); }
-  void ResetPeak() const {
-    (void)cppdiag::WriteStringToFile(dir_ + "/memory.max_usage_in_bytes", "0");
-  }
-  uint64_t Peak() const { return Read("memory.max_usage_in_bytes"); }
-
- private:
-  uint64_t Read(const char* file) const {
-    auto s = cppdiag::ReadFileToString(dir_ + "/" + file);
-    return s ? std::strtoull(s->c_str(), nullptr, 10) : 0;
-  }
-  std::string parent_, dir_;
-};
 
 uint64_t Allocated(const std::string& path, uint64_t* size) {
   struct stat st {};
@@ -198,12 +163,6 @@ Sample Median(std::vector<Sample> v) {
   return v[v.size() / 2];
 }
 
-std::string Mib(uint64_t b) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(b) / (1 << 20));
-  return buf;
-}
-
 void PrintRow(const char* name, const Sample& s, bool cgroup) {
   std::printf("  %-22s %7.3f s  %11s file (%11s on disk)  extra RSS %10s", name, s.seconds,
               Mib(s.size).c_str(), Mib(s.allocated).c_str(), Mib(s.extra_rss).c_str());
@@ -213,7 +172,7 @@ void PrintRow(const char* name, const Sample& s, bool cgroup) {
 
 int Run(const Options& o) {
   BenchCgroup cg;
-  if (o.cgroup) cg.Create();
+  if (o.cgroup) cg.Create("cppdiag-bench");
 
   // The memory to dump: touched, non-zero, different on every page.
   size_t bytes = o.mb << 20;

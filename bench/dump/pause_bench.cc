@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_cgroup.h"
 #include "common/cgroup.h"
 #include "common/io.h"
 #include "diag/dump/self_dump.h"
@@ -37,6 +38,9 @@
 extern char** environ;
 
 namespace {
+
+using cppdiag::bench::BenchCgroup;
+using cppdiag::bench::Mib;
 
 using Clock = std::chrono::steady_clock;
 namespace dump = cppdiag::dump;
@@ -87,43 +91,6 @@ void Mutate(uint8_t* mem, size_t bytes, uint64_t mbps) {
     ::nanosleep(&ts, nullptr);
   }
 }
-
-// A v1 memory cgroup (no limit) for this process, to see what dumps charge.
-class BenchCgroup {
- public:
-  bool Create() {
-    auto found = cppdiag::CgroupReader().FindMemoryCgroup();
-    if (!found || found->first != 1) return false;
-    parent_ = found->second;
-    dir_ = parent_ + "/cppdiag-pause-bench-" + std::to_string(::getpid());
-    if (::mkdir(dir_.c_str(), 0755) != 0 ||
-        !cppdiag::WriteStringToFile(dir_ + "/cgroup.procs", std::to_string(::getpid())).ok()) {
-      dir_.clear();
-      return false;
-    }
-    return true;
-  }
-  ~BenchCgroup() {
-    if (dir_.empty()) return;
-    (void)cppdiag::WriteStringToFile(parent_ + "/cgroup.procs", std::to_string(::getpid()));
-    ::rmdir(dir_.c_str());
-  }
-  bool active() const { return !dir_.empty(); }
-  uint64_t Usage() const { return Read("memory.usage_in_bytes"); }
-  void ResetPeak() const {
-    (void)cppdiag::WriteStringToFile(dir_ + "/memory.max_usage_in_bytes", "0");
-  }
-  uint64_t Peak() const { return Read("memory.max_usage_in_bytes"); }
-  // Drops this cgroup's page cache, so each measurement starts alike.
-  void DropCache() const { (void)cppdiag::WriteStringToFile(dir_ + "/memory.force_empty", "0"); }
-
- private:
-  uint64_t Read(const char* file) const {
-    auto s = cppdiag::ReadFileToString(dir_ + "/" + file);
-    return s ? std::strtoull(s->c_str(), nullptr, 10) : 0;
-  }
-  std::string parent_, dir_;
-};
 
 struct Sample {
   bool ok = false;
@@ -210,12 +177,6 @@ Sample Gcore(const std::string& path, const BenchCgroup& cg) {
   if (!s.ok) std::fprintf(stderr, "gcore failed (status %d)\n", status);
   s.mode = "ptrace";
   return s;
-}
-
-std::string Mib(uint64_t b) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(b) / (1 << 20));
-  return buf;
 }
 
 void PrintRow(const char* name, const Sample& s, bool cgroup) {
@@ -322,7 +283,8 @@ int main(int argc, char** argv) {
     }
   }
   BenchCgroup cg;
-  if (!cg.Create()) std::fprintf(stderr, "no v1 memory cgroup: peak extra memory not measured\n");
+  if (!cg.Create("cppdiag-pause-bench"))
+    std::fprintf(stderr, "no v1 memory cgroup: peak extra memory not measured\n");
   dump::SelfDumpConfig config;
   config.default_type = cppdiag::DumpType::kFull;
   config.name_template = o.dir + "/pause-bench.%p";

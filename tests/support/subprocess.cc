@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -159,6 +160,31 @@ std::string BuiltBinary(const std::string& name) {
     if (::access(p.c_str(), X_OK) == 0) return p;
   }
   return std::string(CPPDIAG_BINARY_DIR) + "/" + name + " (not built)";
+}
+
+std::string StagedBinary(const std::string& name) {
+  std::string source = BuiltBinary(name);
+  std::string dir =
+      "/var/tmp/cppdiag-test-bin/" + std::to_string(std::hash<std::string>{}(CPPDIAG_BINARY_DIR));
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  ::chmod("/var/tmp/cppdiag-test-bin", 0755);
+  ::chmod(dir.c_str(), 0755);
+  std::string staged = dir + "/" + name;
+  struct stat src {
+  }, dst{};
+  if (::stat(source.c_str(), &src) != 0) return source;  // not built: let the exec fail loudly
+  if (::stat(staged.c_str(), &dst) == 0 && dst.st_size == src.st_size &&
+      dst.st_mtime >= src.st_mtime) {
+    return staged;
+  }
+  // Copy under a unique name, then rename: concurrent tests never see half a file.
+  std::string tmp = staged + ".tmp-" + std::to_string(::getpid());
+  std::filesystem::copy_file(source, tmp, std::filesystem::copy_options::overwrite_existing, ec);
+  if (ec) return source;
+  ::chmod(tmp.c_str(), 0755);
+  if (::rename(tmp.c_str(), staged.c_str()) != 0) return source;
+  return staged;
 }
 
 }  // namespace cppdiag::testing

@@ -63,6 +63,13 @@ int FreeTcpPort();
 // Path of a binary built by this project ("leakapp", "cppdiag").
 std::string BuiltBinary(const std::string& name);
 
+// A copy of BuiltBinary(name) that any uid can execute and that a private
+// tmpfs on /tmp does not hide: tests that run a program as another uid or in
+// a mount namespace of its own use it, since the build tree may sit under
+// /tmp or in a directory only root can enter (/root). Copied once per build
+// into /var/tmp/cppdiag-test-bin/<hash of the build dir>/ (mode 0755).
+std::string StagedBinary(const std::string& name);
+
 // Polls `pred` every 10 ms until true or the timeout; returns the last value.
 template <typename Pred>
 bool PollUntil(Pred pred, std::chrono::milliseconds timeout);

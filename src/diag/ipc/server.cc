@@ -82,7 +82,12 @@ Status DiagnosticServer::Listen() {
   CPPDIAG_ASSIGN_OR_RETURN(path_fd_, BindListener(name_, false, path_));
   if (options_.abstract_socket) {
     auto a = BindListener(name_, true, path_);
-    if (a) abstract_fd_ = std::move(*a);  // optional: the file socket is enough
+    if (a) {
+      abstract_fd_ = std::move(*a);
+    } else {  // optional: the file socket is enough, but say why the fallback is missing
+      std::fprintf(stderr, "cppdiag: no abstract diagnostic socket: %s\n",
+                   a.error().message().c_str());
+    }
   }
   stop_fd_ = ScopedFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!stop_fd_.is_valid()) return Error::FromErrno("eventfd");

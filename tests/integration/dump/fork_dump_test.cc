@@ -260,19 +260,20 @@ TEST_F(ForkDumpTest, AFailedCloneFallsBackToSuspendedAndSaysSo) {
   const std::string core = dir_ + "/core";
   // As nobody, with RLIMIT_NPROC below its task count: clone gives EAGAIN.
   SubprocessOptions o;
-  o.argv = {"/usr/bin/setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            Target(),
-            "--mode",
-            "fork",
-            "--path",
-            core,
-            "--heap-mb",
-            "16",
-            "--nproc-limit",
-            "1"};
+  o.argv = {
+      "/usr/bin/setpriv",
+      "--reuid=65534",
+      "--regid=65534",
+      "--clear-groups",
+      cppdiag::testing::StagedBinary("fork_dump_target"),  // nobody may not enter the build tree
+      "--mode",
+      "fork",
+      "--path",
+      core,
+      "--heap-mb",
+      "16",
+      "--nproc-limit",
+      "1"};
   Subprocess p(o);
   auto end = p.Wait(seconds(120));
   ASSERT_TRUE(end.has_value());

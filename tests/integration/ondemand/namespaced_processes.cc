@@ -102,7 +102,7 @@ NamespacedLeakapp::NamespacedLeakapp(const PidNamespace& pod, std::string dump_d
       dump_dir_(std::move(dump_dir)),
       exe_(std::move(exe)),
       tmpdir_via_symlink_(tmpdir_via_symlink) {
-  if (exe_.empty()) exe_ = BuiltBinary("leakapp");
+  if (exe_.empty()) exe_ = StagedBinary("leakapp");
   Start();
 }
 

@@ -31,7 +31,8 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-std::string Cppdiag() { return BuiltBinary("cppdiag"); }
+// Staged: the tool runs in mount namespaces with their own /tmp, as other uids.
+std::string Cppdiag() { return StagedBinary("cppdiag"); }
 
 struct FileInfo {
   bool exists = false;
@@ -252,7 +253,7 @@ TEST_F(OnDemandTest, AutoCollectRefusesToChooseBetweenTwoTargetsUnlessNamed) {
   // A second target with another name: a symlink to leakapp (comm and argv[0]
   // are the link's name).
   std::string link = dumps_.path() + "/otherapp";
-  fs::create_symlink(BuiltBinary("leakapp"), link);
+  fs::create_symlink(StagedBinary("leakapp"), link);
   NamespacedLeakapp first(pod_, dumps_.path());
   NamespacedLeakapp second(pod_, dumps_.path(), link);
   ASSERT_TRUE(first.WaitUntilReady());

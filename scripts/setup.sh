@@ -12,6 +12,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # dump readers the tests check our cores with, and tools the tests drive
   gdb elfutils util-linux procps curl
+  # protoc decodes our pprof files against the published profile.proto (heap tests)
+  protobuf-compiler
 )
 
 missing=()

@@ -28,10 +28,11 @@ if [ -z "$labels" ]; then
   fi
   rm -rf "$corpus" "$corpus.log"
 
-  # Sanitizers on a focused subset: the code with threads, parsers and sockets.
+  # Sanitizers on a focused subset: the code with threads, parsers and sockets,
+  # and the heap sampler's table (8 threads allocating and freeing across threads).
   # (The dump engine reads its own address space and the heap hooks replace
   # the allocator: both are exercised by the release run instead.)
-  sanitized=(common_unit_test ipc_unit_test diag_unit_test leakapp_unit_test)
+  sanitized=(common_unit_test ipc_unit_test diag_unit_test leakapp_unit_test heap_unit_test)
   for preset in asan tsan; do
     echo "=== $preset: ${sanitized[*]}"
     scripts/build.sh "$preset" --target "${sanitized[@]}" >/dev/null

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   cppdiag::cli::AddPsCommand(app, &exit_code);
   cppdiag::cli::AddDumpCommand(app, &exit_code);
   cppdiag::cli::AddAutoCollectCommand(app, &exit_code);
+  cppdiag::cli::AddHeapCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

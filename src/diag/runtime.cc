@@ -10,6 +10,8 @@
 #include "diag/dump/oom_watchdog.h"
 #include "diag/dump/self_dump.h"
 #include "diag/heap/allocation_hooks.h"
+#include "diag/heap/heap_note.h"
+#include "diag/heap/heap_profiler.h"
 #include "diag/ipc/handlers.h"
 #include "diag/ipc/server.h"
 
@@ -38,6 +40,17 @@ void ResolveHeapLimit() {
     return;
   }
   heap::SetHeapHardLimit(*g_info.heap_hard_limit_bytes);
+}
+
+// The sampling heap profiler, and its live-heap table in every dump's notes.
+void StartHeapProfiler() {
+  uint64_t period = g_info.config.heap_sample_bytes;
+  if (period == 0 || !heap::HooksActive()) return;
+  if (!heap::StartHeapProfiler(period)) {
+    std::fprintf(stderr, "cppdiag: heap profiler not started: no memory for its tables\n");
+    return;
+  }
+  heap::RegisterHeapNoteProvider();
 }
 
 // Runs on the watchdog's thread when usage crosses the threshold.
@@ -84,6 +97,7 @@ Result<const RuntimeInfo*> Start(std::optional<SizeOrPercent> default_heap_limit
   const DiagConfig& c = g_info.config;
   if (auto mem = CgroupReader().ReadMemory(); mem.ok()) g_info.cgroup = *mem;
   ResolveHeapLimit();
+  StartHeapProfiler();
 
   // Every way of dumping (crash, watchdog, socket) writes a self-dump.
   if (c.enable_dump_on_crash || c.oom_dump_threshold || c.enable_diagnostics) {

@@ -1,14 +1,19 @@
 // The allocation hook layer: libcppdiag interposes the C allocation functions
 // (malloc, free, calloc, realloc, memalign, posix_memalign, aligned_alloc,
-// valloc, pvalloc) of the process it is linked or preloaded into, and
-// forwards them to glibc's __libc_* implementations.
+// valloc, pvalloc) and the operator new/delete family (plain, nothrow, array,
+// sized, aligned) of the process it is linked or preloaded into, and forwards
+// them to glibc's __libc_* implementations.
 //
 // What the hooks do on every call: account the live heap (the usable size of
 // every live block; per-thread deltas folded into one atomic every 256 KiB,
 // so the figure may lag by that much per thread) and enforce the heap hard
-// limit. `operator new` (libstdc++'s, which calls malloc) therefore throws
-// std::bad_alloc once the limit is reached, as .NET's GC heap hard limit
-// makes the runtime throw OutOfMemoryException.
+// limit. `operator new` therefore throws std::bad_alloc once the limit is
+// reached (after the new-handler, if any, gives up; the nothrow forms return
+// nullptr), as .NET's GC heap hard limit makes the runtime throw
+// OutOfMemoryException. They also feed the sampling heap profiler
+// (heap_profiler.h): a thread-local byte countdown, so an unsampled
+// allocation costs a decrement and a compare, and an unsampled free one load
+// and one test of the live table's filter.
 //
 // The hooks themselves are async-signal-safe in what they add: no locks, no
 // allocation of their own.

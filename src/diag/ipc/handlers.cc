@@ -9,7 +9,9 @@
 #include "common/cgroup.h"
 #include "common/proc.h"
 #include "diag/dump/self_dump.h"
+#include "diag/heap/heap_profile.h"
 #include "diag/ipc/dump_path.h"
+#include "diag/ipc/heap_snapshot.h"
 
 namespace cppdiag::ipc {
 namespace {
@@ -116,6 +118,11 @@ DiagnosticServer::Handlers MakeHandlers(const RuntimeInfo& runtime) {
   DiagnosticServer::Handlers h;
   h[Command::kProcessInfo] = [&runtime](const nlohmann::json&, const PeerInfo&) {
     return ProcessInfo(runtime);
+  };
+  // The live sampled heap; a target whose profiler is off answers with
+  // sample_period_bytes 0 and no stacks, so the client can say why.
+  h[Command::kHeapSnapshot] = [](const nlohmann::json&, const PeerInfo&) -> Result<nlohmann::json> {
+    return HeapProfileToJson(heap::CollectHeapProfile());
   };
   if (dump::SelfDumpPrepared()) {
     h[Command::kDump] = [&runtime](const nlohmann::json& req, const PeerInfo& peer) {

@@ -1,0 +1,63 @@
+// Out-of-process symbolization of a target's pcs with elfutils' libdwfl:
+// each executable mapping's file is opened as the target sees it (through
+// /proc/<pid>/root when the target is live, falling back to the path as
+// given), and each address resolves to its function (demangled), file and
+// line, with the functions inlined there.
+//
+//   Symbolizer sym(profile.mappings, "/proc/1234/root");
+//   auto where = sym.Symbolize(pc - 1);  // the call instruction, not the return address
+//   where.frames.back().function  // "Leak(unsigned long)"
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "diag/heap/heap_profile.h"
+
+namespace cppdiag::cli::heap {
+
+struct SymbolFrame {
+  std::string function;     // demangled; "0x7f12... in libfoo.so" when unknown
+  std::string system_name;  // as in the symbol table or DWARF (mangled)
+  std::string file;         // source file, when there is line information
+  int64_t line = 0;
+  bool operator==(const SymbolFrame&) const = default;
+};
+
+struct SymbolizedAddress {
+  // The functions at the address: inlined ones first (innermost), the
+  // function the code belongs to last. Never empty.
+  std::vector<SymbolFrame> frames;
+  int mapping_index = -1;  // into the mappings given; -1: in none of them
+  bool resolved = false;   // a symbol was found
+};
+
+// Demangles an Itanium C++ name; returns it unchanged if it is not one.
+std::string Demangle(const std::string& name);
+
+class Symbolizer {
+ public:
+  // `root`: prefix under which the target's paths are opened first
+  // ("/proc/<pid>/root"); empty: the paths as they are.
+  Symbolizer(std::vector<cppdiag::heap::HeapMapping> mappings, std::string root);
+  ~Symbolizer();
+  Symbolizer(const Symbolizer&) = delete;
+  Symbolizer& operator=(const Symbolizer&) = delete;
+
+  SymbolizedAddress Symbolize(uint64_t address);
+
+  const std::vector<cppdiag::heap::HeapMapping>& mappings() const { return mappings_; }
+  // Whether a mapping's file could be opened and has symbols / line info.
+  bool HasSymbols(size_t mapping_index) const;
+  bool HasLines(size_t mapping_index) const;
+
+ private:
+  struct State;
+  std::vector<cppdiag::heap::HeapMapping> mappings_;
+  std::string root_;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace cppdiag::cli::heap

@@ -1,0 +1,277 @@
+// Allocation-free: runs inside malloc.
+#include "diag/heap/sampler.h"
+
+#include <pthread.h>
+#include <sys/mman.h>
+
+#include <cmath>
+#include <cstring>
+
+extern "C" void* __libc_stack_end;  // glibc: the main thread's initial stack pointer
+
+namespace cppdiag::heap {
+namespace {
+
+size_t RoundUpPow2(size_t n) {
+  size_t p = 1;
+  while (p < n) p <<= 1;
+  return p;
+}
+
+size_t PageRound(size_t n) { return (n + 4095) & ~size_t{4095}; }
+
+uint64_t HashPcs(const uint64_t* pcs, size_t depth) {
+  uint64_t h = 0xcbf29ce484222325ull ^ depth;
+  for (size_t i = 0; i < depth; ++i) {
+    h ^= pcs[i];
+    h *= 0x100000001b3ull;
+    h ^= h >> 29;
+  }
+  return h | 1;  // never 0 (0 marks a free slot)
+}
+
+__attribute__((tls_model("initial-exec"))) thread_local uintptr_t t_stack_hi = 0;
+
+}  // namespace
+
+int64_t ExponentialStride::Next(uint64_t mean) {
+  // xorshift64*: 53 random bits give u in (0, 1].
+  rng_ ^= rng_ >> 12;
+  rng_ ^= rng_ << 25;
+  rng_ ^= rng_ >> 27;
+  uint64_t r = (rng_ * 0x2545F4914F6CDD1Dull) >> 11;
+  double u = (static_cast<double>(r) + 1.0) / 9007199254740992.0;
+  // As abseil's GetStride: a skip count of mean - 1, plus one. Strides are
+  // integers; the fraction floor() cuts off is carried into the next draw.
+  double skip_mean = mean > 0 ? static_cast<double>(mean - 1) : 0.0;
+  double interval = -std::log(u) * skip_mean + bias_;
+  double value = std::floor(interval);
+  bias_ = interval - value;
+  if (value > 9.0e18) value = 9.0e18;
+  return static_cast<int64_t>(value) + 1;
+}
+
+double SampleWeight(uint64_t size, uint64_t period) {
+  if (period == 0 || size == 0) return 1.0;
+  double p = 1.0 - std::exp(-static_cast<double>(size) / static_cast<double>(period));
+  return p <= 0 ? 1.0 : 1.0 / p;
+}
+
+uintptr_t ThreadStackHigh() {
+  if (t_stack_hi != 0) return t_stack_hi;
+  uintptr_t here = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+  uintptr_t main_hi = reinterpret_cast<uintptr_t>(__libc_stack_end);
+  // The main thread: __libc_stack_end sits just below its top frames. Within
+  // 64 MiB of it means we are on the main stack (no /proc read needed).
+  if (main_hi > here && main_hi - here < (64u << 20)) {
+    t_stack_hi = main_hi;
+    return t_stack_hi;
+  }
+  pthread_attr_t attr;
+  if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+    void* addr = nullptr;
+    size_t size = 0;
+    if (pthread_attr_getstack(&attr, &addr, &size) == 0 && addr != nullptr) {
+      t_stack_hi = reinterpret_cast<uintptr_t>(addr) + size;
+    }
+    pthread_attr_destroy(&attr);
+  }
+  if (t_stack_hi <= here) t_stack_hi = here + 64 * 1024;  // unknown: a short, safe walk
+  return t_stack_hi;
+}
+
+__attribute__((noinline)) size_t CaptureStack(uint64_t* pcs, size_t max, size_t skip,
+                                              uintptr_t stack_hi) {
+  uintptr_t fp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+  size_t n = 0;
+  // Each frame: fp[0] = caller's fp, fp[1] = return address.
+  while (n < max) {
+    if ((fp & 7) != 0 || fp + 16 > stack_hi) break;
+    const uintptr_t* frame = reinterpret_cast<const uintptr_t*>(fp);
+    uintptr_t next = frame[0];
+    uintptr_t ret = frame[1];
+    if (ret < 4096) break;
+    if (skip > 0) {
+      --skip;
+    } else {
+      pcs[n++] = ret;
+    }
+    if (next <= fp) break;  // frames grow toward higher addresses
+    fp = next;
+  }
+  return n;
+}
+
+LiveTable::LiveTable(size_t live_capacity, size_t stack_capacity) {
+  size_t live_n = RoundUpPow2(live_capacity < 16 ? 16 : live_capacity);
+  size_t stack_n = RoundUpPow2(stack_capacity < 16 ? 16 : stack_capacity);
+  size_t index_n = stack_n * 2;
+  size_t filter_n = size_t{1} << kFilterBits;
+  size_t live_bytes = PageRound(live_n * sizeof(LiveEntry));
+  size_t stack_bytes = PageRound(stack_n * sizeof(StackRecord));
+  size_t index_bytes = PageRound(index_n * sizeof(uint32_t));
+  size_t bits_bytes = PageRound(filter_n / 8);
+  size_t counts_bytes = PageRound(filter_n * sizeof(uint32_t));
+  mapped_bytes_ = live_bytes + stack_bytes + index_bytes + bits_bytes + counts_bytes;
+  // MAP_NORESERVE: only the pages the table touches count.
+  void* m = mmap(nullptr, mapped_bytes_, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (m == MAP_FAILED) return;
+  mapping_ = m;
+  char* base = static_cast<char*>(m);
+  live_ = reinterpret_cast<LiveEntry*>(base);  // zero pages are valid empty entries
+  live_mask_ = live_n - 1;
+  stacks_ = reinterpret_cast<StackRecord*>(base + live_bytes);
+  stack_capacity_ = stack_n;
+  stack_index_ = reinterpret_cast<uint32_t*>(base + live_bytes + stack_bytes);
+  index_mask_ = index_n - 1;
+  char* filter = base + live_bytes + stack_bytes + index_bytes;
+  filter_bits_ = reinterpret_cast<std::atomic<uint64_t>*>(filter);
+  filter_counts_ = reinterpret_cast<uint32_t*>(filter + bits_bytes);
+  // Stack 0: where samples go when the stack table is full (depth 0).
+  stacks_[0].hash.store(1, std::memory_order_release);
+  stacks_used_.store(1, std::memory_order_release);
+}
+
+LiveTable::~LiveTable() {
+  if (mapping_ != nullptr) munmap(mapping_, mapped_bytes_);
+}
+
+void LiveTable::Lock() {
+  while (lock_.exchange(true, std::memory_order_acquire)) {
+    while (lock_.load(std::memory_order_relaxed)) __builtin_ia32_pause();
+  }
+}
+
+void LiveTable::Unlock() { lock_.store(false, std::memory_order_release); }
+
+void LiveTable::FilterAdd(uintptr_t ptr) {
+  size_t slot = FilterSlot(ptr);
+  if (filter_counts_[slot]++ == 0) {
+    filter_bits_[slot >> 6].fetch_or(uint64_t{1} << (slot & 63), std::memory_order_relaxed);
+  }
+}
+
+void LiveTable::FilterRemove(uintptr_t ptr) {
+  size_t slot = FilterSlot(ptr);
+  if (--filter_counts_[slot] == 0) {
+    filter_bits_[slot >> 6].fetch_and(~(uint64_t{1} << (slot & 63)), std::memory_order_relaxed);
+  }
+}
+
+uint32_t LiveTable::InternStack(const uint64_t* pcs, size_t depth) {
+  uint64_t h = HashPcs(pcs, depth);
+  for (size_t i = h & index_mask_, probes = 0; probes <= index_mask_;
+       i = (i + 1) & index_mask_, ++probes) {
+    uint32_t slot = stack_index_[i];
+    if (slot == 0) {
+      size_t id = stacks_used_.load(std::memory_order_relaxed);
+      if (id >= stack_capacity_) return 0;
+      StackRecord& s = stacks_[id];
+      s.depth = static_cast<uint32_t>(depth);
+      std::memcpy(s.pcs, pcs, depth * sizeof(uint64_t));
+      s.hash.store(h, std::memory_order_release);
+      stack_index_[i] = static_cast<uint32_t>(id + 1);
+      stacks_used_.store(id + 1, std::memory_order_release);
+      return static_cast<uint32_t>(id);
+    }
+    const StackRecord& s = stacks_[slot - 1];
+    if (s.hash.load(std::memory_order_relaxed) == h && s.depth == depth &&
+        std::memcmp(s.pcs, pcs, depth * sizeof(uint64_t)) == 0) {
+      return slot - 1;
+    }
+  }
+  return 0;
+}
+
+bool LiveTable::Insert(uintptr_t ptr, uint64_t size, const uint64_t* pcs, size_t depth,
+                       uint64_t period) {
+  if (live_ == nullptr || ptr == 0) return false;
+  if (depth > kMaxFrames) depth = kMaxFrames;
+  double w = static_cast<float>(SampleWeight(size, period));
+  Lock();
+  // Keep the load factor under 3/4 so probes stay short.
+  if (live_count_.load(std::memory_order_relaxed) >= (live_mask_ + 1) / 4 * 3) {
+    Unlock();
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  size_t i = LiveSlot(ptr);
+  while (live_[i].ptr != 0) {
+    if (live_[i].ptr == ptr) {
+      Unlock();
+      return false;
+    }
+    i = (i + 1) & live_mask_;
+  }
+  uint32_t stack = InternStack(pcs, depth);
+  live_[i].size = size;
+  live_[i].stack = stack;
+  live_[i].weight = static_cast<float>(w);
+  live_[i].ptr = ptr;
+  StackRecord& s = stacks_[stack];
+  s.live_count += 1;
+  s.live_bytes += size;
+  s.est_count += w;
+  s.est_bytes += w * static_cast<double>(size);
+  FilterAdd(ptr);
+  live_count_.fetch_add(1, std::memory_order_relaxed);
+  Unlock();
+  return true;
+}
+
+int64_t LiveTable::Remove(uintptr_t ptr) {
+  if (live_ == nullptr || ptr == 0) return -1;
+  Lock();
+  size_t i = LiveSlot(ptr);
+  while (live_[i].ptr != 0 && live_[i].ptr != ptr) i = (i + 1) & live_mask_;
+  if (live_[i].ptr == 0) {
+    Unlock();
+    return -1;
+  }
+  LiveEntry e = live_[i];
+  StackRecord& s = stacks_[e.stack];
+  s.live_count -= 1;
+  s.live_bytes -= e.size;
+  if (s.live_count == 0) {
+    s.est_count = 0;
+    s.est_bytes = 0;
+  } else {
+    double w = e.weight;
+    s.est_count -= w;
+    s.est_bytes -= w * static_cast<double>(e.size);
+  }
+  // Backward-shift deletion: no tombstones.
+  size_t hole = i;
+  for (size_t j = (i + 1) & live_mask_; live_[j].ptr != 0; j = (j + 1) & live_mask_) {
+    size_t home = LiveSlot(live_[j].ptr);
+    bool movable = (hole <= j) ? (home <= hole || home > j) : (home <= hole && home > j);
+    if (movable) {
+      live_[hole] = live_[j];
+      hole = j;
+    }
+  }
+  live_[hole] = LiveEntry{};
+  FilterRemove(ptr);
+  live_count_.fetch_sub(1, std::memory_order_relaxed);
+  Unlock();
+  return static_cast<int64_t>(e.size);
+}
+
+void LiveTable::Clear() {
+  if (live_ == nullptr) return;
+  Lock();
+  for (size_t i = 0; i <= live_mask_; ++i) {
+    if (live_[i].ptr != 0) FilterRemove(live_[i].ptr);
+    live_[i] = LiveEntry{};
+  }
+  size_t n = stacks_used_.load(std::memory_order_relaxed);
+  for (size_t i = 0; i < n; ++i) {
+    stacks_[i].live_count = stacks_[i].live_bytes = 0;
+    stacks_[i].est_count = stacks_[i].est_bytes = 0;
+  }
+  live_count_.store(0, std::memory_order_relaxed);
+  Unlock();
+}
+
+}  // namespace cppdiag::heap

@@ -1,0 +1,155 @@
+// The sampling profiler's core, free of the allocator hooks so that unit tests
+// (and sanitizer builds, which compile the hooks out) exercise it directly.
+//
+// - ExponentialStride: byte strides between samples, exponentially
+//   distributed with a given mean, carrying the rounding error from one draw
+//   to the next as abseil's ExponentialBiased does (so small means stay
+//   unbiased).
+// - CaptureStack: a frame-pointer walk. Why frame pointers and not
+//   libunwind: the walk runs inside malloc, and unw_backtrace may take
+//   libunwind's locks, allocate on first use of a module (its DWARF caches)
+//   and calls dl_iterate_phdr, which takes the loader lock (a dlopen in
+//   another thread that allocates would deadlock against us). The FP walk
+//   costs a few loads per frame and touches only this thread's stack. The
+//   project builds with -fno-omit-frame-pointer; frames of libraries built
+//   without them (glibc, libstdc++) end the walk early, which is safe: every
+//   frame is checked for alignment, strict increase and the stack bounds.
+// - LiveTable: the sampled allocations still alive, and the deduplicated
+//   stacks they came from, in fixed-capacity arrays mapped once with mmap
+//   (no malloc). One spinlock guards mutation; a counter array indexed by a
+//   hash of the pointer lets free() of an unsampled block leave after one
+//   load and one test. Readers that may not lock (a dump's note provider in a
+//   signal handler) read without the lock and tolerate a torn entry.
+//
+// Everything here except Collect is async-signal-safe and allocation-free.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace cppdiag::heap {
+
+class ExponentialStride {
+ public:
+  constexpr explicit ExponentialStride(uint64_t seed = 0) { Seed(seed); }
+  constexpr void Seed(uint64_t seed) {
+    rng_ = seed ^ 0x2545F4914F6CDD1Dull;
+    if (rng_ == 0) rng_ = 1;
+    bias_ = 0;
+  }
+  // Next stride in bytes (>= 1), with mean `mean` over many draws.
+  int64_t Next(uint64_t mean);
+
+ private:
+  uint64_t rng_ = 1;
+  double bias_ = 0;
+};
+
+// Writes up to `max` return addresses, innermost first, starting `skip`
+// frames above the caller of CaptureStack. `stack_hi` is the thread's stack's
+// upper bound (exclusive); the walk never reads outside [its own frame,
+// stack_hi). Returns how many were written.
+size_t CaptureStack(uint64_t* pcs, size_t max, size_t skip, uintptr_t stack_hi);
+
+// The upper end of the calling thread's stack, cached per thread. The first
+// call on a thread may allocate (pthread_getattr_np): call it under the
+// recursion guard.
+uintptr_t ThreadStackHigh();
+
+// Unbiased weights of a sample of `size` bytes taken with mean stride
+// `period`: it stands for Count objects and Count * size bytes.
+double SampleWeight(uint64_t size, uint64_t period);
+
+inline constexpr size_t kMaxFrames = 48;
+
+struct StackRecord {
+  std::atomic<uint64_t> hash{0};  // 0: free slot; published last
+  uint32_t depth = 0;
+  uint64_t pcs[kMaxFrames] = {};
+  // Live sampled allocations from this stack (mutated under the table lock).
+  uint64_t live_count = 0;
+  uint64_t live_bytes = 0;
+  double est_count = 0;
+  double est_bytes = 0;
+};
+
+struct LiveEntry {
+  uintptr_t ptr = 0;  // 0: empty
+  uint64_t size = 0;
+  uint32_t stack = 0;
+  float weight = 0;  // SampleWeight at insert, subtracted as is on remove
+};
+
+class LiveTable {
+ public:
+  // Capacities are rounded up to powers of two.
+  LiveTable(size_t live_capacity, size_t stack_capacity);
+  ~LiveTable();
+  LiveTable(const LiveTable&) = delete;
+  LiveTable& operator=(const LiveTable&) = delete;
+
+  bool ok() const { return live_ != nullptr; }
+
+  // Records a sampled allocation. False when the live table is full (the
+  // sample is dropped) or `ptr` is already present.
+  bool Insert(uintptr_t ptr, uint64_t size, const uint64_t* pcs, size_t depth, uint64_t period);
+
+  // Fast negative check: false means `ptr` is certainly not sampled.
+  bool MaybeSampled(uintptr_t ptr) const {
+    size_t slot = FilterSlot(ptr);
+    return (filter_bits_[slot >> 6].load(std::memory_order_relaxed) >> (slot & 63)) & 1;
+  }
+
+  // Removes `ptr` if sampled; returns its requested size, or -1.
+  int64_t Remove(uintptr_t ptr);
+
+  size_t live_count() const { return live_count_.load(std::memory_order_relaxed); }
+  size_t stack_count() const { return stacks_used_.load(std::memory_order_acquire); }
+  size_t live_capacity() const { return live_mask_ + 1; }
+  uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+
+  // Stacks by id [0, stack_count()); read without the lock they may be torn.
+  const StackRecord& stack(size_t id) const { return stacks_[id]; }
+
+  // Lock for consistent reads in normal context (Collect), and for fork.
+  void Lock();
+  void Unlock();
+  // After fork in the child: the lock may have been held by a thread that
+  // no longer exists.
+  void ResetLockAfterFork() { lock_.store(false, std::memory_order_relaxed); }
+
+  // Drops every entry (tests).
+  void Clear();
+
+ private:
+  static constexpr int kFilterBits = 18;
+  static size_t FilterSlot(uintptr_t p) {
+    return static_cast<size_t>(((p >> 4) * 0x9E3779B97F4A7C15ull) >> (64 - kFilterBits));
+  }
+  size_t LiveSlot(uintptr_t p) const {
+    return static_cast<size_t>(((p >> 4) * 0xC2B2AE3D27D4EB4Full) >> 17) & live_mask_;
+  }
+  uint32_t InternStack(const uint64_t* pcs, size_t depth);
+  void FilterAdd(uintptr_t ptr);     // under the lock
+  void FilterRemove(uintptr_t ptr);  // under the lock
+
+  std::atomic<bool> lock_{false};
+  LiveEntry* live_ = nullptr;
+  size_t live_mask_ = 0;
+  StackRecord* stacks_ = nullptr;
+  size_t stack_capacity_ = 0;
+  uint32_t* stack_index_ = nullptr;  // open addressing: stack id + 1, 0 empty
+  size_t index_mask_ = 0;
+  // The negative check: a bit per hash slot (32 KiB, stays in cache), set
+  // while the slot's count of live samples (under the lock) is non-zero.
+  std::atomic<uint64_t>* filter_bits_ = nullptr;
+  uint32_t* filter_counts_ = nullptr;
+  std::atomic<size_t> live_count_{0};
+  std::atomic<size_t> stacks_used_{0};
+  std::atomic<uint64_t> dropped_{0};
+  size_t mapped_bytes_ = 0;
+  void* mapping_ = nullptr;
+};
+
+}  // namespace cppdiag::heap

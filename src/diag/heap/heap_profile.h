@@ -16,17 +16,17 @@
 namespace cppdiag::heap {
 
 struct HeapStackSample {
-  std::vector<uint64_t> pcs;         // return addresses, innermost first
-  uint64_t sampled_count = 0;        // live sampled allocations with this stack
-  uint64_t sampled_bytes = 0;        // their requested bytes
-  double estimated_count = 0;        // unbiased estimate of live objects
-  double estimated_bytes = 0;        // unbiased estimate of live bytes
+  std::vector<uint64_t> pcs;   // return addresses, innermost first
+  uint64_t sampled_count = 0;  // live sampled allocations with this stack
+  uint64_t sampled_bytes = 0;  // their requested bytes
+  double estimated_count = 0;  // unbiased estimate of live objects
+  double estimated_bytes = 0;  // unbiased estimate of live bytes
 };
 
-struct HeapMapping {                 // an executable mapping, to symbolize pcs
+struct HeapMapping {  // an executable mapping, to symbolize pcs
   uint64_t start = 0, end = 0, offset = 0;
   std::string path;
-  std::string build_id;              // hex, when known
+  std::string build_id;  // hex, when known
 };
 
 struct HeapProfile {

@@ -18,11 +18,14 @@
 #include "common/io.h"
 #include "diag/dump/cppdiag_note.h"
 #include "diag/dump/testing/core_file_reader.h"
+#include "marker.h"
 #include "support/scoped_cgroup.h"
 #include "support/subprocess.h"
 
 namespace cppdiag::dump {
 namespace {
+
+using cppdiag::dump_test::Marker;
 
 using cppdiag::testing::BuiltBinary;
 using cppdiag::testing::Subprocess;
@@ -32,14 +35,6 @@ using std::chrono::seconds;
 namespace fs = std::filesystem;
 
 std::string Target() { return BuiltBinary("dump_test_target"); }
-
-// What MarkerFor(seed) in the target writes into its heap.
-std::string Marker(uint64_t seed) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "CPPDIAG-MARKER-%016llx",
-                static_cast<unsigned long long>(seed * 0x9E3779B97F4A7C15ULL));
-  return buf;
-}
 
 struct ProcessRun {
   Termination end;

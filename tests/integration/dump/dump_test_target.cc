@@ -43,8 +43,11 @@
 
 #include "diag/dump/crash_handler.h"
 #include "diag/dump/self_dump.h"
+#include "marker.h"
 
 namespace {
+
+using cppdiag::dump_test::WriteMarker;
 
 using cppdiag::DumpType;
 namespace dump = cppdiag::dump;
@@ -135,18 +138,6 @@ __attribute__((noinline)) void ThrowUncaught() {
 __attribute__((noinline)) void AllocateTooMuch() {
   g_sink = ::operator new(g_huge);
   KEEP_FRAME();
-}
-
-// The marker for a seed: "CPPDIAG-MARKER-" and 16 hex digits, written
-// straight into `out`, so no copy of it exists on a stack.
-void WriteMarker(uint64_t seed, char* out) {
-  static const char kHex[] = "0123456789abcdef";
-  const char kPrefix[] = {'C', 'P', 'P', 'D', 'I', 'A', 'G', '-',
-                          'M', 'A', 'R', 'K', 'E', 'R', '-'};
-  uint64_t v = seed * 0x9E3779B97F4A7C15ULL;
-  std::memcpy(out, kPrefix, sizeof kPrefix);
-  for (int i = 0; i < 16; ++i) out[sizeof kPrefix + i] = kHex[(v >> (60 - 4 * i)) & 0xf];
-  out[sizeof kPrefix + 16] = '\0';
 }
 
 int CountThreads() {

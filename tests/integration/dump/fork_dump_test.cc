@@ -25,11 +25,14 @@
 #include "common/proc.h"
 #include "diag/dump/testing/core_file_reader.h"
 #include "diag/ipc/client.h"
+#include "marker.h"
 #include "support/scoped_cgroup.h"
 #include "support/subprocess.h"
 
 namespace cppdiag::dump {
 namespace {
+
+using cppdiag::dump_test::Marker;
 
 using cppdiag::testing::BuiltBinary;
 using cppdiag::testing::Subprocess;
@@ -38,13 +41,6 @@ using std::chrono::seconds;
 namespace fs = std::filesystem;
 
 std::string Target() { return BuiltBinary("fork_dump_target"); }
-
-std::string Marker(uint64_t seed) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "CPPDIAG-MARKER-%016llx",
-                static_cast<unsigned long long>(seed * 0x9E3779B97F4A7C15ULL));
-  return buf;
-}
 
 // "key=value" fields of the line starting with `prefix`.
 std::map<std::string, std::string> Fields(const std::string& out, const std::string& prefix) {

@@ -140,6 +140,28 @@ bool Subprocess::WaitForOutput(const std::string& needle, std::chrono::milliseco
   return has();  // once more: the child may have printed it as it ended
 }
 
+std::string RunToCompletion(std::vector<std::string> argv, std::chrono::milliseconds timeout) {
+  Subprocess p(SubprocessOptions{.argv = std::move(argv)});
+  auto t = p.Wait(timeout);
+  return p.Stdout() + p.Stderr() + (t ? "" : "\n(timed out)");
+}
+
+std::string GdbBatch(const std::string& exe, const std::string& core,
+                     const std::vector<std::string>& extra) {
+  std::vector<std::string> argv = {"/usr/bin/gdb",
+                                   "-batch",
+                                   "-nx",
+                                   "-ex",
+                                   "set debuginfod enabled off",
+                                   "-ex",
+                                   "info threads",
+                                   "-ex",
+                                   "thread apply all bt"};
+  for (const auto& cmd : extra) argv.insert(argv.end(), {"-ex", cmd});
+  argv.insert(argv.end(), {exe, core});
+  return RunToCompletion(std::move(argv));
+}
+
 int FreeTcpPort() {
   ScopedFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   sockaddr_in addr{};

@@ -57,6 +57,16 @@ class Subprocess {
   std::string dir_;
 };
 
+// Runs `argv` to its end (killed after `timeout`) and returns stdout then
+// stderr, with "(timed out)" appended when it had to be killed.
+std::string RunToCompletion(std::vector<std::string> argv,
+                            std::chrono::milliseconds timeout = std::chrono::seconds(120));
+
+// gdb -batch on `core` of `exe`: "info threads", "thread apply all bt", then
+// `extra` commands; returns what gdb printed (stdout then stderr).
+std::string GdbBatch(const std::string& exe, const std::string& core,
+                     const std::vector<std::string>& extra = {});
+
 // A free TCP port on 127.0.0.1 (bound then released).
 int FreeTcpPort();
 

@@ -54,10 +54,7 @@ ProcessRun RunToEnd(std::vector<std::string> argv, std::map<std::string, std::st
 }
 
 std::string Gdb(const std::string& core) {
-  ProcessRun r = RunToEnd({"/usr/bin/gdb", "-batch", "-nx", "-ex", "set debuginfod enabled off",
-                           "-ex", "info threads", "-ex", "thread apply all bt", "-ex",
-                           "info sharedlibrary", Target(), core});
-  return r.out + r.err;
+  return cppdiag::testing::GdbBatch(Target(), core, {"info sharedlibrary"});
 }
 
 ProcessRun EuStack(const std::string& core) {

@@ -60,13 +60,7 @@ uint64_t Num(const std::map<std::string, std::string>& f, const std::string& k) 
   return it == f.end() || it->second.empty() ? 0 : std::stoull(it->second);
 }
 
-std::string Gdb(const std::string& core) {
-  Subprocess p(
-      SubprocessOptions{{"/usr/bin/gdb", "-batch", "-nx", "-ex", "set debuginfod enabled off",
-                         "-ex", "info threads", "-ex", "thread apply all bt", Target(), core}});
-  EXPECT_TRUE(p.Wait(seconds(120)).has_value());
-  return p.Stdout() + p.Stderr();
-}
+std::string Gdb(const std::string& core) { return cppdiag::testing::GdbBatch(Target(), core); }
 
 int GdbThreadCount(const std::string& gdb) {
   static const std::regex kRow(R"(^\*?\s+\d+\s+(Thread 0x[0-9a-f]+ )?\(?LWP \d+)");

@@ -53,13 +53,10 @@ size_t Lines(const std::string& text) {
 
 // Thread ids (LWP) gdb shows in a core.
 std::set<pid_t> GdbThreads(const std::string& core, std::string* output) {
-  Subprocess gdb({.argv = {"/usr/bin/gdb", "-batch", "-nx", "-ex", "info threads", "-ex",
-                           "thread apply all bt", BuiltBinary("leakapp"), core}});
-  gdb.Wait(120s);
-  *output = gdb.Stdout() + gdb.Stderr();
+  *output = GdbBatch(BuiltBinary("leakapp"), core);
   std::set<pid_t> tids;
   static const std::regex kThread(R"(^[ *]+[0-9]+ +Thread 0x[0-9a-f]+ \(LWP ([0-9]+)\))");
-  std::istringstream in(gdb.Stdout());
+  std::istringstream in(*output);
   std::string line;
   while (std::getline(in, line)) {
     std::smatch m;

@@ -45,16 +45,8 @@ class TempDir {
   std::string path_;
 };
 
-// Runs a tool to completion and returns its stdout + stderr.
-std::string RunTool(std::vector<std::string> argv, std::chrono::seconds timeout = 120s) {
-  Subprocess p(SubprocessOptions{.argv = std::move(argv)});
-  auto t = p.Wait(timeout);
-  return p.Stdout() + p.Stderr() + (t ? "" : "\n(timed out)");
-}
-
 std::string Gdb(const std::string& core) {
-  return RunTool({"/usr/bin/gdb", "-batch", "-nx", "-ex", "info threads", "-ex",
-                  "thread apply all bt", testing::BuiltBinary("leakapp"), core});
+  return testing::GdbBatch(testing::BuiltBinary("leakapp"), core);
 }
 
 struct Leakapp {
@@ -125,7 +117,7 @@ TEST(OomDump, HardLimitCrashLeavesAFullDumpWithTheLeakStack) {
   std::string bt = Gdb(core);
   EXPECT_NE(bt.find("LeakIntoVector"), std::string::npos) << bt;
   EXPECT_NE(bt.find("SIGABRT"), std::string::npos) << bt;
-  std::string stack = RunTool(
+  std::string stack = testing::RunToCompletion(
       {"/usr/bin/eu-stack", "--core=" + core, "--executable=" + testing::BuiltBinary("leakapp")});
   EXPECT_NE(stack.find("LeakIntoVector"), std::string::npos) << stack;
 }

@@ -10,11 +10,24 @@ packages=(
   libcpp-httplib-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
   libdw-dev libelf-dev libunwind-dev libzstd-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  # leakapp's HTTP server (Beast, header-only, so leakapp links statically)
+  libboost1.81-dev
+  # static libdw's own dependencies (the static cppdiag in the images)
+  liblzma-dev libbz2-dev
   # dump readers the tests check our cores with, and tools the tests drive
   gdb elfutils util-linux procps curl
   # protoc decodes our pprof files against the published profile.proto (heap tests)
   protobuf-compiler
+  # containers: the images and the e2e tests (runc: crun fails on hybrid cgroups)
+  podman runc catatonit conmon netavark containernetworking-plugins iptables
+  slirp4netns uidmap fuse-overlayfs busybox-static
 )
+
+# kubectl renders the kustomize overlays; the base image has a recent one
+# (kustomize v5). Debian's kubernetes-client is older and only the fallback.
+if ! command -v kubectl >/dev/null; then
+  packages+=(kubernetes-client)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

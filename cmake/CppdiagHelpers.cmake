@@ -23,6 +23,24 @@ function(cppdiag_executable)
   target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS})
 endfunction()
 
+# cppdiag_static_executable(NAME name LIKE target [LINK_OPTIONS ...])
+# A fully static twin of executable `target` (its sources and libraries, so
+# the two cannot drift), for FROM-scratch images. The CPPDIAG_STATIC property
+# makes shared-only dependencies link their archives (CppdiagDependencies).
+# Statically linked glibc still dlopens for getpwnam, getaddrinfo (of names)
+# and dlopen itself, which fail FROM scratch: code must cope with that.
+function(cppdiag_static_executable)
+  cmake_parse_arguments(ARG "" "NAME;LIKE" "LINK_OPTIONS" ${ARGN})
+  get_target_property(srcs ${ARG_LIKE} SOURCES)
+  get_target_property(libs ${ARG_LIKE} LINK_LIBRARIES)
+  add_executable(${ARG_NAME} ${srcs})
+  target_include_directories(${ARG_NAME} PRIVATE ${PROJECT_SOURCE_DIR}/src)
+  target_compile_options(${ARG_NAME} PRIVATE ${CPPDIAG_WARNINGS})
+  target_link_libraries(${ARG_NAME} PRIVATE ${libs})
+  target_link_options(${ARG_NAME} PRIVATE -static ${ARG_LINK_OPTIONS})
+  set_target_properties(${ARG_NAME} PROPERTIES CPPDIAG_STATIC ON)
+endfunction()
+
 # cppdiag_test(NAME name SRCS ... DEPS ... LABELS unit|integration|e2e [TIMEOUT s] [SERIAL])
 # Tests are registered one ctest entry per GoogleTest case, labelled so that
 # scripts/test.sh can run each label from one build tree.

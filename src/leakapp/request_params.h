@@ -12,7 +12,7 @@
 
 namespace leakapp {
 
-// The decoded query string (the same type as httplib::Params).
+// The decoded query string, every occurrence of a key (query_string.h).
 using QueryParams = std::multimap<std::string, std::string>;
 
 struct ParamError {

@@ -12,6 +12,7 @@ void AddPsCommand(CLI::App& app, int* exit_code);
 void AddDumpCommand(CLI::App& app, int* exit_code);
 void AddAutoCollectCommand(CLI::App& app, int* exit_code);
 void AddHeapCommand(CLI::App& app, int* exit_code);
+void AddCountersCommand(CLI::App& app, int* exit_code);
 
 // Prints "cppdiag: <message>" on stderr and returns `code`.
 int Fail(const std::string& message, int code = 1);

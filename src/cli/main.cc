@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   cppdiag::cli::AddDumpCommand(app, &exit_code);
   cppdiag::cli::AddAutoCollectCommand(app, &exit_code);
   cppdiag::cli::AddHeapCommand(app, &exit_code);
+  cppdiag::cli::AddCountersCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

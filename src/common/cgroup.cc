@@ -84,6 +84,11 @@ std::optional<uint64_t> ReadNumberFile(const std::string& path) {
   return static_cast<uint64_t>(*n);
 }
 
+std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
 std::optional<uint64_t> StatValue(const std::string& stat, const std::string& key) {
   std::istringstream in(stat);
   std::string k;
@@ -94,15 +99,29 @@ std::optional<uint64_t> StatValue(const std::string& stat, const std::string& ke
   return std::nullopt;
 }
 
+std::string Who(pid_t pid) { return pid == 0 ? "self" : std::to_string(pid); }
+
 }  // namespace
 
 Result<std::pair<int, std::string>> CgroupReader::FindMemoryCgroup(pid_t pid) const {
-  std::string who = pid == 0 ? "self" : std::to_string(pid);
+  CPPDIAG_ASSIGN_OR_RETURN(Found found, Find(pid, "memory"));
+  if (found.version == 1) return std::pair{1, found.dir};
+  // Without the memory controller (a hybrid host) the hierarchy has no memory files.
+  if (ReadNumberFile(found.dir + "/memory.current") ||
+      ReadFileToString(found.dir + "/memory.stat", 1 << 20)) {
+    return std::pair{2, found.dir};
+  }
+  return Error(ENOENT, "find memory cgroup", "of process " + Who(pid));
+}
+
+// The v1 hierarchy of `controller` when this process is in one, else the v2
+// hierarchy (whose files the caller checks).
+Result<CgroupReader::Found> CgroupReader::Find(pid_t pid, const std::string& controller) const {
   CPPDIAG_ASSIGN_OR_RETURN(std::string cgroups,
-                           ReadFileToString(root_ + "/proc/" + who + "/cgroup"));
+                           ReadFileToString(root_ + "/proc/" + Who(pid) + "/cgroup"));
   CPPDIAG_ASSIGN_OR_RETURN(std::string mountinfo, ReadFileToString(root_ + "/proc/self/mountinfo"));
   std::string v1_path, v2_path;
-  bool have_v2 = false;
+  bool have_v1 = false, have_v2 = false;
   std::istringstream in(cgroups);
   std::string line;
   while (std::getline(in, line)) {
@@ -119,25 +138,23 @@ Result<std::pair<int, std::string>> CgroupReader::FindMemoryCgroup(pid_t pid) co
     std::istringstream cs(controllers);
     std::string c;
     while (std::getline(cs, c, ',')) {
-      if (c == "memory") v1_path = path;
+      if (c == controller) {
+        v1_path = path;
+        have_v1 = true;
+      }
     }
   }
-  if (!v1_path.empty()) {
-    if (auto m = FindMount(mountinfo, 1, "memory")) {
-      return std::pair{1, root_ + MapToMount(*m, v1_path)};
+  if (have_v1) {
+    if (auto m = FindMount(mountinfo, 1, controller)) {
+      return Found{1, root_ + MapToMount(*m, v1_path), root_ + m->mount_point};
     }
   }
   if (have_v2) {
     if (auto m = FindMount(mountinfo, 2, "")) {
-      std::string dir = root_ + MapToMount(*m, v2_path);
-      // Without the memory controller (a hybrid host) the hierarchy has no memory files.
-      if (ReadNumberFile(dir + "/memory.current") ||
-          ReadFileToString(dir + "/memory.stat", 1 << 20)) {
-        return std::pair{2, dir};
-      }
+      return Found{2, root_ + MapToMount(*m, v2_path), root_ + m->mount_point};
     }
   }
-  return Error(ENOENT, "find memory cgroup", "of process " + who);
+  return Error(ENOENT, "find " + controller + " cgroup", "of process " + Who(pid));
 }
 
 Result<uint64_t> CgroupReader::ReadUsage(int version, const std::string& dir) const {
@@ -187,6 +204,67 @@ Result<CgroupMemory> CgroupReader::ReadMemory(pid_t pid) const {
   }
   if (limit != UINT64_MAX) mem.limit_bytes = limit;
   return mem;
+}
+
+Result<std::pair<std::optional<uint64_t>, uint64_t>> ParseCpuMax(std::string_view text) {
+  std::istringstream in{std::string(text)};
+  std::string quota, period, extra;
+  in >> quota >> period;
+  auto bad = [&] { return Error::Invalid("malformed cpu.max: \"" + std::string(text) + "\""); };
+  if (quota.empty() || (in >> extra)) return bad();
+  uint64_t period_us = 100000;  // the kernel's default when only the quota is written
+  if (!period.empty()) {
+    auto p = ParseInt(period, 1, INT64_MAX);
+    if (!p) return bad();
+    period_us = static_cast<uint64_t>(*p);
+  }
+  if (quota == "max") return std::pair{std::optional<uint64_t>(), period_us};
+  auto q = ParseInt(quota, 1, INT64_MAX);
+  if (!q) return bad();
+  return std::pair{std::optional<uint64_t>(static_cast<uint64_t>(*q)), period_us};
+}
+
+Result<CgroupCpu> CgroupReader::ReadCpu(pid_t pid) const {
+  CPPDIAG_ASSIGN_OR_RETURN(Found found, Find(pid, "cpu"));
+  CgroupCpu cpu;
+  cpu.version = found.version;
+  cpu.dir = found.dir;
+  // A child cannot use more than its ancestors allow: the smallest quota up
+  // the tree applies.
+  std::string dir = found.dir;
+  for (;;) {
+    std::optional<uint64_t> quota;
+    uint64_t period = 0;
+    if (found.version == 1) {
+      auto q = ReadFileToString(dir + "/cpu.cfs_quota_us", 4096);
+      auto p = ReadNumberFile(dir + "/cpu.cfs_period_us");
+      if (q && p && *p > 0) {
+        auto n = ParseInt(Trim(*q), -1, INT64_MAX);  // -1: no quota
+        if (n && *n > 0) quota = static_cast<uint64_t>(*n);
+        period = *p;
+      }
+    } else if (auto text = ReadFileToString(dir + "/cpu.max", 4096)) {
+      if (auto parsed = ParseCpuMax(Trim(*text))) {
+        quota = parsed->first;
+        period = parsed->second;
+      }
+    }
+    if (quota) {
+      double cores = static_cast<double>(*quota) / static_cast<double>(period);
+      if (!cpu.quota_cores || cores < *cpu.quota_cores) {
+        cpu.quota_cores = cores;
+        cpu.quota_us = *quota;
+        cpu.period_us = period;
+      }
+    }
+    if (dir.size() <= found.mount_point.size()) break;
+    size_t slash = dir.rfind('/');
+    if (slash == std::string::npos || slash < found.mount_point.size()) break;
+    std::string up = dir.substr(0, slash);
+    if (found.version == 2 && !ReadFileToString(up + "/cgroup.controllers", 4096)) break;
+    dir = up;
+  }
+  return cpu;
 }
 
 }  // namespace cppdiag

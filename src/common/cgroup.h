@@ -1,5 +1,5 @@
-// The memory cgroup of a process, under cgroup v1 or v2, as seen from inside
-// or outside a container.
+// The memory cgroup of a process, and its CPU quota, under cgroup v1 or v2,
+// as seen from inside or outside a container.
 //
 // How the directory is found: /proc/<pid>/cgroup names the cgroup path (the
 // host's path inside a container without a cgroup namespace), and
@@ -18,6 +18,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "common/status.h"
 
@@ -31,6 +33,22 @@ struct CgroupMemory {
   // ancestors; nullopt when there is none.
   std::optional<uint64_t> limit_bytes;
 };
+
+// The CPU bandwidth limit (CFS quota) that applies to a process.
+struct CgroupCpu {
+  int version = 0;  // 1 or 2
+  std::string dir;  // the cgroup's directory in the cpu hierarchy
+  // The effective quota in CPUs (quota / period: 0.5 = half a core), the
+  // smallest of this cgroup and its visible ancestors; nullopt when none.
+  std::optional<double> quota_cores;
+  // The quota and period (microseconds) of the cgroup that sets quota_cores.
+  uint64_t quota_us = 0;
+  uint64_t period_us = 0;
+};
+
+// Parses cgroup v2's cpu.max ("max 100000", "50000 100000"): the quota and
+// period in microseconds, nullopt quota for "max". Fails on malformed text.
+Result<std::pair<std::optional<uint64_t>, uint64_t>> ParseCpuMax(std::string_view text);
 
 class CgroupReader {
  public:
@@ -48,7 +66,20 @@ class CgroupReader {
   // call for a watchdog's loop).
   Result<uint64_t> ReadUsage(int version, const std::string& dir) const;
 
+  // Reads the CPU quota of `pid` (0 = this process): v2 cpu.max, v1
+  // cpu.cfs_quota_us / cpu.cfs_period_us (the cpu controller's hierarchy,
+  // found through mountinfo as for memory), up the tree while the directory
+  // stays inside the mount. Fails only when no cpu hierarchy is found.
+  Result<CgroupCpu> ReadCpu(pid_t pid = 0) const;
+
  private:
+  struct Found {
+    int version = 0;
+    std::string dir;          // the cgroup's directory
+    std::string mount_point;  // the hierarchy's mount point (dir is under it)
+  };
+  Result<Found> Find(pid_t pid, const std::string& controller) const;
+
   std::string root_;
 };
 

@@ -1,10 +1,8 @@
-// What the process looks like from the inside: memory, threads, descriptors,
-// CPU, page faults, the malloc heap and the memory cgroup, read fresh on each
-// call. Feeds /status and the cppdiag_* families of /metrics.
-//
-// The metric names are those the cppdiag CLI's counters will use, so a
-// dashboard works with either source; this file is meant to move into
-// src/diag/counters once the CLI needs it.
+// What the process looks like from the inside, for /status and the cppdiag_*
+// families of /metrics. The reading itself is libcppdiag's
+// (diag/counters/collect.h), the one the diagnostic socket's counters command
+// returns, and the families are named by its catalog
+// (diag/counters/catalog.h): a dashboard works with either source.
 #pragma once
 
 #include <sys/types.h>
@@ -15,6 +13,7 @@
 
 #include "common/cgroup.h"
 #include "common/status.h"
+#include "diag/counters/sample.h"
 #include "leakapp/prometheus.h"
 
 namespace leakapp {
@@ -29,23 +28,20 @@ struct ProcessMetrics {
   double cpu_seconds = 0;  // user + system
   uint64_t minor_faults = 0;
   uint64_t major_faults = 0;
-  uint64_t heap_in_use_bytes = 0;  // mallinfo2: in-use arena bytes + mmapped chunks
+  uint64_t heap_in_use_bytes = 0;  // mallinfo2 (0 in sanitizer builds)
   // This process's memory cgroup now; nullopt when none is found.
   std::optional<cppdiag::CgroupMemory> cgroup;
+  // Everything measured, by catalog name (the fields above are read from it).
+  cppdiag::counters::Sample counters;
 };
 
-// Reads /proc/self/{status,stat,fd}, mallinfo2() and the memory cgroup. Fails
-// only if /proc/self/status or /proc/self/stat cannot be read.
+// Reads the counters now. Fails only if /proc/self/status could not be read.
 cppdiag::Result<ProcessMetrics> ReadProcessMetrics();
 
-// The cppdiag_* metric families of `m`: cppdiag_process_resident_memory_bytes,
-// cppdiag_process_resident_memory_peak_bytes,
-// cppdiag_process_virtual_memory_bytes, cppdiag_process_threads,
-// cppdiag_process_open_fds, cppdiag_process_cpu_seconds_total,
-// cppdiag_process_page_faults_total{kind="minor|major"},
-// cppdiag_heap_in_use_bytes, cppdiag_heap_hard_limit_bytes (only when a limit
-// is set), cppdiag_cgroup_memory_usage_bytes and
-// cppdiag_cgroup_memory_limit_bytes (only when known).
+// The cppdiag_* families: one per catalog family the sample has a value for
+// (derived counters, which need two samples, are left to Prometheus).
+// `heap_hard_limit_bytes` is exported as cppdiag_heap_hard_limit_bytes when
+// the sample lacks it (a limit the hooks do not enforce).
 std::vector<MetricFamily> ProcessMetricFamilies(const ProcessMetrics& m,
                                                 std::optional<uint64_t> heap_hard_limit_bytes);
 

@@ -30,8 +30,9 @@ nlohmann::ordered_json StatusJson(const ProcessMetrics& process, const LeakSnaps
                                   std::optional<uint64_t> heap_hard_limit_bytes,
                                   double uptime_seconds);
 
-// The cppdiag_* process families, then leakapp_leaked_bytes,
-// leakapp_leak_rounds_total and leakapp_leak_running.
+// The cppdiag_* families (the counters catalog's names, as the socket's
+// counters command reports them: process_metrics.h), then leakapp's own:
+// leakapp_leaked_bytes, leakapp_leak_rounds_total and leakapp_leak_running.
 std::string MetricsText(const ProcessMetrics& process, const LeakSnapshot& leak,
                         std::optional<uint64_t> heap_hard_limit_bytes);
 

@@ -79,6 +79,10 @@ struct State {
 };
 
 std::atomic<State*> g_state{nullptr};
+// Dumps given their final name (crash, watchdog, on request): the counters'
+// cppdiag_dumps_written_total. Lock-free, so the crash path may bump it.
+std::atomic<uint64_t> g_dumps_written{0};
+static_assert(std::atomic<uint64_t>::is_always_lock_free);
 
 pid_t Tid() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
 pid_t Pid() { return static_cast<pid_t>(::syscall(SYS_getpid)); }
@@ -618,6 +622,7 @@ int WriteLocked(State* s, const SelfDumpRequest& req, SelfDumpResult* res) {
     err = Publish(tmp, req.path == nullptr, req.replace_existing, res->path, sizeof res->path);
     if (err != 0) res->failed_call = "rename";
   }
+  if (err == 0) g_dumps_written.fetch_add(1, std::memory_order_relaxed);
   if (err != 0) {
     ::unlink(tmp);
     return err;
@@ -651,6 +656,8 @@ const char* SelfDumpModeName(SelfDumpMode mode) {
   }
   return "?";
 }
+
+uint64_t SelfDumpsWritten() { return g_dumps_written.load(std::memory_order_relaxed); }
 
 bool SelfDumpPrepared() { return g_state.load(std::memory_order_acquire) != nullptr; }
 

@@ -153,6 +153,10 @@ struct SelfDumpResult {
 // context).
 int WriteSelfDump(const SelfDumpRequest& request, SelfDumpResult* result);
 
+// Dumps this process completed (renamed to their final name) since start,
+// whatever asked for them. Async-signal-safe.
+uint64_t SelfDumpsWritten();
+
 // Expands the prepared name template for `reason` now (what WriteSelfDump
 // does without a path). Returns 0 or an errno value. Async-signal-safe.
 int ExpandSelfDumpName(const char* reason, char* out, size_t out_size);

@@ -8,6 +8,7 @@
 
 #include "common/cgroup.h"
 #include "common/proc.h"
+#include "diag/counters/collect.h"
 #include "diag/dump/self_dump.h"
 #include "diag/heap/heap_profile.h"
 #include "diag/ipc/dump_path.h"
@@ -118,6 +119,10 @@ DiagnosticServer::Handlers MakeHandlers(const RuntimeInfo& runtime) {
   DiagnosticServer::Handlers h;
   h[Command::kProcessInfo] = [&runtime](const nlohmann::json&, const PeerInfo&) {
     return ProcessInfo(runtime);
+  };
+  // One reading of the counters; the CLI derives rates from two.
+  h[Command::kCounters] = [](const nlohmann::json&, const PeerInfo&) -> Result<nlohmann::json> {
+    return counters::SampleToJson(counters::CollectCounters());
   };
   // The live sampled heap; a target whose profiler is off answers with
   // sample_period_bytes 0 and no stacks, so the client can say why.

@@ -32,7 +32,7 @@ inline constexpr uint32_t kMaxReplyPayload = 256u << 20;
 enum class Command : uint16_t {
   kProcessInfo = 1,   // {} → pid, exe, cmdline, uid, start time, config, cgroup
   kDump = 2,          // {"type": "full", "path": "...", "overwrite": false}
-  kCounters = 3,      // reserved: counters (issue 5)
+  kCounters = 3,      // {} → pid, monotonic_ns, unix_ns, values (diag/counters/sample.h)
   kHeapSnapshot = 4,  // reserved: live heap (issue 5)
   kTrace = 5,         // reserved: trace (later)
 };

@@ -21,6 +21,8 @@ packages=(
   # containers: the images and the e2e tests (runc: crun fails on hybrid cgroups)
   podman runc catatonit conmon netavark containernetworking-plugins iptables
   slirp4netns uidmap fuse-overlayfs busybox-static
+  # the e2e pod-workflow test reads rendered manifests with Python
+  python3-yaml
 )
 
 # kubectl renders the kustomize overlays; the base image has a recent one
@@ -45,4 +47,23 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- tests/deploy: npm packages of the manifests' schema check ---------------
+# manifests_schema_test validates the kustomize output offline against the
+# published Kubernetes and OpenShift schemas, from the npm packages pinned in
+# tests/deploy/package-lock.json. node and npm come with the base image.
+# Installed again only when node_modules is missing or older than the lock.
+deploy_tests="$(cd "$(dirname "$0")/.." && pwd)/tests/deploy"
+if ! command -v npm >/dev/null; then
+  echo "setup: installing nodejs npm (Debian's: node 18 is new enough)"
+  [ "$(id -u)" -eq 0 ] || { echo "setup: npm is missing and not root" >&2; exit 1; }
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+if [ ! -d "$deploy_tests/node_modules" ] ||
+   [ "$deploy_tests/package-lock.json" -nt "$deploy_tests/node_modules" ]; then
+  echo "setup: npm ci --prefix tests/deploy"
+  npm ci --prefix "$deploy_tests" --no-audit --no-fund --ignore-scripts --loglevel=error
+  touch "$deploy_tests/node_modules"
 fi

@@ -2,7 +2,7 @@
 # The whole test suite, from a fresh machine: installs what it needs, builds
 # once, runs every label from the same build tree.
 #   scripts/test.sh                 everything
-#   scripts/test.sh unit            one ctest label (unit, integration)
+#   scripts/test.sh unit            one ctest label (unit, integration, e2e)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,7 +40,7 @@ if [ -z "$labels" ]; then
     ctest --preset "$preset" -L unit -E "_NOT_BUILT" -j 2 --timeout 300 >"build/$preset-ctest.log" 2>&1 || { tail -60 "build/$preset-ctest.log"; status=1; }
     grep -E "tests passed|tests failed" "build/$preset-ctest.log" || true
   done
-  labels="unit|integration"
+  labels="unit|integration|e2e"
 fi
 
 # One ctest run, so its closing summary counts every test.

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Option C in the local pod: scripts/pod.sh plays "local" with the sidecar
+# overlay's add-debugger.json; `podman exec` into the debugger container (uid
+# 10001, no capabilities, shared PID namespace) runs `cppdiag ps`, which shows
+# leakapp, and `cppdiag dump collect`; leakapp writes the dump on its volume,
+# which the debugger also sees.
+#   option_c_sidecar_test.sh LEAKAPP_STATIC CPPDIAG_STATIC REPO
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+e2e_init "$1" "$2" "$3" c
+
+export LEAKAPP_POD_PREFIX=$E2E_ID-
+LEAKAPP_HOST_PORT=$(e2e_free_port)
+export LEAKAPP_HOST_PORT
+pod_sh=$E2E_REPO/scripts/pod.sh
+e2e_on_exit "'$pod_sh' down --volumes"
+
+e2e_log "pod.sh up sidecar"
+"$pod_sh" up sidecar
+pod=${LEAKAPP_POD_PREFIX}leakapp-pod-0
+podman pod exists "$pod" || pod=${LEAKAPP_POD_PREFIX}leakapp-pod
+debugger=$pod-debugger
+[ "$(podman inspect --format '{{.State.Status}}' "$debugger")" = running ] ||
+  e2e_fail "the debugger container $debugger is not running"
+[ "$(podman exec "$debugger" id -u)" = 10001 ] || e2e_fail "the debugger does not run as uid 10001"
+caps=$(podman exec "$debugger" grep CapEff /proc/self/status | awk '{print $2}')
+[ "$caps" = 0000000000000000 ] || e2e_fail "the debugger has capabilities $caps"
+
+e2e_log "podman exec $debugger cppdiag ps"
+ps_out=$(podman exec "$debugger" cppdiag ps) || e2e_fail "cppdiag ps failed in the debugger: $ps_out"
+echo "$ps_out"
+pid=$(echo "$ps_out" | awk '$2 == "leakapp" {print $1}' | head -1)
+[ -n "$pid" ] || e2e_fail "cppdiag ps in the sidecar does not show leakapp"
+
+e2e_log "podman exec $debugger cppdiag dump collect -p $pid --type full -o /app/dumps/core.sidecar"
+out=$(podman exec "$debugger" cppdiag dump collect -p "$pid" --type full -o /app/dumps/core.sidecar 2>&1) ||
+  e2e_fail "cppdiag dump collect failed: $out"
+echo "$out"
+echo "$out" | grep -q '^Writing full dump to /app/dumps/core.sidecar' || e2e_fail "no 'Writing full dump to' line"
+echo "$out" | grep -q '^Complete' || e2e_fail "no 'Complete' line"
+
+dumps=$(e2e_volume_path "${LEAKAPP_POD_PREFIX}leakapp-dumps")
+e2e_check_dump_file "$dumps/core.sidecar"
+podman exec "$debugger" ls -ln /app/dumps/core.sidecar || e2e_fail "the debugger does not see the dump on the shared volume"
+bt=$(e2e_gdb "$dumps/core.sidecar" "info threads" "thread apply all bt 8")
+echo "$bt" | grep -qE '^(\*| ) +[0-9]+ +Thread' || e2e_fail "gdb lists no threads in $dumps/core.sidecar"
+echo "$bt" | grep -q ' main ' || e2e_fail "gdb finds no main() in $dumps/core.sidecar"
+echo "PASS: option C: the sidecar found leakapp (pid $pid) and leakapp wrote $dumps/core.sidecar"

@@ -160,6 +160,120 @@ TEST(Cgroup, LiveMachineAgreesWithTheCgroupFiles) {
   EXPECT_TRUE(fs::exists(mem->dir + usage_file)) << mem->dir;
 }
 
+TEST(CgroupCpu, ParsesCpuMax) {
+  auto q = ParseCpuMax("50000 100000");
+  ASSERT_TRUE(q.ok()) << q.error().message();
+  EXPECT_EQ(q->first, 50000u);
+  EXPECT_EQ(q->second, 100000u);
+  auto unlimited = ParseCpuMax("max 100000");
+  ASSERT_TRUE(unlimited.ok());
+  EXPECT_FALSE(unlimited->first.has_value());
+  auto quota_only = ParseCpuMax("200000");
+  ASSERT_TRUE(quota_only.ok());
+  EXPECT_EQ(quota_only->second, 100000u);
+  for (const char* bad : {"", "half 100000", "50000 0", "50000 100000 7", "-1 100000"}) {
+    EXPECT_FALSE(ParseCpuMax(bad).ok()) << bad;
+  }
+}
+
+TEST(CgroupCpu, V1QuotaFromTheCpuHierarchy) {
+  FixtureTree t;
+  t.Write("/proc/self/mountinfo", kV1MountInfo);
+  t.Write("/proc/self/cgroup", "5:cpu,cpuacct:/kubepods/pod1/app\n4:memory:/kubepods/pod1/app\n");
+  const std::string dir = "/sys/fs/cgroup/cpu,cpuacct/kubepods/pod1/app";
+  t.Write(dir + "/cpu.cfs_quota_us", "50000\n");
+  t.Write(dir + "/cpu.cfs_period_us", "100000\n");
+  auto cpu = CgroupReader(t.root()).ReadCpu();
+  ASSERT_TRUE(cpu.ok()) << cpu.error().message();
+  EXPECT_EQ(cpu->version, 1);
+  EXPECT_EQ(cpu->dir, t.root() + dir);
+  ASSERT_TRUE(cpu->quota_cores.has_value());
+  EXPECT_DOUBLE_EQ(*cpu->quota_cores, 0.5);
+  EXPECT_EQ(cpu->quota_us, 50000u);
+  EXPECT_EQ(cpu->period_us, 100000u);
+}
+
+TEST(CgroupCpu, V1UnlimitedChildTakesTheParentsQuota) {
+  FixtureTree t;
+  t.Write("/proc/self/mountinfo", kV1MountInfo);
+  t.Write("/proc/self/cgroup", "5:cpu,cpuacct:/pod/app\n");
+  const std::string top = "/sys/fs/cgroup/cpu,cpuacct";
+  t.Write(top + "/cpu.cfs_quota_us", "-1\n");
+  t.Write(top + "/cpu.cfs_period_us", "100000\n");
+  t.Write(top + "/pod/cpu.cfs_quota_us", "150000\n");
+  t.Write(top + "/pod/cpu.cfs_period_us", "100000\n");
+  t.Write(top + "/pod/app/cpu.cfs_quota_us", "-1\n");
+  t.Write(top + "/pod/app/cpu.cfs_period_us", "100000\n");
+  auto cpu = CgroupReader(t.root()).ReadCpu();
+  ASSERT_TRUE(cpu.ok()) << cpu.error().message();
+  ASSERT_TRUE(cpu->quota_cores.has_value());
+  EXPECT_DOUBLE_EQ(*cpu->quota_cores, 1.5);
+}
+
+TEST(CgroupCpu, V1NoQuotaAnywhere) {
+  FixtureTree t;
+  t.Write("/proc/self/mountinfo", kV1MountInfo);
+  t.Write("/proc/self/cgroup", "5:cpu,cpuacct:/\n");
+  t.Write("/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us", "-1\n");
+  t.Write("/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us", "100000\n");
+  auto cpu = CgroupReader(t.root()).ReadCpu();
+  ASSERT_TRUE(cpu.ok()) << cpu.error().message();
+  EXPECT_FALSE(cpu->quota_cores.has_value());
+}
+
+TEST(CgroupCpu, V2TakesTheSmallestQuotaUpTheTree) {
+  FixtureTree t;
+  t.Write("/proc/self/mountinfo", "35 30 0:31 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n");
+  t.Write("/proc/self/cgroup", "0::/kubepods.slice/pod1/app\n");
+  t.Write("/sys/fs/cgroup/cgroup.controllers", "cpu memory\n");
+  t.Write("/sys/fs/cgroup/kubepods.slice/cgroup.controllers", "cpu memory\n");
+  t.Write("/sys/fs/cgroup/kubepods.slice/cpu.max", "max 100000\n");
+  t.Write("/sys/fs/cgroup/kubepods.slice/pod1/cgroup.controllers", "cpu\n");
+  t.Write("/sys/fs/cgroup/kubepods.slice/pod1/cpu.max", "25000 100000\n");
+  t.Write("/sys/fs/cgroup/kubepods.slice/pod1/app/cgroup.controllers", "cpu\n");
+  t.Write("/sys/fs/cgroup/kubepods.slice/pod1/app/cpu.max", "200000 100000\n");
+  auto cpu = CgroupReader(t.root()).ReadCpu();
+  ASSERT_TRUE(cpu.ok()) << cpu.error().message();
+  EXPECT_EQ(cpu->version, 2);
+  EXPECT_EQ(cpu->dir, t.root() + "/sys/fs/cgroup/kubepods.slice/pod1/app");
+  ASSERT_TRUE(cpu->quota_cores.has_value());
+  EXPECT_DOUBLE_EQ(*cpu->quota_cores, 0.25);
+  EXPECT_EQ(cpu->quota_us, 25000u);
+}
+
+TEST(CgroupCpu, V2InsideAContainerReadsTheMountRoot) {
+  FixtureTree t;
+  t.Write("/proc/self/mountinfo",
+          "35 30 0:31 /machine/ctr /sys/fs/cgroup ro - cgroup2 cgroup2 rw\n");
+  t.Write("/proc/self/cgroup", "0::/machine/ctr\n");
+  t.Write("/sys/fs/cgroup/cpu.max", "100000 50000\n");
+  auto cpu = CgroupReader(t.root()).ReadCpu();
+  ASSERT_TRUE(cpu.ok()) << cpu.error().message();
+  EXPECT_EQ(cpu->dir, t.root() + "/sys/fs/cgroup");
+  ASSERT_TRUE(cpu->quota_cores.has_value());
+  EXPECT_DOUBLE_EQ(*cpu->quota_cores, 2.0);
+}
+
+TEST(CgroupCpu, NoCpuHierarchyIsAClearError) {
+  FixtureTree t;
+  t.Write("/proc/self/mountinfo", "25 1 0:22 / / rw - ext4 /dev/vda rw\n");
+  t.Write("/proc/self/cgroup", "4:memory:/a\n");
+  auto cpu = CgroupReader(t.root()).ReadCpu();
+  ASSERT_FALSE(cpu.ok());
+  EXPECT_NE(cpu.error().message().find("cpu cgroup"), std::string::npos) << cpu.error().message();
+}
+
+TEST(CgroupCpu, LiveMachineHasACpuHierarchy) {
+  auto cpu = CgroupReader().ReadCpu();
+  ASSERT_TRUE(cpu.ok()) << cpu.error().message();
+  EXPECT_TRUE(fs::exists(cpu->dir)) << cpu->dir;
+  const char* quota_file = cpu->version == 1 ? "/cpu.cfs_quota_us" : "/cgroup.controllers";
+  EXPECT_TRUE(fs::exists(cpu->dir + quota_file)) << cpu->dir;
+  if (cpu->quota_cores) {
+    EXPECT_GT(*cpu->quota_cores, 0.0);
+  }
+}
+
 // A real cgroup with a limit: a child moved into it reports that limit.
 TEST(Cgroup, LiveChildInALimitedCgroupReportsItsLimit) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to create a cgroup";

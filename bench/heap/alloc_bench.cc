@@ -1,10 +1,12 @@
 // An allocation-heavy workload for measuring allocator hooks: THREADS threads
 // each do OPS malloc/free pairs of mixed sizes (16 B to 64 KiB, mostly small),
 // keeping a window of live blocks so frees are not LIFO. Prints its own wall
-// time for the work alone (startup and exit excluded).
+// wall time and the process's CPU time for the work alone (startup and exit
+// excluded). CPU time is the steadier figure on a shared machine: other
+// processes' load stretches wall time far more than it does CPU time.
 //
 //   alloc_bench [THREADS=4] [OPS_PER_THREAD=10000000]
-//   -> "alloc_bench threads=4 ops=40000000 seconds=1.234 ns_per_op=30.8"
+//   -> "alloc_bench threads=4 ops=40000000 seconds=1.234 cpu_seconds=4.567 ns_per_op=30.8"
 //
 // Not linked with cppdiag: heap_bench.sh runs it plain, with
 // LD_PRELOAD=libcppdiag_preload.so and under heaptrack.
@@ -12,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <thread>
 #include <vector>
 
@@ -44,17 +47,25 @@ void Work(unsigned seed, long ops, unsigned long* sink) {
 
 }  // namespace
 
+double CpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
 int main(int argc, char** argv) {
   int threads = argc > 1 ? std::atoi(argv[1]) : 4;
   long ops = argc > 2 ? std::atol(argv[2]) : 10000000;
   std::vector<std::thread> pool;
   std::vector<unsigned long> sinks(static_cast<size_t>(threads));
+  double cpu_start = CpuSeconds();
   auto start = std::chrono::steady_clock::now();
   for (int t = 0; t < threads; ++t)
     pool.emplace_back(Work, t + 1, ops, &sinks[static_cast<size_t>(t)]);
   for (auto& th : pool) th.join();
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("alloc_bench threads=%d ops=%ld seconds=%.3f ns_per_op=%.1f\n", threads,
-              ops * threads, s, s * 1e9 / static_cast<double>(ops * threads));
+  double cpu = CpuSeconds() - cpu_start;
+  std::printf("alloc_bench threads=%d ops=%ld seconds=%.3f cpu_seconds=%.3f ns_per_op=%.1f\n",
+              threads, ops * threads, s, cpu, s * 1e9 / static_cast<double>(ops * threads));
   return 0;
 }

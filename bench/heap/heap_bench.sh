@@ -1,31 +1,78 @@
 #!/bin/sh
 # The allocation hooks' cost: alloc_bench plain, with the preloaded profiler at
-# the default rate (CPPDIAG_HEAP_SAMPLE_BYTES unset: 512 KiB), and under
-# heaptrack when installed. Ratios from one run of each (see heap_bench.md).
+# the default rate (CPPDIAG_HEAP_SAMPLE_BYTES unset: 512 KiB) without and with
+# the diagnostic socket, with a heap hard limit (exact accounting), and under
+# heaptrack when installed (fewer ops: it is ~30x slower; its ratio is against
+# a plain run of the same size). The variants are interleaved, ROUNDS times,
+# and each variant's median is reported, so that a busy machine slows all of
+# them alike; wall and CPU seconds of the work, CPU being the steadier figure
+# when other processes share the cores (see heap_bench.md).
 #
-#   bench/heap/heap_bench.sh BUILD_DIR [THREADS] [OPS_PER_THREAD] [HEAPTRACK_OPS_PER_THREAD]
+#   bench/heap/heap_bench.sh BUILD_DIR [THREADS] [OPS_PER_THREAD] [HEAPTRACK_OPS_PER_THREAD] [ROUNDS]
 set -eu
-build=$(cd "${1:?usage: heap_bench.sh BUILD_DIR [THREADS] [OPS] [HEAPTRACK_OPS]}" && pwd)
+usage="usage: heap_bench.sh BUILD_DIR [THREADS] [OPS] [HEAPTRACK_OPS] [ROUNDS]"
+build=$(cd "${1:?$usage}" && pwd)
 threads=${2:-4}
 ops=${3:-10000000}
-ht_ops=${4:-$ops}
+ht_ops=${4:-1000000}
+rounds=${5:-5}
 bench="$build/bench/heap/alloc_bench"
 preload="$build/src/diag/preload/libcppdiag_preload.so"
-seconds() { sed -n 's/.*seconds=\([0-9.]*\).*/\1/p'; }
+for f in "$bench" "$preload"; do
+  [ -e "$f" ] || { echo "heap_bench: $f missing (cmake --build BUILD --target alloc_bench cppdiag_preload)" >&2; exit 1; }
+done
+have_heaptrack=0
+command -v heaptrack >/dev/null && have_heaptrack=1
 
-plain=$("$bench" "$threads" "$ops" | seconds)
-ours=$(env LD_PRELOAD="$preload" CPPDIAG_ENABLE_DIAGNOSTICS=0 "$bench" "$threads" "$ops" | seconds)
-ours_full=$(env LD_PRELOAD="$preload" "$bench" "$threads" "$ops" | seconds)
-echo "plain:                      ${plain} s"
-echo "cppdiag preload (profiler): ${ours} s  ratio $(echo "$ours / $plain" | bc -l | cut -c1-5)"
-echo "cppdiag preload (+socket):  ${ours_full} s  ratio $(echo "$ours_full / $plain" | bc -l | cut -c1-5)"
-if command -v heaptrack >/dev/null; then
-  out=$(mktemp -d)
-  plain_ht=$plain
-  if [ "$ht_ops" != "$ops" ]; then plain_ht=$("$bench" "$threads" "$ht_ops" | seconds); fi
-  ht=$(cd "$out" && heaptrack "$bench" "$threads" "$ht_ops" 2>/dev/null | seconds)
-  rm -rf "$out"
-  echo "heaptrack (ops/thread ${ht_ops}): ${ht} s  ratio $(echo "$ht / $plain_ht" | bc -l | cut -c1-6)"
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+# "wall cpu" from alloc_bench's line.
+seconds() { sed -n 's/.* seconds=\([0-9.]*\) cpu_seconds=\([0-9.]*\).*/\1 \2/p'; }
+
+# One run of variant $1; appends "wall cpu" to $out/$1.
+run() {
+  case $1 in
+    plain) t=$("$bench" "$threads" "$ops" | seconds) ;;
+    profiler) t=$(env LD_PRELOAD="$preload" CPPDIAG_ENABLE_DIAGNOSTICS=0 "$bench" "$threads" "$ops" | seconds) ;;
+    socket) t=$(env LD_PRELOAD="$preload" "$bench" "$threads" "$ops" | seconds) ;;
+    limit) t=$(env LD_PRELOAD="$preload" CPPDIAG_ENABLE_DIAGNOSTICS=0 CPPDIAG_HEAP_HARD_LIMIT=64G \
+      "$bench" "$threads" "$ops" | seconds) ;;
+    plain_ht) t=$("$bench" "$threads" "$ht_ops" | seconds) ;;
+    heaptrack) t=$(cd "$out" && heaptrack -o "$out/ht" "$bench" "$threads" "$ht_ops" 2>/dev/null | seconds) ;;
+  esac
+  [ -n "$t" ] || { echo "heap_bench: variant $1 printed no time" >&2; exit 1; }
+  echo "$t" >>"$out/$1"
+}
+
+variants="plain profiler socket limit"
+[ $have_heaptrack = 1 ] && variants="$variants plain_ht heaptrack"
+i=1
+while [ $i -le "$rounds" ]; do
+  for v in $variants; do run "$v"; done
+  rm -f "$out"/ht*.zst "$out"/ht*.gz
+  i=$((i + 1))
+done
+
+# median COLUMN VARIANT; raw COLUMN VARIANT: the runs in order.
+median() { cut -d' ' -f"$1" "$out/$2" | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+raw() { cut -d' ' -f"$1" "$out/$2" | tr '\n' ' '; }
+ratio() { echo "$1 / $2" | bc -l | awk '{printf "%.3f", $1}'; }
+
+echo "alloc_bench: $threads threads x $ops malloc/free pairs, $rounds interleaved rounds, medians"
+printf '%-32s %7s %6s %7s %6s  %s\n' variant wall ratio cpu ratio "raw wall seconds | raw cpu seconds"
+# line LABEL VARIANT BASELINE_VARIANT
+line() {
+  w=$(median 1 "$2") c=$(median 2 "$2") bw=$(median 1 "$3") bc=$(median 2 "$3")
+  printf '%-32s %7s %6s %7s %6s  %s| %s\n' "$1" "$w" "$(ratio "$w" "$bw")" "$c" "$(ratio "$c" "$bc")" \
+    "$(raw 1 "$2")" "$(raw 2 "$2")"
+}
+line "plain" plain plain
+line "preload, profiler (512 KiB)" profiler plain
+line "preload, profiler + socket" socket plain
+line "preload, profiler + hard limit" limit plain
+if [ $have_heaptrack = 1 ]; then
+  line "plain ($ht_ops ops/thread)" plain_ht plain_ht
+  line "heaptrack ($ht_ops ops/thread)" heaptrack plain_ht
 else
   echo "heaptrack: not installed"
 fi

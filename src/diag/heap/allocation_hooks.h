@@ -4,16 +4,21 @@
 // sized, aligned) of the process it is linked or preloaded into, and forwards
 // them to glibc's __libc_* implementations.
 //
-// What the hooks do on every call: account the live heap (the usable size of
-// every live block; per-thread deltas folded into one atomic every 256 KiB,
-// so the figure may lag by that much per thread) and enforce the heap hard
-// limit. `operator new` therefore throws std::bad_alloc once the limit is
+// What the hooks do on every call, by default: decrement a thread-local byte
+// countdown for the sampling heap profiler (heap_profiler.h) on allocation,
+// test one bit of the live table's filter on free, then tail-call glibc.
+// That is all: no sizes are read and no shared counter is touched, so the
+// hooks cost a few percent of a malloc/free pair (bench/heap/heap_bench.md).
+//
+// Exact accounting, which the heap hard limit needs, is off until
+// EnableExactHeapAccounting() or SetHeapHardLimit(non-zero) turns it on, and
+// then stays on. With it every call also reads the block's usable size from
+// glibc's chunk header and adds it to per-thread counters folded into shared
+// atomics every 256 KiB (so the figures may lag by that much per thread), and
+// enforces the limit: `operator new` throws std::bad_alloc once the limit is
 // reached (after the new-handler, if any, gives up; the nothrow forms return
-// nullptr), as .NET's GC heap hard limit makes the runtime throw
-// OutOfMemoryException. They also feed the sampling heap profiler
-// (heap_profiler.h): a thread-local byte countdown, so an unsampled
-// allocation costs a decrement and a compare, and an unsampled free one load
-// and one test of the live table's filter.
+// nullptr; the C functions return nullptr with errno ENOMEM), as .NET's GC
+// heap hard limit makes the runtime throw OutOfMemoryException.
 //
 // The hooks themselves are async-signal-safe in what they add: no locks, no
 // allocation of their own.
@@ -29,13 +34,32 @@ namespace cppdiag::heap {
 // True when this build interposes the allocator.
 bool HooksActive();
 
+// Turns exact accounting on (idempotent; it cannot be turned off). Blocks
+// allocated before are freed through the accounted path too, so the count
+// starts from glibc's own in-use figure (mallinfo2: chunk sizes, including
+// each chunk's header and blocks cached in tcache, so it starts a little high
+// and errs toward refusing early). Allocations racing with the switch may be
+// counted on free only; HeapInUseBytes is clamped at 0, so it never reads
+// negative. Normal context only (mallinfo2 takes the arena locks).
+void EnableExactHeapAccounting();
+
+// True once exact accounting is on: HeapInUseBytes and HeapTotalFreedBytes
+// (heap_profiler.h) are measured; when false they read 0 and counters should
+// omit them. Async-signal-safe.
+bool HeapAccountingExact();
+
 // Live heap bytes beyond which allocations fail with ENOMEM (operator new
-// throws std::bad_alloc). 0 turns the limit off. Safe to call at any time.
+// throws std::bad_alloc). A non-zero limit turns exact accounting on first
+// (the first such call must be in normal context); 0 turns the limit off and
+// leaves accounting on.
 void SetHeapHardLimit(uint64_t bytes);
 uint64_t HeapHardLimit();
 
-// Live heap bytes the hooks have seen allocated and not yet freed (blocks
-// allocated before the hooks were active are not counted).
+// With exact accounting: usable bytes of the live heap (glibc's figure when
+// accounting started, plus usable sizes allocated since, minus those freed;
+// per-thread lag up to 256 KiB, and a thread that exits takes its unfolded
+// deltas with it, up to 256 KiB each way; never below 0). Without it: 0.
+// Async-signal-safe.
 uint64_t HeapInUseBytes();
 
 // How many allocations the hard limit refused.

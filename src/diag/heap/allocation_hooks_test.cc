@@ -7,7 +7,10 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <thread>
 #include <vector>
+
+#include "diag/heap/heap_profiler.h"
 
 namespace cppdiag::heap {
 namespace {
@@ -16,11 +19,13 @@ class HardLimit : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!HooksActive()) GTEST_SKIP() << "sanitizer build: the sanitizer owns the allocator";
+    EnableExactHeapAccounting();
   }
   void TearDown() override { SetHeapHardLimit(0); }
 };
 
 TEST_F(HardLimit, AccountsLiveBlocks) {
+  ASSERT_TRUE(HeapAccountingExact());
   uint64_t before = HeapInUseBytes();
   std::vector<void*> blocks;
   for (int i = 0; i < 64; ++i) blocks.push_back(std::malloc(1 << 20));
@@ -76,6 +81,91 @@ TEST_F(HardLimit, ZeroTurnsItOff) {
   void* p = std::malloc(1 << 20);
   EXPECT_NE(p, nullptr);
   std::free(p);
+}
+
+TEST_F(HardLimit, ZeroLeavesExactAccountingOn) {
+  SetHeapHardLimit(1 << 30);
+  SetHeapHardLimit(0);
+  EXPECT_TRUE(HeapAccountingExact());
+  uint64_t before = HeapInUseBytes();
+  void* volatile p = std::malloc(8 << 20);  // volatile: the pair must not be elided
+  EXPECT_GE(HeapInUseBytes(), before + (8u << 20));
+  std::free(p);
+}
+
+// Each test runs in a process of its own under ctest; run together (one
+// process), the first test that enables exact accounting leaves it on.
+class Accounting : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!HooksActive()) GTEST_SKIP() << "sanitizer build: the sanitizer owns the allocator";
+    if (HeapAccountingExact()) {
+      GTEST_SKIP() << "exact accounting already on in this process (run this test alone)";
+    }
+  }
+};
+
+TEST_F(Accounting, OffUntilEnabledInUseReadsZero) {
+  std::vector<void*> blocks;
+  for (int i = 0; i < 16; ++i) blocks.push_back(std::malloc(1 << 20));
+  EXPECT_FALSE(HeapAccountingExact());
+  EXPECT_EQ(HeapInUseBytes(), 0u);
+  EXPECT_EQ(HeapTotalFreedBytes(), 0u);
+  for (void* p : blocks) std::free(p);
+}
+
+// Blocks allocated before accounting started are freed through the accounted
+// path: the count starts from glibc's figure, so it drops by what they held
+// and never wraps below zero.
+TEST_F(Accounting, EnabledLateStartsFromGlibcsFigureAndNeverGoesNegative) {
+  std::vector<void*> early;
+  for (int i = 0; i < 64; ++i) {
+    early.push_back(std::malloc(1 << 20));
+    std::memset(early.back(), 1, 64);
+  }
+  EnableExactHeapAccounting();
+  ASSERT_TRUE(HeapAccountingExact());
+  uint64_t with_early = HeapInUseBytes();
+  EXPECT_GE(with_early, 64u << 20) << "glibc's in-use figure includes the early blocks";
+  EXPECT_LT(with_early, 1u << 30);
+  for (void* p : early) std::free(p);
+  uint64_t after = HeapInUseBytes();
+  EXPECT_LE(after, with_early - (63u << 20));
+  EXPECT_LT(after, 64u << 20) << "no wrap-around: " << after;
+
+  // And the limit works from there.
+  SetHeapHardLimit(after + (16u << 20));
+  std::vector<std::unique_ptr<char[]>> held;
+  EXPECT_THROW(for (int i = 0; i < 64; ++i) held.emplace_back(new char[1 << 20]), std::bad_alloc);
+  EXPECT_GE(held.size(), 12u);
+  EXPECT_LE(held.size(), 16u);
+  SetHeapHardLimit(0);
+}
+
+// Requested bytes, counted at sampling points: the calling thread's own bytes
+// are all in; another thread's last partial stride (here at most 1 MiB: the
+// profiler is off in this test) may be lost when it exits.
+TEST_F(Accounting, TotalAllocatedCountsRequestedBytesWithoutExactAccounting) {
+  uint64_t before = HeapTotalAllocatedBytes();
+  for (int i = 0; i < 64; ++i) {
+    void* volatile p = std::malloc(1 << 20);
+    std::free(p);
+  }
+  uint64_t own = HeapTotalAllocatedBytes() - before;
+  EXPECT_GE(own, 64u << 20);
+  EXPECT_LT(own, 65u << 20);
+
+  before = HeapTotalAllocatedBytes();
+  std::thread([] {
+    for (int i = 0; i < 64 * 1024; ++i) {
+      void* volatile p = std::malloc(1024);
+      std::free(p);
+    }
+  }).join();
+  uint64_t other = HeapTotalAllocatedBytes() - before;
+  EXPECT_GE(other, 63u << 20);
+  EXPECT_LT(other, 66u << 20);
+  EXPECT_FALSE(HeapAccountingExact());
 }
 
 }  // namespace

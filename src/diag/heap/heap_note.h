@@ -10,8 +10,10 @@
 //          0    4  version                1
 //          4    4  header_size            48 (readers skip what they don't know)
 //          8    8  sample_period_bytes
-//         16    8  total_allocated_bytes  since start, all allocations
-//         24    8  total_freed_bytes
+//         16    8  total_allocated_bytes  requested bytes since start, all allocations
+//                                         (HeapTotalAllocatedBytes: lags by a stride a thread)
+//         24    8  total_freed_bytes      usable bytes freed while exact accounting ran,
+//                                         0 without it (HeapTotalFreedBytes)
 //         32    4  records                stack records that follow
 //         36    4  record_header_size     40
 //         40    8  live_samples           sampled allocations alive

@@ -32,8 +32,8 @@ struct HeapMapping {  // an executable mapping, to symbolize pcs
 struct HeapProfile {
   uint64_t sample_period_bytes = 0;  // CPPDIAG_HEAP_SAMPLE_BYTES (0: profiler off)
   int64_t time_unix_ns = 0;
-  uint64_t total_allocated_bytes = 0;  // since start, all allocations (for rates)
-  uint64_t total_freed_bytes = 0;
+  uint64_t total_allocated_bytes = 0;   // HeapTotalAllocatedBytes (for rates)
+  uint64_t total_freed_bytes = 0;       // HeapTotalFreedBytes: 0 without exact accounting
   std::vector<HeapStackSample> stacks;  // one per distinct stack with live samples
   std::vector<HeapMapping> mappings;
 };

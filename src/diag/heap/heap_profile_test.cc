@@ -107,7 +107,25 @@ TEST_F(Profiler, SizedAlignedAndNothrowFormsKeepTheTableConsistent) {
   EXPECT_LE(ProfilerTable()->live_count(), before);
 }
 
+// A request of 2^63 bytes or more fails; it must not wrap the thread's
+// countdown into a huge positive value (which would stop its sampling).
+TEST_F(Profiler, AHugeFailedMallocDoesNotStopSampling) {
+  // 2^63 + 16 MiB: countdown - size, wrapped, is just under 2^63 for any
+  // countdown below 16 MiB. volatile: no compile-time size warning.
+  volatile size_t huge = SIZE_MAX / 2 + 1 + (size_t{16} << 20);
+  void* volatile p = std::malloc(huge);
+  EXPECT_EQ(p, nullptr);
+  std::vector<void*> blocks;
+  uintptr_t ra = 0;
+  LeakWithMalloc(&blocks, 1024, 64 * 1024, &ra);  // 64 MiB
+  const HeapStackSample* s = FindStack(CollectHeapProfile(), ra);
+  ASSERT_NE(s, nullptr);
+  EXPECT_NEAR(s->estimated_bytes, 64.0 * (1 << 20), 0.2 * 64 * (1 << 20));
+  for (void* b : blocks) std::free(b);
+}
+
 TEST_F(Profiler, HardLimitStillAppliesToNew) {
+  EnableExactHeapAccounting();
   SetHeapHardLimit(HeapInUseBytes() + (8u << 20));
   // Through volatile pointers: the compiler may elide a new whose result is unused.
   char* volatile sink = nullptr;
@@ -221,10 +239,10 @@ __attribute__((noinline)) void* StressAlloc(size_t size, bool use_malloc) {
 }
 
 // Eight threads allocating through the real hooks at a small period, half
-// the blocks freed by another thread. CPPDIAG_HEAP_STRESS_SECONDS sets the
-// duration (default 5; the acceptance run uses 60).
-TEST_F(Profiler, StressCrossThreadFreesLeaveNoEntries) {
-  ASSERT_TRUE(StartHeapProfiler(4096));
+// the blocks freed by another thread, for CPPDIAG_HEAP_STRESS_SECONDS
+// (default 5; the acceptance run uses 60). Every block is freed at
+// the end.
+void RunStress() {
   double seconds = 5;
   if (const char* e = std::getenv("CPPDIAG_HEAP_STRESS_SECONDS")) seconds = std::atof(e);
   constexpr int kThreads = 8;
@@ -232,7 +250,6 @@ TEST_F(Profiler, StressCrossThreadFreesLeaveNoEntries) {
   threads.reserve(kThreads);
   std::atomic<void*> handoff[kThreads] = {};
   std::atomic<bool> stop{false};
-  size_t before = ProfilerTable()->live_count();
   for (int id = 0; id < kThreads; ++id) {
     threads.emplace_back([&, id] {
       uint64_t x = static_cast<uint64_t>(id) + 1;
@@ -257,6 +274,12 @@ TEST_F(Profiler, StressCrossThreadFreesLeaveNoEntries) {
   stop = true;
   for (auto& th : threads) th.join();
   for (auto& h : handoff) std::free(h.exchange(nullptr));
+}
+
+TEST_F(Profiler, StressCrossThreadFreesLeaveNoEntries) {
+  ASSERT_TRUE(StartHeapProfiler(4096));
+  size_t before = ProfilerTable()->live_count();
+  RunStress();
   // glibc keeps a few blocks of its own per thread (the TLS vector of cached
   // thread stacks): check the workers' stack only.
   HeapProfile p = CollectHeapProfile();
@@ -264,6 +287,25 @@ TEST_F(Profiler, StressCrossThreadFreesLeaveNoEntries) {
   EXPECT_EQ(left, nullptr) << "a stress allocation freed but still in the table";
   EXPECT_LE(ProfilerTable()->live_count(), before + 64);
   EXPECT_EQ(ProfilerTable()->dropped(), 0u);
+  StartHeapProfiler(64 * 1024);
+}
+
+// The same with a hard limit set (every call on the accounted slow path): the
+// table ends empty of the workers' blocks and the live count comes back to
+// where it was, within what the exiting threads had not folded yet (256 KiB
+// of allocations and of frees each).
+TEST_F(Profiler, StressWithTheHardLimitBalancesTheAccount) {
+  ASSERT_TRUE(StartHeapProfiler(4096));
+  EnableExactHeapAccounting();
+  SetHeapHardLimit(uint64_t{64} << 30);
+  uint64_t before = HeapInUseBytes();
+  uint64_t failures = HeapLimitFailures();
+  RunStress();
+  double after = static_cast<double>(HeapInUseBytes());
+  EXPECT_NEAR(after, static_cast<double>(before), 8 * 2 * 256 * 1024 + (1 << 20));
+  EXPECT_EQ(HeapLimitFailures(), failures);
+  EXPECT_EQ(FindStack(CollectHeapProfile(), g_stress_ra.load()), nullptr);
+  SetHeapHardLimit(0);
   StartHeapProfiler(64 * 1024);
 }
 

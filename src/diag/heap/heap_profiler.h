@@ -29,10 +29,21 @@ bool StartHeapProfiler(uint64_t period_bytes);
 // The current mean stride; 0 when the profiler is off.
 uint64_t HeapSamplePeriod();
 
-// Bytes allocated / freed since start, all allocations (usable sizes;
-// per-thread counts are folded every 256 KiB, so they may lag by that much
-// per thread). Async-signal-safe.
+// Bytes requested from the allocation functions since the hooks became
+// active (calloc counts n * size, realloc its new size; requested, not usable
+// sizes), whether or not the profiler runs. Counted for free by the sampling
+// countdown: each thread adds what it allocated when its countdown runs out
+// (every sample period on average, every 1 MiB while the profiler is off).
+// So the figure lags by up to one such stride per other thread (the calling
+// thread's own bytes are included), and a thread that exits loses its last
+// partial stride: short-lived threads are undercounted by at most one stride
+// each. Good for allocation rates over seconds. Async-signal-safe.
 uint64_t HeapTotalAllocatedBytes();
+
+// Usable bytes freed since exact accounting started (allocation_hooks.h:
+// HeapAccountingExact); 0 without it. Not comparable with
+// HeapTotalAllocatedBytes (requested bytes, counted since start): for the
+// live heap use HeapInUseBytes. Async-signal-safe.
 uint64_t HeapTotalFreedBytes();
 
 // The live table; nullptr until StartHeapProfiler succeeded. For readers

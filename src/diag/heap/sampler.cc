@@ -2,6 +2,7 @@
 #include "diag/heap/sampler.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <sys/mman.h>
 
 #include <cmath>
@@ -138,8 +139,19 @@ LiveTable::~LiveTable() {
 }
 
 void LiveTable::Lock() {
+  // Spin briefly, then yield: with more threads than CPUs the holder may be
+  // preempted, and spinning out a whole time slice costs far more than the
+  // syscall (which neither allocates nor locks).
+  int spins = 0;
   while (lock_.exchange(true, std::memory_order_acquire)) {
-    while (lock_.load(std::memory_order_relaxed)) __builtin_ia32_pause();
+    while (lock_.load(std::memory_order_relaxed)) {
+      if (++spins < 100) {
+        __builtin_ia32_pause();
+      } else {
+        sched_yield();
+        spins = 0;
+      }
+    }
   }
 }
 

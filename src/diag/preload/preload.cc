@@ -9,8 +9,8 @@
 // (allocation_hooks.cc), so the dynamic linker binds every object's calls to
 // them. The hooks call glibc's __libc_* functions directly (no dlsym), so
 // allocations made before this constructor runs (by the loader, libc or
-// other constructors) are served and accounted; sampling starts with the
-// runtime.
+// other constructors) are served; sampling, and exact accounting when
+// CPPDIAG_HEAP_HARD_LIMIT asks for it, start with the runtime.
 #include <cstdio>
 
 #include "diag/runtime.h"

@@ -77,11 +77,11 @@ Sample CollectCounters(CollectDetail* detail) {
   if (heap::HooksActive()) {
     struct mallinfo2 mi = ::mallinfo2();
     v[names::kHeapInUse] = d(mi.uordblks + mi.hblkhd);
-    // The hooks count live and freed bytes exactly only while a hard limit
-    // needs them (allocation_hooks.h); without one those figures are not
-    // measured and are left out rather than reported as 0.
-    if (uint64_t limit = heap::HeapHardLimit(); limit != 0) {
-      v[names::kHeapHardLimit] = d(limit);
+    if (uint64_t limit = heap::HeapHardLimit(); limit != 0) v[names::kHeapHardLimit] = d(limit);
+    // The hooks count live and freed bytes exactly only once a hard limit
+    // has needed them (allocation_hooks.h); before that those figures are
+    // not measured and are left out rather than reported as 0.
+    if (heap::HeapAccountingExact()) {
       v[names::kHeapLimited] = d(heap::HeapInUseBytes());
       v[names::kHeapFreed] = d(heap::HeapTotalFreedBytes());
     }

@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 preset=${1:-release}
 shift || true
-if [ ! -f "build/$preset/CMakeCache.txt" ]; then
-  cmake --preset "$preset" >/dev/null
-fi
+# Always configure: a target added since the tree was configured is unknown
+# to make until CMake has run again (a few seconds on a configured tree).
+cmake --preset "$preset" >/dev/null
 cmake --build --preset "$preset" -j "$(nproc)" "$@"

@@ -32,7 +32,8 @@ if [ -z "$labels" ]; then
   # and the heap sampler's table (8 threads allocating and freeing across threads).
   # (The dump engine reads its own address space and the heap hooks replace
   # the allocator: both are exercised by the release run instead.)
-  sanitized=(common_unit_test ipc_unit_test diag_unit_test leakapp_unit_test heap_unit_test)
+  sanitized=(common_unit_test ipc_unit_test diag_unit_test leakapp_unit_test heap_unit_test
+             counters_unit_test)
   for preset in asan tsan; do
     echo "=== $preset: ${sanitized[*]}"
     scripts/build.sh "$preset" --target "${sanitized[@]}" >/dev/null

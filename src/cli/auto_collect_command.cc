@@ -145,9 +145,17 @@ int AutoCollect(const AutoCollectOptions& o) {
   std::string here = "/proc/" + std::to_string(target->pid) + "/root" + dump->path;
   struct stat st {};
   if (::stat(here.c_str(), &st) == 0) std::printf("  (from this container: %s)\n", here.c_str());
-  std::printf("Fetch it with:\n  kubectl cp %s/%s:%s ./%s -c <app-container>\n",
-              PodNamespace(*target).c_str(), PodName().c_str(), dump->path.c_str(),
-              Basename(dump->path).c_str());
+  std::string ns = PodNamespace(*target), pod = PodName(), base = Basename(dump->path);
+  // kubectl cp runs tar in the container it copies from: a FROM-scratch app
+  // image has none, hence the second way, through any container of the pod
+  // that has cat (pids are the same in a pod's shared PID namespace).
+  std::printf(
+      "Fetch it with (kubectl cp needs tar in <app-container>):\n"
+      "  kubectl cp %s/%s:%s ./%s -c <app-container>\n"
+      "or through a container with cat in this PID namespace (e.g. a debugger sidecar):\n"
+      "  kubectl exec -n %s %s -c <debugger> -- cat %s > ./%s\n",
+      ns.c_str(), pod.c_str(), dump->path.c_str(), base.c_str(), ns.c_str(), pod.c_str(),
+      here.c_str(), base.c_str());
   if (o.linger_seconds > 0) {
     std::printf("Waiting %u s (--linger) so the dump can be copied\n", o.linger_seconds);
   }

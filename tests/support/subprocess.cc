@@ -146,6 +146,22 @@ std::string RunToCompletion(std::vector<std::string> argv, std::chrono::millisec
   return p.Stdout() + p.Stderr() + (t ? "" : "\n(timed out)");
 }
 
+CliRun Cppdiag(std::vector<std::string> args, std::chrono::milliseconds timeout) {
+  args.insert(args.begin(), BuiltBinary("cppdiag"));
+  Subprocess p(SubprocessOptions{.argv = std::move(args)});
+  auto t = p.Wait(timeout);
+  CliRun r;
+  r.exit_code = t && t->exit_code ? *t->exit_code : -1;
+  r.out = p.Stdout();
+  r.err = p.Stderr();
+  return r;
+}
+
+std::string ReadAll(const std::string& path) {
+  auto content = ReadFileToString(path);
+  return content ? *content : std::string();
+}
+
 std::string GdbBatch(const std::string& exe, const std::string& core,
                      const std::vector<std::string>& extra) {
   std::vector<std::string> argv = {"/usr/bin/gdb",

@@ -62,6 +62,18 @@ class Subprocess {
 std::string RunToCompletion(std::vector<std::string> argv,
                             std::chrono::milliseconds timeout = std::chrono::seconds(120));
 
+// The built cppdiag run to its end with `args`: its exit code (-1 when it did
+// not exit normally within `timeout`), stdout and stderr apart.
+struct CliRun {
+  int exit_code = -1;
+  std::string out, err;
+};
+CliRun Cppdiag(std::vector<std::string> args,
+               std::chrono::milliseconds timeout = std::chrono::seconds(120));
+
+// The whole file at `path`; empty when it cannot be read.
+std::string ReadAll(const std::string& path);
+
 // gdb -batch on `core` of `exe`: "info threads", "thread apply all bt", then
 // `extra` commands; returns what gdb printed (stdout then stderr).
 std::string GdbBatch(const std::string& exe, const std::string& core,

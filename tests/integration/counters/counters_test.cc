@@ -38,29 +38,6 @@ using namespace std::chrono_literals;
 constexpr uint64_t kMiB = 1 << 20;
 constexpr uint64_t kMemoryLimit = 256 * kMiB;
 
-struct CliRun {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-CliRun Cppdiag(std::vector<std::string> args, std::chrono::milliseconds timeout = 60s) {
-  args.insert(args.begin(), BuiltBinary("cppdiag"));
-  Subprocess p({.argv = args});
-  auto t = p.Wait(timeout);
-  CliRun r;
-  r.exit_code = t && t->exit_code ? *t->exit_code : -1;
-  r.out = p.Stdout();
-  r.err = p.Stderr();
-  return r;
-}
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // RFC 4180 fields of one line (quoted fields, doubled quotes).
 std::vector<std::string> SplitCsv(const std::string& line) {
   std::vector<std::string> out(1);

@@ -24,22 +24,6 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-struct CliRun {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-CliRun Cppdiag(std::vector<std::string> args) {
-  args.insert(args.begin(), BuiltBinary("cppdiag"));
-  Subprocess p({.argv = args});
-  auto t = p.Wait(120s);
-  CliRun r;
-  r.exit_code = t && t->exit_code ? *t->exit_code : -1;
-  r.out = p.Stdout();
-  r.err = p.Stderr();
-  return r;
-}
-
 // "leaked <bytes> total <bytes>" from leaky's stdout; 0 when absent.
 uint64_t LeakedBytes(const std::string& out) {
   std::istringstream in(out);

@@ -25,29 +25,6 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-struct CliRun {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-CliRun Cppdiag(std::vector<std::string> args) {
-  args.insert(args.begin(), BuiltBinary("cppdiag"));
-  Subprocess p({.argv = args});
-  auto t = p.Wait(120s);
-  CliRun r;
-  r.exit_code = t && t->exit_code ? *t->exit_code : -1;
-  r.out = p.Stdout();
-  r.err = p.Stderr();
-  return r;
-}
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 constexpr const char* kProfilerOff = "has its heap profiler off";
 
 class HeapCliTest : public ::testing::Test {

@@ -138,6 +138,9 @@ inline bool InHooks(uint64_t pc) {
 CPPDIAG_HOOK __attribute__((noinline)) void SampleSlow(void* p, size_t size) noexcept {
   ThreadState& ts = t_state;
   g_requested.fetch_add(static_cast<uint64_t>(ts.stride - ts.countdown), std::memory_order_relaxed);
+  // Counted: an allocation nested below (pthread_getattr_np on a thread's
+  // first sample) must count only its own bytes.
+  ts.stride = ts.countdown;
   int64_t next = kOffRecheckBytes;
   if (ts.in_hook) {  // an allocation made by the sampler itself
     ts.stride = ts.countdown = next;
@@ -168,7 +171,10 @@ CPPDIAG_HOOK __attribute__((noinline)) void SampleSlow(void* p, size_t size) noe
 }
 
 // The slow paths' sampling step (the fast paths inline the decrement).
-[[maybe_unused]] inline void CountAlloc(void* p, size_t size) {
+// Always inlined and in the hooks' section: an out-of-line copy (-O0) would
+// be the frame SampleSlow returns into, and the walk must skip it.
+[[maybe_unused]] CPPDIAG_HOOK __attribute__((always_inline)) inline void CountAlloc(void* p,
+                                                                                    size_t size) {
   ThreadState& ts = t_state;
   // Only for blocks that exist, so size < 2^63: no overflow.
   ts.countdown -= static_cast<int64_t>(size);
@@ -190,6 +196,14 @@ void AtForkParent() {
 }
 void AtForkChild() {
   if (LiveTable* t = g_table.load()) t->ResetLockAfterFork();
+}
+
+// Registered when the library loads, before the program registers its own:
+// prepare handlers run in reverse order of registration, so ours runs last
+// and holds the table's lock only across fork() itself, never while another
+// prepare handler frees a (possibly sampled) block.
+__attribute__((constructor)) void RegisterForkHandlers() {
+  pthread_atfork(AtForkPrepare, AtForkParent, AtForkChild);
 }
 
 }  // namespace
@@ -243,9 +257,10 @@ bool StartHeapProfiler(uint64_t period_bytes) {
       started.store(false);
       return false;
     }
-    g_table.store(t, std::memory_order_release);
+    // The filter before the table: a block sampled once the table is visible
+    // must meet the filter when it is freed, or it would stay in the table.
     g_fast.filter.store(t->filter_bits(), std::memory_order_release);
-    pthread_atfork(AtForkPrepare, AtForkParent, AtForkChild);
+    g_table.store(t, std::memory_order_release);
   }
   g_period.store(period_bytes, std::memory_order_relaxed);
   return g_table.load() != nullptr;

@@ -19,6 +19,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <string_view>
 #include <system_error>
 #include <thread>
 #include <utility>
@@ -197,14 +198,25 @@ class PolledSocket {
 };
 
 // What a client that gets no thread is told, without waiting on it.
+// A fixed reply, so that refusing a connection allocates nothing (it is also
+// the answer when the heap hard limit leaves no memory for a thread).
+constexpr std::string_view kBusyBody = R"({"error":"too many connections; try again"})"
+                                       "\n";
+constexpr std::string_view kBusyReply =
+    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+    "Content-Length: 44\r\nConnection: close\r\n\r\n"
+    R"({"error":"too many connections; try again"})"
+    "\n";
+static_assert(kBusyBody.size() == 44);
+
 void RejectBusy(int fd) {
-  static const std::string kBusy = [] {
-    std::string body = Json{{"error", "too many connections; try again"}}.dump() + "\n";
-    return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-           "Content-Length: " +
-           std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
-  }();
-  (void)::send(fd, kBusy.data(), kBusy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  (void)::send(fd, kBusyReply.data(), kBusyReply.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  // Half-close and drain what the client already sent: closing with unread
+  // data would reset the connection, and a reset can discard the 503.
+  ::shutdown(fd, SHUT_WR);
+  char sink[4096];
+  for (int i = 0; i < 16 && ::recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; ++i) {
+  }
 }
 
 // The status and message for a request Beast could not read, or nullopt when
@@ -485,15 +497,22 @@ cppdiag::Status HttpServer::Serve() {
       RejectBusy(fd.get());
       continue;
     }
-    Connection& c = connections.emplace_back();
+    // No thread (EAGAIN) or no memory (the heap hard limit a leak reached):
+    // refuse this connection and keep serving, rather than let the
+    // exception end Serve().
     try {
-      c.thread = std::thread([this, done = c.done, raw = fd.get()] {
-        ServeConnection(raw);
-        *done = true;
-      });
+      Connection& c = connections.emplace_back();
+      try {
+        c.thread = std::thread([this, done = c.done, raw = fd.get()] {
+          ServeConnection(raw);
+          *done = true;
+        });
+      } catch (...) {
+        connections.pop_back();
+        throw;
+      }
       (void)fd.release();  // the thread owns it now
-    } catch (const std::system_error& e) {
-      connections.pop_back();
+    } catch (const std::exception& e) {
       spdlog::warn("no thread for a connection: {}", e.what());
       RejectBusy(fd.get());
     }

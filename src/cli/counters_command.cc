@@ -81,9 +81,9 @@ class ScopedStopSignals {
   int fd() const { return read_.get(); }
 
  private:
-  static constexpr std::array<int, 3> kSignals = {SIGINT, SIGTERM, SIGHUP};
+  static constexpr std::array<int, 4> kSignals = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
   ScopedFd read_, write_;
-  std::array<struct sigaction, 3> old_{};
+  std::array<struct sigaction, 4> old_{};
 };
 
 // The terminal in non-canonical mode without echo, so `q` arrives at once;
@@ -107,6 +107,26 @@ class ScopedRawTerminal {
   int fd_;
   termios saved_{};
   bool active_ = false;
+};
+
+// The cursor hidden while the table is redrawn, shown again however the
+// redraw loop ends (an error or an exception included).
+class ScopedHiddenCursor {
+ public:
+  explicit ScopedHiddenCursor(bool active) : active_(active) {
+    if (active_) std::fputs("\x1b[?25l", stdout);
+  }
+  ~ScopedHiddenCursor() {
+    if (active_) {
+      std::fputs("\x1b[?25h", stdout);
+      std::fflush(stdout);
+    }
+  }
+  ScopedHiddenCursor(const ScopedHiddenCursor&) = delete;
+  ScopedHiddenCursor& operator=(const ScopedHiddenCursor&) = delete;
+
+ private:
+  bool active_;
 };
 
 enum class Wake { kTick, kStop, kQuit };
@@ -218,55 +238,57 @@ int Monitor(const CountersOptions& o) {
                       Seconds(std::chrono::duration_cast<std::chrono::nanoseconds>(*interval));
 
   size_t drawn = 0;
-  if (tty) std::fputs("\x1b[?25l", stdout);  // hide the cursor while redrawing
   auto next = Clock::now();
   std::string end_message;
   int code = 0;
-  for (;;) {
-    std::vector<std::string> lines;
-    lines.push_back(tty ? (key_fd >= 0 ? "Press q or Ctrl-C to quit" : "Press Ctrl-C to quit")
-                        : "");
-    lines.push_back(title + "   " + counters::FormatTimestamp(sample->unix_ns));
-    for (auto& l : counters::TableLines(*sample)) lines.push_back(std::move(l));
-    std::string out;
-    if (tty) {
-      // Moving up works only within the screen: a table taller than the
-      // terminal is cut, saying so, rather than redrawn out of place.
-      winsize ws{};
-      if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 3 &&
-          lines.size() > static_cast<size_t>(ws.ws_row) - 1) {
-        size_t keep = static_cast<size_t>(ws.ws_row) - 2;
-        size_t cut = lines.size() - keep;
-        lines.resize(keep);
-        lines.push_back("    ... " + std::to_string(cut) + " more (a taller terminal shows them)");
-      }
-      // Back to the table's first line, rewrite each line, clear what is left.
-      if (drawn > 0) out += "\x1b[" + std::to_string(drawn) + "A\r";
-      for (const auto& l : lines) out += "\x1b[2K" + l + "\n";
-      out += "\x1b[J";
-      drawn = lines.size();
-    } else {
-      for (size_t i = 1; i < lines.size(); ++i) out += lines[i] + "\n";
-      out += "\n";
-    }
-    std::fputs(out.c_str(), stdout);
-    std::fflush(stdout);
-
-    next = std::max(next + *interval, Clock::now());  // a slow reply does not bunch up refreshes
-    Wake wake = WaitUntil(next, stop.fd(), key_fd);
-    if (wake == Wake::kStop || wake == Wake::kQuit) break;
-    sample = poller->Next();
-    if (!sample) {
-      if (poller->TargetGone()) {
-        end_message = "process " + std::to_string(o.pid) + " has exited";
+  {
+    ScopedHiddenCursor hidden(tty);
+    for (;;) {
+      std::vector<std::string> lines;
+      lines.push_back(tty ? (key_fd >= 0 ? "Press q or Ctrl-C to quit" : "Press Ctrl-C to quit")
+                          : "");
+      lines.push_back(title + "   " + counters::FormatTimestamp(sample->unix_ns));
+      for (auto& l : counters::TableLines(*sample)) lines.push_back(std::move(l));
+      std::string out;
+      if (tty) {
+        // Moving up works only within the screen: a table taller than the
+        // terminal is cut, saying so, rather than redrawn out of place.
+        winsize ws{};
+        if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 3 &&
+            lines.size() > static_cast<size_t>(ws.ws_row) - 1) {
+          size_t keep = static_cast<size_t>(ws.ws_row) - 2;
+          size_t cut = lines.size() - keep;
+          lines.resize(keep);
+          lines.push_back("    ... " + std::to_string(cut) +
+                          " more (a taller terminal shows them)");
+        }
+        // Back to the table's first line, rewrite each line, clear what is left.
+        if (drawn > 0) out += "\x1b[" + std::to_string(drawn) + "A\r";
+        for (const auto& l : lines) out += "\x1b[2K" + l + "\n";
+        out += "\x1b[J";
+        drawn = lines.size();
       } else {
-        end_message = sample.error().message();
-        code = 1;
+        for (size_t i = 1; i < lines.size(); ++i) out += lines[i] + "\n";
+        out += "\n";
       }
-      break;
+      std::fputs(out.c_str(), stdout);
+      std::fflush(stdout);
+
+      next = std::max(next + *interval, Clock::now());  // a slow reply does not bunch up refreshes
+      Wake wake = WaitUntil(next, stop.fd(), key_fd);
+      if (wake == Wake::kStop || wake == Wake::kQuit) break;
+      sample = poller->Next();
+      if (!sample) {
+        if (poller->TargetGone()) {
+          end_message = "process " + std::to_string(o.pid) + " has exited";
+        } else {
+          end_message = sample.error().message();
+          code = 1;
+        }
+        break;
+      }
     }
-  }
-  if (tty) std::fputs("\x1b[?25h", stdout);
+  }  // the cursor is shown again
   std::fflush(stdout);
   if (code != 0) return Fail(end_message, code);
   if (!end_message.empty()) std::printf("%s\n", end_message.c_str());

@@ -1,6 +1,8 @@
 // cppdiag: dumps, heap profiles, counters and traces of native processes,
 // from the same pod, with no ptrace and no shell.
 #include <cstdio>
+#include <exception>
+#include <string>
 
 #include "cli/commands.h"
 
@@ -35,6 +37,10 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     // One line, not CLI11's usage dump: a script's log stays readable.
     return cppdiag::cli::Fail(std::string(e.what()) + " (see cppdiag --help)", 2);
+  } catch (const std::exception& e) {
+    // A subcommand's unexpected failure (std::bad_alloc, a filesystem error):
+    // one line and a non-zero exit rather than std::terminate.
+    return cppdiag::cli::Fail(e.what(), 1);
   }
   return exit_code;
 }

@@ -371,52 +371,49 @@ __attribute__((always_inline)) inline void FreeImpl(void* p) noexcept {
   return FreeSlow(p);
 }
 
-[[noreturn]] void ThrowBadAlloc() { throw std::bad_alloc(); }
-
-// operator new's contract: call the new-handler until it gives up.
-CPPDIAG_HOOK __attribute__((noinline)) void* NewSlow(size_t size) {
+// operator new's contract: call the new-handler until `alloc` succeeds or
+// there is none (throw std::bad_alloc; the nothrow forms return nullptr, also
+// when the handler throws it). Inlined into each slow path below, so the
+// loop stays in the hooks' section.
+template <bool kNothrow, class Alloc>
+__attribute__((always_inline)) inline void* NewHandlerLoop(Alloc alloc) noexcept(kNothrow) {
   for (;;) {
-    if (void* p = MallocSlow(size)) return p;
+    if (void* p = alloc()) return p;
     std::new_handler h = std::get_new_handler();
-    if (h == nullptr) ThrowBadAlloc();
-    h();
+    if constexpr (kNothrow) {
+      if (h == nullptr) return nullptr;
+      try {
+        h();
+      } catch (const std::bad_alloc&) {
+        return nullptr;
+      }
+    } else {
+      if (h == nullptr) throw std::bad_alloc();
+      h();
+    }
   }
+}
+
+CPPDIAG_HOOK __attribute__((noinline)) void* NewSlow(size_t size) {
+  return NewHandlerLoop<false>([size]()
+                                   __attribute__((always_inline)) { return MallocSlow(size); });
 }
 
 CPPDIAG_HOOK __attribute__((noinline)) void* NewAlignedSlow(size_t size, std::align_val_t al) {
-  for (;;) {
-    if (void* p = MemalignSlow(static_cast<size_t>(al), size)) return p;
-    std::new_handler h = std::get_new_handler();
-    if (h == nullptr) ThrowBadAlloc();
-    h();
-  }
+  return NewHandlerLoop<false>([=]() __attribute__((always_inline)) {
+    return MemalignSlow(static_cast<size_t>(al), size);
+  });
 }
 
 CPPDIAG_HOOK __attribute__((noinline)) void* NewNothrowSlow(size_t size) noexcept {
-  for (;;) {
-    if (void* p = MallocSlow(size)) return p;
-    std::new_handler h = std::get_new_handler();
-    if (h == nullptr) return nullptr;
-    try {
-      h();
-    } catch (const std::bad_alloc&) {
-      return nullptr;
-    }
-  }
+  return NewHandlerLoop<true>([size]() __attribute__((always_inline)) { return MallocSlow(size); });
 }
 
 CPPDIAG_HOOK __attribute__((noinline)) void* NewAlignedNothrowSlow(size_t size,
                                                                    std::align_val_t al) noexcept {
-  for (;;) {
-    if (void* p = MemalignSlow(static_cast<size_t>(al), size)) return p;
-    std::new_handler h = std::get_new_handler();
-    if (h == nullptr) return nullptr;
-    try {
-      h();
-    } catch (const std::bad_alloc&) {
-      return nullptr;
-    }
-  }
+  return NewHandlerLoop<true>([=]() __attribute__((always_inline)) {
+    return MemalignSlow(static_cast<size_t>(al), size);
+  });
 }
 
 // A failed fast malloc goes on to the slow path (which charges the countdown

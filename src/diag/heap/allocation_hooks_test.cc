@@ -52,6 +52,38 @@ TEST_F(HardLimit, OperatorNewThrowsBadAllocPastTheLimit) {
   EXPECT_NE(std::malloc(1 << 20), nullptr) << "memory freed below the limit is usable again";
 }
 
+// The new-handler loop of every operator new form: the handler runs while
+// the limit refuses, and the allocation succeeds once it frees room (here:
+// lifts the limit); a handler that throws ends the nothrow forms with nullptr.
+int g_handler_calls = 0;
+
+TEST_F(HardLimit, OperatorNewCallsTheNewHandlerUntilItMakesRoom) {
+  SetHeapHardLimit(HeapInUseBytes() + (1u << 20));
+  g_handler_calls = 0;
+  std::set_new_handler([] {
+    if (++g_handler_calls == 2) SetHeapHardLimit(0);
+  });
+  // ::operator new itself: a new-expression whose result goes unused may be
+  // elided by the compiler.
+  void* plain = ::operator new(8u << 20);
+  EXPECT_EQ(g_handler_calls, 2);
+  ::operator delete(plain);
+
+  SetHeapHardLimit(HeapInUseBytes() + (1u << 20));
+  g_handler_calls = 0;
+  auto* aligned = static_cast<char*>(::operator new (8u << 20, std::align_val_t{4096}));
+  EXPECT_EQ(g_handler_calls, 2);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(aligned) % 4096, 0u);
+  ::operator delete (aligned, std::align_val_t{4096});
+
+  SetHeapHardLimit(HeapInUseBytes() + (1u << 20));
+  std::set_new_handler([] { throw std::bad_alloc(); });
+  EXPECT_EQ(::operator new(8u << 20, std::nothrow), nullptr);
+  EXPECT_EQ(::operator new (8u << 20, std::align_val_t{64}, std::nothrow), nullptr);
+  EXPECT_THROW((void)::operator new(8u << 20), std::bad_alloc);
+  std::set_new_handler(nullptr);
+}
+
 TEST_F(HardLimit, CAllocationFunctionsFailWithENOMEM) {
   SetHeapHardLimit(HeapInUseBytes() + (4u << 20));
   errno = 0;

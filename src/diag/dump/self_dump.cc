@@ -622,11 +622,11 @@ int WriteLocked(State* s, const SelfDumpRequest& req, SelfDumpResult* res) {
     err = Publish(tmp, req.path == nullptr, req.replace_existing, res->path, sizeof res->path);
     if (err != 0) res->failed_call = "rename";
   }
-  if (err == 0) g_dumps_written.fetch_add(1, std::memory_order_relaxed);
   if (err != 0) {
     ::unlink(tmp);
     return err;
   }
+  g_dumps_written.fetch_add(1, std::memory_order_relaxed);
   SyncDirectory(res->path);
   return 0;
 }

@@ -72,6 +72,7 @@ struct ThreadState {
   uint64_t free_pending = 0;
   bool in_hook = false;
   bool seeded = false;
+  bool limit_exempt = false;  // a diagnostic thread (ExemptThisThreadFromHardLimit)
   ExponentialStride rng;
 };
 // initial-exec: no allocation on first use, even when preloaded. One struct:
@@ -109,6 +110,7 @@ int64_t InUse() { return g_in_use.load(std::memory_order_relaxed); }
   uint64_t limit = g_fast.limit.load(std::memory_order_relaxed);
   if (limit == 0) return true;
   const ThreadState& ts = t_state;
+  if (ts.limit_exempt) return true;
   int64_t in_use = InUse() + static_cast<int64_t>(ts.alloc_pending - ts.free_pending);
   if (in_use < 0) in_use = 0;
   if (static_cast<uint64_t>(in_use) + size <= limit) return true;
@@ -228,6 +230,7 @@ void SetHeapHardLimit(uint64_t bytes) {
   g_fast.limit.store(bytes, std::memory_order_relaxed);
 }
 uint64_t HeapHardLimit() { return g_fast.limit.load(std::memory_order_relaxed); }
+void ExemptThisThreadFromHardLimit() { t_state.limit_exempt = true; }
 uint64_t HeapInUseBytes() {
   if (!HeapAccountingExact()) return 0;
   int64_t v = InUse();

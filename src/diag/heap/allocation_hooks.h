@@ -55,6 +55,13 @@ bool HeapAccountingExact();
 void SetHeapHardLimit(uint64_t bytes);
 uint64_t HeapHardLimit();
 
+// The calling thread's allocations are never refused by the hard limit (they
+// are still counted). For the runtime's own threads (diagnostic server,
+// watchdog): a dump or a snapshot must still be served when the service has
+// run into its limit, which is exactly when it is asked for. For the life of
+// the thread; async-signal-safe.
+void ExemptThisThreadFromHardLimit();
+
 // With exact accounting: usable bytes of the live heap (glibc's figure when
 // accounting started, plus usable sizes allocated since, minus those freed;
 // per-thread lag up to 256 KiB, and a thread that exits takes its unfolded

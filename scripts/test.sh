@@ -33,7 +33,7 @@ if [ -z "$labels" ]; then
   # (The dump engine reads its own address space and the heap hooks replace
   # the allocator: both are exercised by the release run instead.)
   sanitized=(common_unit_test ipc_unit_test diag_unit_test leakapp_unit_test heap_unit_test
-             counters_unit_test)
+             counters_unit_test cli_counters_unit_test)
   for preset in asan tsan; do
     echo "=== $preset: ${sanitized[*]}"
     scripts/build.sh "$preset" --target "${sanitized[@]}" >/dev/null

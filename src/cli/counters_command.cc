@@ -1,6 +1,6 @@
 // cppdiag counters list | monitor | collect: the live counters of a process
 // (diag/counters/catalog.h), read over its diagnostic socket; rates come from
-// two consecutive readings (diag/counters/derived.h). Like dotnet-counters:
+// two consecutive readings (cli/counters/derived.h). Like dotnet-counters:
 // `monitor` redraws a table in place, `collect` writes CSV or JSON rows.
 #include <fcntl.h>
 #include <poll.h>
@@ -26,8 +26,8 @@
 #include "common/proc.h"
 #include "common/scoped_fd.h"
 #include "diag/counters/catalog.h"
-#include "diag/counters/derived.h"
-#include "diag/counters/format.h"
+#include "cli/counters/derived.h"
+#include "cli/counters/format.h"
 #include "diag/counters/sample.h"
 #include "diag/ipc/client.h"
 

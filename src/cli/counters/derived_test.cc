@@ -1,4 +1,4 @@
-#include "diag/counters/derived.h"
+#include "cli/counters/derived.h"
 
 #include <gtest/gtest.h>
 

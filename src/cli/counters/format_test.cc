@@ -1,4 +1,4 @@
-#include "diag/counters/format.h"
+#include "cli/counters/format.h"
 
 #include <gtest/gtest.h>
 

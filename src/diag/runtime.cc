@@ -1,5 +1,7 @@
 #include "diag/runtime.h"
 
+#include <pthread.h>
+
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -91,7 +93,24 @@ void StartWatchdog() {
   }
 }
 
+// The child of fork() is another process with a copy of this one's runtime:
+// the parent's socket, eventfds and /proc handles. Left alone, the copy hands
+// the parent's memory to a child that drops privileges, and its destructors at
+// exit stop the parent's server and watchdog (shared eventfds), unlink the
+// parent's socket file, and wait for threads that exist only in the parent.
+// So the child's copy is made inert: every descriptor the runtime owns is
+// closed, and the objects are left to the child's exit, never destroyed.
+// Async-signal-safe: it runs in the child of a multithreaded process.
+void AtForkChild() {
+  if (ipc::DiagnosticServer* server = g_server.release()) server->AbandonInForkedChild();
+  if (OomWatchdog* watchdog = g_watchdog.release()) watchdog->AbandonInForkedChild();
+}
+
 Result<const RuntimeInfo*> Start(std::optional<SizeOrPercent> default_heap_limit) {
+  // Before any of the runtime's threads or descriptors exist.
+  if (int err = ::pthread_atfork(nullptr, nullptr, &AtForkChild)) {
+    return Error(err, "pthread_atfork");
+  }
   CPPDIAG_ASSIGN_OR_RETURN(g_info.config,
                            ParseDiagConfig(CurrentEnvironment(), default_heap_limit));
   const DiagConfig& c = g_info.config;

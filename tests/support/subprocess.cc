@@ -77,6 +77,9 @@ Subprocess::Subprocess(SubprocessOptions options) {
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    // The program starts with stdin, stdout and stderr only, whatever the
+    // test process (or what started it) left open without O_CLOEXEC.
+    ::close_range(3, ~0u, 0);
     ::execve(argv[0], argv.data(), envp.data());
     _exit(127);
   }

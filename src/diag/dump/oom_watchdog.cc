@@ -1,6 +1,7 @@
 #include "diag/dump/oom_watchdog.h"
 
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -67,7 +68,14 @@ void OomWatchdog::Stop() {
   thread_.join();
 }
 
+void OomWatchdog::AbandonInForkedChild() {
+  for (ScopedFd* fd : {&usage_fd_, &event_fd_, &stop_fd_}) {
+    fd->reset();  // closes the child's copy only
+  }
+}
+
 void OomWatchdog::Run() {
+  ::pthread_setname_np(::pthread_self(), "cppdiag-oom");  // for ps -T, gdb and the fork test
   // With the kernel's notification a slow poll is only a safety net.
   int timeout_ms = static_cast<int>(options_.poll_interval.count());
   if (event_fd_.is_valid()) timeout_ms *= 20;

@@ -49,6 +49,12 @@ class OomWatchdog {
   Status Start();
   void Stop();
 
+  // For the child of fork(): closes the watchdog's descriptors (they are the
+  // parent's: writing the stop eventfd would stop the parent's watchdog)
+  // without stopping or joining a thread, which exists only in the parent.
+  // The object must then never be destroyed (leak it). Async-signal-safe.
+  void AbandonInForkedChild();
+
   uint64_t threshold_bytes() const { return threshold_bytes_; }
   bool fired() const { return fired_.load(); }
   // "eventfd" or "poll": how usage is followed.

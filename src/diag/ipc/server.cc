@@ -1,6 +1,7 @@
 #include "diag/ipc/server.h"
 
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -105,7 +106,13 @@ DiagnosticServer::~DiagnosticServer() {
   if (!path_.empty()) ::unlink(path_.c_str());
 }
 
+void DiagnosticServer::AbandonInForkedChild() {
+  for (ScopedFd* fd : {&path_fd_, &abstract_fd_, &stop_fd_}) fd->reset();  // the child's copies
+  path_.clear();
+}
+
 void DiagnosticServer::AcceptLoop() {
+  ::pthread_setname_np(::pthread_self(), "cppdiag-server");
   pollfd fds[3] = {
       {stop_fd_.get(), POLLIN, 0}, {path_fd_.get(), POLLIN, 0}, {abstract_fd_.get(), POLLIN, 0}};
   nfds_t nfds = abstract_fd_.is_valid() ? 3 : 2;
@@ -152,6 +159,7 @@ void DiagnosticServer::AcceptLoop() {
 }
 
 void DiagnosticServer::Serve(ScopedFd conn, PeerInfo peer) {
+  ::pthread_setname_np(::pthread_self(), "cppdiag-request");
   timeval tv{};
   tv.tv_sec = options_.read_timeout.count() / 1000;
   tv.tv_usec = (options_.read_timeout.count() % 1000) * 1000;

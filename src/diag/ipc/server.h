@@ -63,6 +63,13 @@ class DiagnosticServer {
   uint64_t requests_served() const { return served_.load(); }
   uint64_t requests_refused() const { return refused_.load(); }
 
+  // For the child of fork(): closes the server's descriptors (the listeners
+  // and the stop eventfd are the parent's: writing it would stop the parent's
+  // server) without touching the socket file or any thread, which exist only
+  // in the parent. The object must then never be destroyed (leak it).
+  // Async-signal-safe.
+  void AbandonInForkedChild();
+
  private:
   DiagnosticServer(ServerOptions options, Handlers handlers);
   Status Listen();

@@ -104,18 +104,18 @@ bool OnThreadStack(ThreadStack& ts, uintptr_t p, int* budget) {
   return true;
 }
 
-// Off the thread's stack: [lo, hi) has been probed in this walk. Makes
-// [p, p + 16) part of it (p is above lo, the chain only climbs) if its pages
-// are readable and the budget allows.
+// Off the thread's stack: the pages this walk has probed end at `hi` (the
+// chain only climbs, so what lies below the current frame no longer matters).
+// Makes [p, p + 16) covered if its pages are readable and the budget allows;
+// pages a jump skips are neither probed nor read.
 struct ProbedWindow {
-  uintptr_t lo, hi;
+  uintptr_t hi;
   int budget = kWalkProbes;
 
   bool Cover(uintptr_t p) {
     for (uintptr_t page = PageOf(p); page <= PageOf(p + 15); page += kPage) {
       if (page < hi) continue;
       if (budget-- <= 0 || !Readable(page)) return false;
-      if (page != hi) lo = page;  // a jump: the pages skipped are not known
       hi = page + kPage;
     }
     return true;
@@ -157,7 +157,7 @@ __attribute__((noinline, no_sanitize("address", "thread"))) size_t CaptureStack(
   int extend_budget = kExtendProbes;
   bool on_stack = OnThreadStack(ts, fp, &extend_budget);
   // This frame's own page is readable: it holds the frame.
-  ProbedWindow window{PageOf(fp), PageOf(fp) + kPage};
+  ProbedWindow window{PageOf(fp) + kPage};
   size_t n = 0;
   // Each frame: fp[0] = caller's fp, fp[1] = return address. [fp, fp + 16)
   // is known readable at the top of the loop.

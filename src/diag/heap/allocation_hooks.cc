@@ -140,11 +140,11 @@ inline bool InHooks(uint64_t pc) {
 CPPDIAG_HOOK __attribute__((noinline)) void SampleSlow(void* p, size_t size) noexcept {
   ThreadState& ts = t_state;
   g_requested.fetch_add(static_cast<uint64_t>(ts.stride - ts.countdown), std::memory_order_relaxed);
-  // Counted: an allocation nested below (pthread_getattr_np on a thread's
-  // first sample) must count only its own bytes.
+  // Counted: an allocation nested below (a signal handler's, interrupting
+  // this one) must count only its own bytes.
   ts.stride = ts.countdown;
   int64_t next = kOffRecheckBytes;
-  if (ts.in_hook) {  // an allocation made by the sampler itself
+  if (ts.in_hook) {  // nested in a sample (a handler's): no second insert under the table lock
     ts.stride = ts.countdown = next;
     return;
   }
@@ -160,7 +160,7 @@ CPPDIAG_HOOK __attribute__((noinline)) void SampleSlow(void* p, size_t size) noe
     next = ts.rng.Next(period);
   } else {
     uint64_t pcs[kMaxFrames + kHookFrames];
-    size_t depth = CaptureStack(pcs, kMaxFrames + kHookFrames, 0, ThreadStackHigh());
+    size_t depth = CaptureStack(pcs, kMaxFrames + kHookFrames, 0);
     size_t first = 0;
     while (first < depth && InHooks(pcs[first])) ++first;
     size_t kept = depth - first;

@@ -3,6 +3,7 @@
 #include "diag/heap/heap_profile.h"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,6 +20,7 @@
 #include "diag/heap/heap_note.h"
 #include "diag/heap/heap_profiler.h"
 #include "diag/heap/sampler.h"
+#include "diag/heap/stack_walk_test_util.h"
 
 namespace cppdiag::heap {
 namespace {
@@ -226,6 +228,91 @@ TEST_F(Profiler, ForkChildAllocatesWhileParentThreadsSample) {
   }
   stop = true;
   busy.join();
+}
+
+// In a forked child: every allocation of this thread from now on is sampled
+// (the first one only draws the stride).
+void SampleEveryAllocation() {
+  ASSERT_TRUE(StartHeapProfiler(1));
+  ResetThreadSampler();
+  void* volatile seed = std::malloc(16);
+  std::free(seed);
+}
+
+// glibc's pthread_getattr_np allocates (its cpuset) while it holds the
+// thread's lock: when that allocation is the thread's first sample, the
+// sampler must not ask glibc for the thread's stack (pthread_getattr_np
+// again: a self-deadlock). Programs call it at thread start (Rust's std, JVMs,
+// sanitizers), so a thread's first sample often lands there.
+TEST_F(Profiler, FirstSampleOfAThreadInsidePthreadGetattrNpDoesNotDeadlock) {
+  std::string how = stack_test::RunInChild([] {
+    std::thread([] {
+      SampleEveryAllocation();
+      uint64_t samples = ProfilerTable()->live_count();
+      pthread_attr_t attr;
+      ASSERT_EQ(pthread_getattr_np(pthread_self(), &attr), 0);
+      EXPECT_GT(ProfilerTable()->live_count(), samples) << "its allocation was sampled";
+      pthread_attr_destroy(&attr);
+    }).join();
+  });
+  EXPECT_EQ(how, "exit 0");
+}
+
+void* g_fiber_block = nullptr;
+uintptr_t g_fiber_ra = 0;
+
+__attribute__((noinline)) void AllocateInFiber(void*) {
+  g_fiber_ra = reinterpret_cast<uintptr_t>(__builtin_return_address(0));
+  g_fiber_block = std::malloc(100);
+  asm volatile("" ::: "memory");
+}
+
+// A fiber on a heap-allocated stack whose first frame's caller chain points to
+// unreadable memory (above the fiber's stack, below the thread's): its sampled
+// allocation is recorded with the fiber's frames only.
+TEST_F(Profiler, SampleInAFiberOnAHeapStackStaysOnTheFibersStack) {
+  std::string how = stack_test::RunInChild([] {
+    SampleEveryAllocation();
+    stack_test::SideStack unreadable(4096);
+    size_t size = 64 * 1024;
+    char* heap_stack = static_cast<char*>(std::malloc(size));
+    ASSERT_LT(reinterpret_cast<uintptr_t>(heap_stack) + size, unreadable.unreadable())
+        << "the layout this test needs: the heap below the mappings";
+    stack_test::RunAsFiber(heap_stack, size, AllocateInFiber, nullptr, unreadable.unreadable());
+    HeapProfile p = CollectHeapProfile();
+    const HeapStackSample* s = FindStack(p, g_fiber_ra);
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(s->pcs.size(), 3u) << "AllocateInFiber, the fiber entry, its return";
+    std::free(g_fiber_block);
+    std::free(heap_stack);
+  });
+  EXPECT_EQ(how, "exit 0");
+}
+
+void* g_handler_block = nullptr;
+
+__attribute__((noinline)) void AllocateInHandler(void*) {
+  g_handler_block = std::malloc(100);
+  asm volatile("" ::: "memory");
+}
+
+// A sampled malloc in a signal handler on an alternate stack, its frame chain
+// leading to unreadable memory (between the alternate stack and the thread's):
+// recorded with the handler's frames only.
+TEST_F(Profiler, SampleInAnAltStackHandlerStopsAtAGarbageFrame) {
+  std::string how = stack_test::RunInChild([] {
+    SampleEveryAllocation();
+    stack_test::SideStack alt(64 * 1024);
+    stack_test::RunInAltStackHandler(alt.base(), alt.size(), AllocateInHandler, nullptr,
+                                     alt.unreadable());
+    HeapProfile p = CollectHeapProfile();
+    const HeapStackSample* s =
+        FindStack(p, reinterpret_cast<uintptr_t>(cppdiag_test_fake_frame_return));
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(s->pcs.size(), 2u) << "AllocateInHandler, its return";
+    std::free(g_handler_block);
+  });
+  EXPECT_EQ(how, "exit 0");
 }
 
 std::atomic<uintptr_t> g_stress_ra{0};

@@ -4,7 +4,10 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
 #include <cstring>
 
@@ -31,7 +34,93 @@ uint64_t HashPcs(const uint64_t* pcs, size_t depth) {
   return h | 1;  // never 0 (0 marks a free slot)
 }
 
-__attribute__((tls_model("initial-exec"))) thread_local uintptr_t t_stack_hi = 0;
+// ---- what the stack walk may read ----
+
+constexpr uintptr_t kPage = 4096;
+constexpr int kExtendProbes = 64;  // pages of the thread's stack learned a sample, at most
+constexpr int kWalkProbes = 16;    // pages probed by a walk off the thread's stack, at most
+
+uintptr_t PageOf(uintptr_t p) { return p & ~(kPage - 1); }
+
+// True when the 8 bytes at `addr` can be read, asked of the kernel rather
+// than by a load that could fault: rt_sigprocmask copies its new set from
+// `addr` (EFAULT if it cannot) before it rejects the invalid `how` (EINVAL).
+// No lock, no allocation; errno is kept.
+bool Readable(uintptr_t addr) {
+  if (addr < kPage) return false;  // a null set would mean "no set" to the kernel
+  int saved = errno;
+  long r = syscall(SYS_rt_sigprocmask, ~0, addr, nullptr, sizeof(uint64_t));
+  bool fault = r == -1 && errno == EFAULT;
+  errno = saved;
+  return !fault;
+}
+
+// The initial thread, noted when the library loads (0 if it was loaded by
+// another thread: a thread then asks the kernel whether it is the initial
+// one).
+pthread_t g_initial_thread = 0;
+__attribute__((constructor)) void NoteInitialThread() {
+  if (gettid() == getpid()) g_initial_thread = pthread_self();
+}
+
+// [lo, hi) of the calling thread's stack is known readable. hi == 0: not
+// looked at yet. floor: the highest page below lo found unreadable (0: none
+// yet); the range never grows down to it.
+struct ThreadStack {
+  uintptr_t hi = 0;
+  uintptr_t lo = 0;
+  uintptr_t floor = 0;
+};
+__attribute__((tls_model("initial-exec"))) thread_local ThreadStack t_stack;
+
+void LearnStackTop(ThreadStack& ts) {
+  pthread_t self = pthread_self();
+  bool initial =
+      g_initial_thread != 0 ? pthread_equal(self, g_initial_thread) != 0 : gettid() == getpid();
+  // glibc puts a thread's descriptor at the top of its stack block (also of
+  // a stack the program supplied); the initial thread's is elsewhere.
+  ts.hi = initial ? reinterpret_cast<uintptr_t>(__libc_stack_end) : static_cast<uintptr_t>(self);
+  ts.lo = PageOf(ts.hi + kPage - 1);  // nothing known yet
+}
+
+// True when [p, p + 16) lies in the calling thread's stack range, probing the
+// pages between the range and p first while `*budget` (this sample's) lasts;
+// the rest is left for later samples.
+bool OnThreadStack(ThreadStack& ts, uintptr_t p, int* budget) {
+  if (ts.hi == 0) LearnStackTop(ts);
+  if (p > ts.hi - 16) return false;
+  if (p >= ts.lo) return true;
+  uintptr_t want = PageOf(p);
+  if (want <= ts.floor) return false;
+  while (ts.lo > want) {
+    if ((*budget)-- <= 0) return false;
+    uintptr_t page = ts.lo - kPage;
+    if (!Readable(page)) {
+      ts.floor = page;
+      return false;
+    }
+    ts.lo = page;
+  }
+  return true;
+}
+
+// Off the thread's stack: the pages this walk has probed end at `hi` (the
+// chain only climbs, so what lies below the current frame no longer matters).
+// Makes [p, p + 16) covered if its pages are readable and the budget allows;
+// pages a jump skips are neither probed nor read.
+struct ProbedWindow {
+  uintptr_t hi;
+  int budget = kWalkProbes;
+
+  bool Cover(uintptr_t p) {
+    for (uintptr_t page = PageOf(p); page <= PageOf(p + 15); page += kPage) {
+      if (page < hi) continue;
+      if (budget-- <= 0 || !Readable(page)) return false;
+      hi = page + kPage;
+    }
+    return true;
+  }
+};
 
 }  // namespace
 
@@ -58,36 +147,21 @@ double SampleWeight(uint64_t size, uint64_t period) {
   return p <= 0 ? 1.0 : 1.0 / p;
 }
 
-uintptr_t ThreadStackHigh() {
-  if (t_stack_hi != 0) return t_stack_hi;
-  uintptr_t here = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
-  uintptr_t main_hi = reinterpret_cast<uintptr_t>(__libc_stack_end);
-  // The main thread: __libc_stack_end sits just below its top frames. Within
-  // 64 MiB of it means we are on the main stack (no /proc read needed).
-  if (main_hi > here && main_hi - here < (64u << 20)) {
-    t_stack_hi = main_hi;
-    return t_stack_hi;
-  }
-  pthread_attr_t attr;
-  if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-    void* addr = nullptr;
-    size_t size = 0;
-    if (pthread_attr_getstack(&attr, &addr, &size) == 0 && addr != nullptr) {
-      t_stack_hi = reinterpret_cast<uintptr_t>(addr) + size;
-    }
-    pthread_attr_destroy(&attr);
-  }
-  if (t_stack_hi <= here) t_stack_hi = here + 64 * 1024;  // unknown: a short, safe walk
-  return t_stack_hi;
-}
-
-__attribute__((noinline)) size_t CaptureStack(uint64_t* pcs, size_t max, size_t skip,
-                                              uintptr_t stack_hi) {
+// May read garbage a frame chain leads to (readable, but maybe poisoned or
+// another thread's): not instrumented.
+__attribute__((noinline, no_sanitize("address", "thread"))) size_t CaptureStack(uint64_t* pcs,
+                                                                                size_t max,
+                                                                                size_t skip) {
   uintptr_t fp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+  ThreadStack& ts = t_stack;
+  int extend_budget = kExtendProbes;
+  bool on_stack = OnThreadStack(ts, fp, &extend_budget);
+  // This frame's own page is readable: it holds the frame.
+  ProbedWindow window{PageOf(fp) + kPage};
   size_t n = 0;
-  // Each frame: fp[0] = caller's fp, fp[1] = return address.
+  // Each frame: fp[0] = caller's fp, fp[1] = return address. [fp, fp + 16)
+  // is known readable at the top of the loop.
   while (n < max) {
-    if ((fp & 7) != 0 || fp + 16 > stack_hi) break;
     const uintptr_t* frame = reinterpret_cast<const uintptr_t*>(fp);
     uintptr_t next = frame[0];
     uintptr_t ret = frame[1];
@@ -97,7 +171,15 @@ __attribute__((noinline)) size_t CaptureStack(uint64_t* pcs, size_t max, size_t 
     } else {
       pcs[n++] = ret;
     }
-    if (next <= fp) break;  // frames grow toward higher addresses
+    if ((next & 7) != 0) break;
+    if (on_stack) {
+      // Frames grow toward higher addresses, up to the stack's top.
+      if (next <= fp || next > ts.hi - 16) break;
+    } else if (OnThreadStack(ts, next, &extend_budget)) {
+      on_stack = true;  // back on the thread's stack: bounded by it from here
+    } else if (next <= fp || !window.Cover(next)) {
+      break;
+    }
     fp = next;
   }
   return n;

@@ -10,10 +10,35 @@
 //   libunwind's locks, allocate on first use of a module (its DWARF caches)
 //   and calls dl_iterate_phdr, which takes the loader lock (a dlopen in
 //   another thread that allocates would deadlock against us). The FP walk
-//   costs a few loads per frame and touches only this thread's stack. The
-//   project builds with -fno-omit-frame-pointer; frames of libraries built
-//   without them (glibc, libstdc++) end the walk early, which is safe: every
-//   frame is checked for alignment, strict increase and the stack bounds.
+//   costs a few loads per frame. The project builds with
+//   -fno-omit-frame-pointer; frames of libraries built without them (glibc,
+//   libstdc++) leave garbage in the chain, so every frame is checked:
+//   aligned, above the previous one, and in memory known to be readable
+//   before it is loaded. What is readable is learned without calling glibc
+//   (pthread_getattr_np takes the thread's lock, and for the main thread
+//   reads /proc/self/maps with stdio: glibc allocates under those locks, so
+//   from inside malloc it deadlocks) and without faulting:
+//   * The thread's own stack. Its top needs no call: glibc puts a thread's
+//     descriptor (pthread_self()) at the top of its stack block, and the
+//     initial thread's stack ends at __libc_stack_end. Below the top, the
+//     walk asks the kernel whether each page is readable (rt_sigprocmask
+//     copies its argument from the address and fails with EFAULT instead of
+//     faulting; ~0.5 us), page by page down to the deepest frame a sample has
+//     started from, at most 64 pages a sample, each page once in the thread's
+//     life, stopping for good at the first unreadable page (the guard page).
+//     A sample that starts on that range, nearly every one, walks it with a
+//     compare per frame and no syscall.
+//   * Any other stack: a signal handler's alternate stack, a fiber's, or the
+//     thread's own below what is known yet. Each page the chain enters is
+//     probed before it is read, at most 16 a sample. The chain may go back
+//     to the thread's stack once (a handler's interrupted frames) and is
+//     bounded by it from there.
+//   Not covered: memory unmapped by another thread between its probe and the
+//   load (a fiber's stack freed while a sample walks it); and the thread's
+//   range assumes what lies between its frames and its top stays mapped
+//   while it lives, which holds for glibc's stacks (a guard page below each)
+//   but not for a stack without one (pthread_attr_setstack, guard size 0)
+//   whose neighbour below, once run on (a fiber), is unmapped later.
 // - LiveTable: the sampled allocations still alive, and the deduplicated
 //   stacks they came from, in fixed-capacity arrays mapped once with mmap
 //   (no malloc). One spinlock guards mutation; a counter array indexed by a
@@ -47,15 +72,10 @@ class ExponentialStride {
 };
 
 // Writes up to `max` return addresses, innermost first, starting `skip`
-// frames above the caller of CaptureStack. `stack_hi` is the thread's stack's
-// upper bound (exclusive); the walk never reads outside [its own frame,
-// stack_hi). Returns how many were written.
-size_t CaptureStack(uint64_t* pcs, size_t max, size_t skip, uintptr_t stack_hi);
-
-// The upper end of the calling thread's stack, cached per thread. The first
-// call on a thread may allocate (pthread_getattr_np): call it under the
-// recursion guard.
-uintptr_t ThreadStackHigh();
+// frames above the caller of CaptureStack. Returns how many were written.
+// Reads only memory known readable (see above); makes no call but the
+// kernel's.
+size_t CaptureStack(uint64_t* pcs, size_t max, size_t skip);
 
 // Unbiased weights of a sample of `size` bytes taken with mean stride
 // `period`: it stands for Count objects and Count * size bytes.

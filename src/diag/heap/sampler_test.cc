@@ -2,6 +2,7 @@
 #include "diag/heap/sampler.h"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
 
 #include <chrono>
 #include <cmath>
@@ -11,6 +12,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "diag/heap/stack_walk_test_util.h"
 
 namespace cppdiag::heap {
 namespace {
@@ -146,7 +149,7 @@ TEST(Estimates, LiveBytesWithinTenPercentOfTruth) {
 
 __attribute__((noinline)) size_t Leaf(uint64_t* pcs, uintptr_t* ra_into_middle) {
   *ra_into_middle = reinterpret_cast<uintptr_t>(__builtin_return_address(0));
-  size_t n = CaptureStack(pcs, kMaxFrames, 0, ThreadStackHigh());
+  size_t n = CaptureStack(pcs, kMaxFrames, 0);
   asm volatile("" ::: "memory");  // keep the call above from becoming a tail call
   return n;
 }
@@ -182,6 +185,61 @@ TEST(CaptureStack, StopsSafelyOnAnyThread) {
     EXPECT_LE(Outer(pcs, &a, &b, &c), kMaxFrames);
   });
   th.join();
+}
+
+// A walk from a function called by the helpers below (fiber entry, fake
+// frame): pcs[3] is the return into WalkFromHere, pcs[4] WalkFromHere's own
+// return address.
+struct Walk {
+  uint64_t pcs[kMaxFrames] = {};
+  size_t n = 0;
+  uintptr_t into_walk_from_here = 0;
+};
+
+__attribute__((noinline)) void WalkFromHere(void* out) {
+  auto* w = static_cast<Walk*>(out);
+  uintptr_t a = 0, b = 0;
+  w->n = Outer(w->pcs, &a, &b, &w->into_walk_from_here);
+  asm volatile("" ::: "memory");
+}
+
+// On the main thread and on a new thread (whose stack the sampler has not
+// seen yet).
+void OnMainAndNewThread(void (*body)()) {
+  body();
+  std::thread(body).join();
+}
+
+// A signal handler on an alternate stack whose frame chain leads to a
+// PROT_NONE page just above the alternate stack (and so below the thread's
+// stack): the walk reads the handler's frames and stops there.
+TEST(CaptureStack, AltStackHandlerWithAGarbageChainStopsAtUnreadableMemory) {
+  std::string how = stack_test::RunInChild([] {
+    OnMainAndNewThread([] {
+      stack_test::SideStack alt(64 * 1024);
+      Walk w;
+      stack_test::RunInAltStackHandler(alt.base(), alt.size(), WalkFromHere, &w, alt.unreadable());
+      EXPECT_EQ(w.n, 5u);
+      EXPECT_EQ(w.pcs[3], w.into_walk_from_here);
+      EXPECT_EQ(w.pcs[4], reinterpret_cast<uintptr_t>(cppdiag_test_fake_frame_return));
+    });
+  });
+  EXPECT_EQ(how, "exit 0");
+}
+
+// A fiber on a stack of its own whose first frame's caller chain is garbage:
+// the walk stays on the fiber's stack, ending with the fiber entry's return.
+TEST(CaptureStack, FiberWithAGarbageChainStopsAtTheEndOfItsStack) {
+  std::string how = stack_test::RunInChild([] {
+    OnMainAndNewThread([] {
+      stack_test::SideStack fiber(64 * 1024);
+      Walk w;
+      stack_test::RunAsFiber(fiber.base(), fiber.size(), WalkFromHere, &w, fiber.unreadable());
+      EXPECT_EQ(w.n, 6u) << "CaptureStack .. WalkFromHere, the fiber entry, its return";
+      EXPECT_EQ(w.pcs[3], w.into_walk_from_here);
+    });
+  });
+  EXPECT_EQ(how, "exit 0");
 }
 
 double StressSeconds() {

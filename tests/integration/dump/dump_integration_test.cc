@@ -497,6 +497,22 @@ TEST_F(DumpIntegrationTest, TwoThreadsCrashingTogetherGiveOneDump) {
   EXPECT_NE(Backtrace(gdb, 1).find("CrashWithBadWrite"), std::string::npos) << gdb;
 }
 
+TEST_F(DumpIntegrationTest, TheProgramsOwnCrashHandlerRunsAfterTheDump) {
+  // The program installed its handler first: cppdiag dumps, then calls it
+  // (it prints and exits 42) instead of killing the process.
+  ProcessRun r = RunToEnd({Target(), "segv", "--own-handler", "1", "--type", "heap", "--threads",
+                           "2", "--heap-mb", "1"},
+                          {{"CPPDIAG_DUMP_NAME", dir_ + "/core.%p"}});
+  ASSERT_EQ(r.end.exit_code, 42) << r.end.ToString() << "\n" << r.out << r.err;
+  EXPECT_NE(r.out.find("OWN-HANDLER sig=" + std::to_string(SIGSEGV) + "\n"), std::string::npos)
+      << r.out;
+  const std::string core = dir_ + "/core." + std::to_string(ReadyPid(r.out));
+  EXPECT_NE(r.err.find("cppdiag: dump complete: " + core), std::string::npos) << r.err;
+  std::string gdb = Gdb(core);
+  EXPECT_NE(gdb.find("Program terminated with signal SIGSEGV"), std::string::npos) << gdb;
+  EXPECT_NE(Backtrace(gdb, 1).find("CrashWithBadWrite"), std::string::npos) << gdb;
+}
+
 TEST_F(DumpIntegrationTest, UnwritableDirectoryStillDiesOfItsSignalAndSaysWhy) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to run the target as another user";
   // As a non-root user in a directory owned by root (root would ignore the mode).

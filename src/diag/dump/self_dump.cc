@@ -266,14 +266,8 @@ Status Allocate(State* s, const SelfDumpConfig& c) {
   s->snapshot.SetStatic(s->auxv, s->auxv_size, s->comm, s->psargs);
   s->xsave_layout_size = BuildXsaveLayout(s->xsave_layout, sizeof s->xsave_layout);
   s->snapshot.SetXsaveLayout(s->xsave_layout, s->xsave_layout_size);
-  s->snapshot.AddExclusion(s->writer->region_start(), s->writer->region_end());
-  s->snapshot.AddExclusion(reinterpret_cast<uint64_t>(s->region),
-                           reinterpret_cast<uint64_t>(s->region) + s->region_size);
-  uint64_t a = 0, b = 0;
-  ThreadCaptureRegion(&a, &b);
-  s->snapshot.AddExclusion(a, b);
-  s->snapshot.AddExclusion(reinterpret_cast<uint64_t>(shared),
-                           reinterpret_cast<uint64_t>(shared) + 4096);
+  // The buffers above (and the writer's and the thread capture's) are
+  // MADV_DONTDUMP: no dump stores them (memory_plan.h).
   return OkStatus();
 }
 

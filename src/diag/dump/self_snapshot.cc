@@ -25,13 +25,6 @@ void SelfSnapshot::SetStatic(const uint8_t* auxv, size_t auxv_size, const char* 
   if (psargs != nullptr) std::memcpy(psargs_, psargs, strnlen(psargs, sizeof psargs_ - 1));
 }
 
-void SelfSnapshot::AddExclusion(uint64_t start, uint64_t end) {
-  if (exclusion_count_ == kMaxExclusions || end <= start) return;
-  exclusions_[exclusion_count_][0] = start;
-  exclusions_[exclusion_count_][1] = end;
-  ++exclusion_count_;
-}
-
 // Streams smaps through the window at the end of maps_text, a line at a
 // time: each mapping's first line (its maps line) is kept, compacted at the
 // front, and parsed; its VmFlags line sets its flags; the other lines (sizes)
@@ -66,9 +59,6 @@ int SelfSnapshot::LoadMappings(bool* truncated) {
     MappingSnapshot& m = res_.mappings[mapping_count_++];
     m = MappingSnapshot{};
     static_cast<MapsLine&>(m) = l;
-    for (size_t i = 0; i < exclusion_count_; ++i) {
-      if (m.start >= exclusions_[i][0] && m.end <= exclusions_[i][1]) m.dont_dump = true;
-    }
     current = &m;
     return true;
   };

@@ -20,7 +20,6 @@ namespace cppdiag::dump {
 
 class SelfSnapshot final : public ProcessSnapshot {
  public:
-  static constexpr size_t kMaxExclusions = 8;
   // The part of maps_text that smaps is read through (less when maps_text is
   // small): longer lines are cut to it.
   static constexpr size_t kSmapsWindowBytes = 32 << 10;
@@ -50,8 +49,6 @@ class SelfSnapshot final : public ProcessSnapshot {
     layout_ = layout;
     layout_size_ = size;
   }
-  // Mappings entirely inside [start, end) get no data (the dumper's own buffers).
-  void AddExclusion(uint64_t start, uint64_t end);
 
   // Reads the mappings, their flags, the coredump filter and the process
   // identity now. Returns 0 or an errno value; `*truncated` tells whether
@@ -94,8 +91,6 @@ class SelfSnapshot final : public ProcessSnapshot {
   size_t layout_size_ = 0;
   char comm_[16] = {};
   char psargs_[80] = {};
-  uint64_t exclusions_[kMaxExclusions][2] = {};
-  size_t exclusion_count_ = 0;
   size_t mapping_count_ = 0;
   const ThreadSnapshot* const* threads_ = nullptr;
   size_t thread_count_ = 0;

@@ -24,11 +24,21 @@ namespace cppdiag::dump {
 namespace {
 
 constexpr int kSignals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+constexpr size_t kSignalCount = sizeof kSignals / sizeof kSignals[0];
 
 std::atomic<int> g_type{-1};  // -1: the self-dump default
 std::atomic<size_t> g_alt_stack_bytes{256 << 10};
 std::atomic<pid_t> g_crashing_tid{0};
 std::atomic<uint32_t> g_dump_done{0};  // futex word: 1 once the crash dump is over
+
+// What each signal of kSignals did before our handler: the handler we chain
+// to after the dump. Written before ours is installed, read-only after.
+struct sigaction g_previous[kSignalCount];
+std::atomic<bool> g_installed[kSignalCount];
+// The program's own std::terminate handler, called after the dump.
+std::terminate_handler g_previous_terminate = nullptr;
+// The thread that raised SIGABRT from OnTerminate to dump before that handler.
+std::atomic<pid_t> g_terminate_tid{0};
 
 pid_t Tid() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
 
@@ -57,6 +67,46 @@ void ResetAndReraise(int sig, const siginfo_t* info) {
   ::sigaction(sig, &sa, nullptr);
   bool kernel_fault = info != nullptr && info->si_code > 0 && sig != SIGABRT;
   if (!kernel_fault) ::syscall(SYS_tgkill, ::getpid(), Tid(), sig);
+}
+
+const struct sigaction* PreviousAction(int sig) {
+  for (size_t i = 0; i < kSignalCount; ++i) {
+    if (kSignals[i] == sig) return &g_previous[i];
+  }
+  return nullptr;
+}
+
+// Hands the signal on to what was there before our handler, as the kernel
+// would have: SIG_DFL ends the process by the signal; SIG_IGN ignores a
+// signal that was sent (a fault cannot be ignored: the kernel forces the
+// default action on it); a function is called with the signature, mask
+// and SA_RESETHAND it was installed with, and when it returns, so do we (a
+// fault it mended is retried).
+void ChainToPrevious(int sig, siginfo_t* info, void* context) {
+  const struct sigaction* prev = PreviousAction(sig);
+  bool kernel_fault = info != nullptr && info->si_code > 0 && sig != SIGABRT;
+  bool plain = prev == nullptr || !(prev->sa_flags & SA_SIGINFO);
+  if (prev == nullptr || (plain && prev->sa_handler == SIG_DFL) ||
+      (plain && prev->sa_handler == SIG_IGN && kernel_fault)) {
+    ResetAndReraise(sig, info);
+    return;
+  }
+  if (plain && prev->sa_handler == SIG_IGN) return;
+  if (prev->sa_flags & SA_RESETHAND) {
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    ::sigaction(sig, &dfl, nullptr);
+  }
+  sigset_t mask = prev->sa_mask, saved;
+  if (!(prev->sa_flags & SA_NODEFER)) sigaddset(&mask, sig);
+  ::pthread_sigmask(SIG_BLOCK, &mask, &saved);
+  if (plain) {
+    prev->sa_handler(sig);
+  } else {
+    prev->sa_sigaction(sig, info, context);
+  }
+  ::pthread_sigmask(SIG_SETMASK, &saved, nullptr);
 }
 
 void DumpForCrash(int sig, siginfo_t* info, void* context) {
@@ -112,21 +162,25 @@ void CrashSignalHandler(int sig, siginfo_t* info, void* context) {
   pid_t me = Tid();
   pid_t first = 0;
   if (!g_crashing_tid.compare_exchange_strong(first, me)) {
-    if (first == me) {
+    if (first == me && g_dump_done.load(std::memory_order_acquire) == 0) {
+      // A fault in the dump itself: handing it on would only repeat it.
       RawLine()
           .Add("cppdiag: ")
           .Add(SignalName(sig))
           .Add(" while writing the crash dump; giving up")
           .WriteTo(STDERR_FILENO);
-    } else {
-      // Another thread crashed first and is dumping; its signal ends the
-      // process once the dump is written. Wait for that.
-      while (g_dump_done.load(std::memory_order_acquire) == 0) {
-        ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&g_dump_done),
-                  FUTEX_WAIT | FUTEX_PRIVATE_FLAG, 0, nullptr, nullptr, 0);
-      }
+      ResetAndReraise(sig, info);
+      errno = saved_errno;
+      return;
     }
-    ResetAndReraise(sig, info);
+    // The one dump of this process is being written (another thread crashed
+    // first) or is over: wait for it, then the signal goes on as if we were
+    // not there.
+    while (g_dump_done.load(std::memory_order_acquire) == 0) {
+      ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&g_dump_done),
+                FUTEX_WAIT | FUTEX_PRIVATE_FLAG, 0, nullptr, nullptr, 0);
+    }
+    ChainToPrevious(sig, info, context);
     errno = saved_errno;
     return;
   }
@@ -138,7 +192,9 @@ void CrashSignalHandler(int sig, siginfo_t* info, void* context) {
   g_dump_done.store(1, std::memory_order_release);
   ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&g_dump_done), FUTEX_WAKE | FUTEX_PRIVATE_FLAG,
             INT_MAX, nullptr, nullptr, 0);
-  ResetAndReraise(sig, info);
+  // OnTerminate raised it to dump first: it calls the program's terminate
+  // handler next, then aborts (and that SIGABRT is handed on).
+  if (sig != SIGABRT || g_terminate_tid.load() != me) ChainToPrevious(sig, info, context);
   errno = saved_errno;
 }
 
@@ -161,7 +217,17 @@ void CrashSignalHandler(int sig, siginfo_t* info, void* context) {
     line.Add(" without an active exception");
   }
   line.WriteTo(STDERR_FILENO);
-  std::abort();  // -> SIGABRT -> the crash handler dumps
+  // The program's own terminate handler runs after the dump: SIGABRT, raised
+  // here, dumps and returns. The C++ runtime's default would only log again.
+  std::terminate_handler previous = g_previous_terminate;
+  if (previous != nullptr && previous != &__gnu_cxx::__verbose_terminate_handler &&
+      previous != &OnTerminate) {
+    g_terminate_tid.store(Tid());
+    ::syscall(SYS_tgkill, ::getpid(), Tid(), SIGABRT);
+    g_terminate_tid.store(0);
+    previous();
+  }
+  std::abort();  // -> SIGABRT -> the crash handler dumps, or hands it on after the dump
 }
 
 }  // namespace
@@ -224,7 +290,15 @@ Status InstallCrashHandler(const CrashHandlerOptions& options) {
   g_type.store(options.type ? static_cast<int>(*options.type) : -1);
   g_alt_stack_bytes.store(options.alt_stack_bytes);
   CPPDIAG_RETURN_IF_ERROR(InstallAltStackForCurrentThread(options.alt_stack_bytes));
-  for (int sig : kSignals) {
+  for (size_t i = 0; i < kSignalCount; ++i) {
+    // Once per signal: a later call only updates the options, and leaves a
+    // handler installed after ours in place (it may chain to ours).
+    if (g_installed[i].load()) continue;
+    int sig = kSignals[i];
+    // The previous action is saved before ours can run.
+    if (::sigaction(sig, nullptr, &g_previous[i]) != 0) {
+      return Error::FromErrno("sigaction", SignalName(sig));
+    }
     struct sigaction sa {};
     sa.sa_sigaction = &CrashSignalHandler;
     // SA_NODEFER: a fault inside the handler comes back to it (and is
@@ -234,8 +308,11 @@ Status InstallCrashHandler(const CrashHandlerOptions& options) {
     if (::sigaction(sig, &sa, nullptr) != 0) {
       return Error::FromErrno("sigaction", SignalName(sig));
     }
+    g_installed[i].store(true);
   }
-  if (options.handle_terminate) std::set_terminate(&OnTerminate);
+  if (options.handle_terminate && std::get_terminate() != &OnTerminate) {
+    g_previous_terminate = std::set_terminate(&OnTerminate);
+  }
   return OkStatus();
 }
 

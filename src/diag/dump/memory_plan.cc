@@ -23,10 +23,12 @@ bool StartsWith(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && s.substr(0, prefix.size()) == prefix;
 }
 
-// Whether the mapping's bytes may be stored at all. [vvar] is device memory
-// the kernel never dumps (VM_IO | VM_PFNMAP); reading it can fault.
+// Whether the mapping's bytes may be stored at all, whatever the type: never
+// what the process marked MADV_DONTDUMP nor device memory (dd, io, pf), as
+// the kernel's core. [vvar] (dd, io, pf) is named too for snapshots without
+// VmFlags: reading it can fault.
 bool Storable(const MappingSnapshot& m) {
-  return m.read && !m.dont_dump && m.path != "[vvar]" && m.path != "[vvar_vclock]" &&
+  return m.read && !m.never_dumped() && m.path != "[vvar]" && m.path != "[vvar_vclock]" &&
          m.path != "[vsyscall]" && m.end > m.start;
 }
 
@@ -74,6 +76,24 @@ bool WrittenPrivateFileMapping(const ProcessSnapshot& s, size_t i) {
   return known ? copies : m.write || IsRelro(s, i);  // without page flags: what is likely written
 }
 
+// The kernel's vma_dump_size() (fs/coredump.c) for a mapping that may be
+// stored at all: whether its whole data goes into the core under `filter`
+// (/proc/<pid>/coredump_filter). The first page of ELF modules (bit 4) is
+// decided apart, in CollectRanges.
+bool KernelDumpsWhole(const ProcessSnapshot& s, size_t i, uint32_t filter) {
+  const MappingSnapshot& m = s.mapping(i);
+  if (m.hugetlb) return (filter & (m.shared ? kFilterHugetlbShared : kFilterHugetlbPrivate)) != 0;
+  if (m.shared) {
+    // A shared mapping of a file with no link left (shmem, memfd, SysV,
+    // deleted files) counts as anonymous shared memory.
+    return (filter & (IsAnonymousShared(m) ? kFilterAnonShared : kFilterFileShared)) != 0;
+  }
+  // Private: written memory (the kernel: the mapping has an anon_vma) is
+  // anonymous private memory, then a file's pages are file-backed private.
+  if (m.anonymous() || WrittenPrivateFileMapping(s, i)) return (filter & kFilterAnonPrivate) != 0;
+  return m.file_backed() && (filter & kFilterFilePrivate) != 0;
+}
+
 bool IsElfModuleStart(const ProcessSnapshot& s, const MappingSnapshot& m) {
   if (!m.file_backed() || m.offset != 0 || !Storable(m)) return false;
   char magic[SELFMAG];
@@ -89,7 +109,7 @@ bool StoreWholeMapping(const ProcessSnapshot& s, size_t i, DumpType type) {
     case DumpType::kFull:
       return true;
     case DumpType::kHeap:
-      return m.anonymous() || IsAnonymousShared(m) || WrittenPrivateFileMapping(s, i);
+      return KernelDumpsWhole(s, i, s.process().coredump_filter);
     case DumpType::kMini:
       return m.size() <= kMiniModuleDataLimit && WrittenPrivateFileMapping(s, i);
     case DumpType::kTriage:
@@ -124,13 +144,17 @@ class Ranges {
 void CollectRanges(const ProcessSnapshot& s, DumpType type, Ranges* ranges) {
   for (size_t i = 0; i < s.mapping_count(); ++i) {
     const MappingSnapshot& m = s.mapping(i);
+    bool headers = type != DumpType::kHeap || (s.process().coredump_filter & kFilterElfHeaders);
     if (StoreWholeMapping(s, i, type)) {
       ranges->Add(m.start, m.end, false);
-    } else if (type != DumpType::kFull && IsElfModuleStart(s, m)) {
+    } else if (type != DumpType::kFull && headers && IsElfModuleStart(s, m)) {
       ranges->Add(m.start, std::min(m.end, m.start + kPageSize), false);
     }
   }
-  if (type == DumpType::kMini || type == DumpType::kTriage) {
+  // Stacks, TCBs and the module list: mini's and triage's content, and a
+  // heap dump's too (they are whole mappings under the default filter; a
+  // filter without bit 0 still leaves the threads' backtraces).
+  if (type != DumpType::kFull) {
     for (size_t t = 0; t < s.thread_count(); ++t) {
       uint64_t sp = s.thread(t).regs.rsp;
       size_t i = sp == 0 ? SIZE_MAX : FindMapping(s, sp);
@@ -188,8 +212,7 @@ bool IsAnonymousShared(const MappingSnapshot& m) {
   if (!m.shared) return false;
   std::string_view p = m.path;
   bool deleted = p.size() >= 10 && p.substr(p.size() - 10) == " (deleted)";
-  return (deleted && (StartsWith(p, "/dev/zero") || StartsWith(p, "/memfd:"))) ||
-         StartsWith(p, "/SYSV");
+  return deleted || StartsWith(p, "/SYSV");
 }
 
 int PlanMemory(const ProcessSnapshot& s, DumpType type, const PlanBuffers& buffers,

@@ -4,10 +4,15 @@
 // leaves out has no data (p_filesz 0), as in a kernel core.
 //
 //   full    every readable mapping
-//   heap    anonymous memory (private and shared), private file-backed
-//           mappings that were written to (.data, .bss, .got, relro: the
-//           kernel's rule, whole mapping if any page is a private copy), the
-//           first page of every ELF module, the vDSO
+//   heap    what the kernel's core holds under the process's
+//           /proc/<pid>/coredump_filter (read when the snapshot is taken):
+//           by default (0x33) anonymous memory (private and shared), private
+//           file-backed mappings that were written to (.data, .bss, .got,
+//           relro: whole mapping if any page is a private copy), the first
+//           page of every ELF module and private hugetlb memory; bit 2 adds
+//           unwritten private file mappings, bit 3 shared file mappings;
+//           plus the vDSO, and mini's stacks, TCBs and module list whatever
+//           the filter (so the threads' backtraces are always there)
 //   mini    each thread's stack from its SP minus the 128-byte red zone to the
 //           end of the stack mapping, the pages around each thread's TCB
 //           (fs_base: libthread_db lists threads through them), the first page
@@ -18,6 +23,10 @@
 //           only their exact bytes are stored (the rest of those pages reads
 //           as zero), so no memory that is not a stack, thread control
 //           block, module header or the module list
+//
+// No type stores a mapping the process marked MADV_DONTDUMP, nor device
+// memory (smaps VmFlags dd, io, pf): the kernel never dumps them either, and
+// a stack or module list inside one is left out too (dd wins).
 //
 // Async-signal-safe: works in caller-provided arrays; no allocation.
 #pragma once
@@ -69,9 +78,10 @@ inline size_t PlanSegmentCapacity(size_t mappings, size_t ranges) {
 int PlanMemory(const ProcessSnapshot& snapshot, DumpType type, const PlanBuffers& buffers,
                MemoryPlan* plan);
 
-// True for a shared mapping of deleted shmem (MAP_SHARED|MAP_ANONYMOUS shows
-// as "/dev/zero (deleted)", SysV shm as "/SYSV...", memfd as "/memfd:..."):
-// anonymous shared memory, as the kernel's coredump_filter counts it.
+// True for a shared mapping of a file with no link left (MAP_SHARED|
+// MAP_ANONYMOUS shows as "/dev/zero (deleted)", SysV shm as "/SYSV...",
+// memfd as "/memfd:... (deleted)", and any deleted file): anonymous shared
+// memory, as the kernel's coredump_filter counts it (i_nlink == 0).
 bool IsAnonymousShared(const MappingSnapshot& m);
 
 }  // namespace cppdiag::dump

@@ -179,10 +179,86 @@ TEST(MemoryPlanTest, DontDumpMappingsHaveNoData) {
   MappingSnapshot& m = f.AddMapping(0x10000, 4 * kPage, "rw-p");
   m.dont_dump = true;
   f.AddMapping(0x20000, kPage, "rw-p");
+  f.AddMapping(0x30000, kPage, "rw-s", "/dev/mem", 0, 5).io = true;
+  f.AddMapping(0x40000, kPage, "rw-s", "/dev/fb0", 0, 6).pfn_map = true;
   Planner p;
   ASSERT_EQ(p.Plan(f, DumpType::kFull), 0);
   EXPECT_FALSE(p.Stored(0x10000));
   EXPECT_TRUE(p.Stored(0x20000));
+  EXPECT_FALSE(p.Stored(0x30000));
+  EXPECT_FALSE(p.Stored(0x40000));
+}
+
+TEST(MemoryPlanTest, NoTypeStoresDontDumpOrDeviceMappings) {
+  for (DumpType type : {DumpType::kFull, DumpType::kHeap, DumpType::kMini, DumpType::kTriage}) {
+    auto f = testing::MakeTypicalProcess();
+    // The worker's stack marked MADV_DONTDUMP: dd wins over the stack rule.
+    const_cast<MappingSnapshot&>(f->mapping(FindMapping(*f, P::kThreadStack))).dont_dump = true;
+    const_cast<MappingSnapshot&>(f->mapping(FindMapping(*f, P::kHeap))).io = true;
+    const_cast<MappingSnapshot&>(f->mapping(FindMapping(*f, P::kExe))).pfn_map = true;
+    Planner p;
+    ASSERT_EQ(p.Plan(*f, type), 0);
+    ExpectCoversEveryMapping(*f, p.plan());
+    EXPECT_EQ(p.DataBytes(P::kThreadStack, P::kThreadStack + 64 * kPage), 0u) << DumpTypeName(type);
+    EXPECT_FALSE(p.Stored(P::kThreadSp)) << DumpTypeName(type);
+    EXPECT_FALSE(p.Stored(P::kHeapMarker)) << DumpTypeName(type);
+    EXPECT_FALSE(p.Stored(P::kLibcLinkMap)) << DumpTypeName(type);  // in the io "heap"
+    EXPECT_FALSE(p.Stored(P::kExe)) << DumpTypeName(type);
+    EXPECT_TRUE(p.Stored(P::kMainSp)) << DumpTypeName(type);  // the other stack stays
+  }
+}
+
+// The heap type under /proc/<pid>/coredump_filter values other than 0x33.
+struct FilterCase {
+  uint32_t filter;
+  uint64_t addr;
+  bool stored;
+  const char* what;
+};
+
+TEST(MemoryPlanTest, HeapFollowsTheCoredumpFilter) {
+  const FilterCase cases[] = {
+      {0x33, P::kSharedAnon, true, "anonymous shared, bit 1"},
+      {0x31, P::kSharedAnon, false, "anonymous shared, bit 1"},
+      {0x33, P::kExeText, false, "unwritten private file mapping, bit 2"},
+      {0x37, P::kExeText, true, "unwritten private file mapping, bit 2"},
+      {0x37, P::kLibc + kPage, true, "unwritten private file mapping, bit 2"},
+      {0x33, P::kSharedFile, false, "shared file mapping, bit 3"},
+      {0x3b, P::kSharedFile, true, "shared file mapping, bit 3"},
+      {0x33, P::kLibc, true, "ELF header page, bit 4"},
+      {0x23, P::kLibc, false, "ELF header page, bit 4"},
+      {0x32, P::kHeapMarker, false, "anonymous private, bit 0"},
+      {0x32, P::kExeData, false, "written private file data, bit 0"},
+      // Without bit 0, mini's part still makes backtraces possible.
+      {0x32, P::kThreadSp, true, "a thread's stack from its SP"},
+      {0x32, P::kLibcLinkMap, true, "the module list"},
+      {0x00, P::kVdso, true, "the vDSO, always"},
+      {0x1ff, P::kVvar, false, "[vvar]: dd, io, pf"},
+  };
+  for (const FilterCase& c : cases) {
+    auto f = testing::MakeTypicalProcess();
+    f->info().coredump_filter = c.filter;
+    Planner p;
+    ASSERT_EQ(p.Plan(*f, DumpType::kHeap), 0);
+    ExpectCoversEveryMapping(*f, p.plan());
+    EXPECT_EQ(p.Stored(c.addr), c.stored) << c.what << ", filter 0x" << std::hex << c.filter;
+  }
+}
+
+TEST(MemoryPlanTest, HugetlbMemoryFollowsBitsFiveAndSix) {
+  FakeProcessSnapshot f;
+  f.AddMapping(0x200000, 0x200000, "rw-p", "/anon_hugepage (deleted)", 0, 9).hugetlb = true;
+  f.AddMapping(0x600000, 0x200000, "rw-s", "/anon_hugepage (deleted)", 0, 10).hugetlb = true;
+  f.Fill(0x200000, kPage, 1);
+  f.Fill(0x600000, kPage, 1);
+  Planner p;
+  ASSERT_EQ(p.Plan(f, DumpType::kHeap), 0);  // 0x33: private yes, shared no
+  EXPECT_TRUE(p.Stored(0x200000));
+  EXPECT_FALSE(p.Stored(0x600000));
+  f.info().coredump_filter = 0x53;
+  ASSERT_EQ(p.Plan(f, DumpType::kHeap), 0);
+  EXPECT_FALSE(p.Stored(0x200000));
+  EXPECT_TRUE(p.Stored(0x600000));
 }
 
 TEST(MemoryPlanTest, TooFewSegmentsIsAnError) {
@@ -210,6 +286,8 @@ TEST(MemoryPlanTest, AnonymousSharedRecognition) {
   EXPECT_TRUE(IsAnonymousShared(m));
   m.path = "/data/db";
   EXPECT_FALSE(IsAnonymousShared(m));
+  m.path = "/tmp/unlinked (deleted)";  // no link left: the kernel counts it as anonymous
+  EXPECT_TRUE(IsAnonymousShared(m));
   m.path = "/dev/zero (deleted)";
   m.shared = false;
   EXPECT_FALSE(IsAnonymousShared(m));

@@ -19,4 +19,38 @@ size_t FindMapping(const ProcessSnapshot& snapshot, uint64_t addr) {
   return SIZE_MAX;
 }
 
+bool ParseVmFlagsLine(std::string_view line, MappingSnapshot* m) {
+  constexpr std::string_view kKey = "VmFlags:";
+  if (line.substr(0, kKey.size()) != kKey) return false;
+  line.remove_prefix(kKey.size());
+  bool dd = false, io = false, pf = false, ht = false;
+  // Two-letter mnemonics separated by spaces (fs/proc/task_mmu.c).
+  for (size_t i = 0; i + 1 < line.size(); ++i) {
+    if (line[i] == ' ') continue;
+    std::string_view f = line.substr(i, 2);
+    dd = dd || f == "dd";
+    io = io || f == "io";
+    pf = pf || f == "pf";
+    ht = ht || f == "ht";
+    while (i < line.size() && line[i] != ' ') ++i;
+  }
+  m->dont_dump = dd;
+  m->io = io;
+  m->pfn_map = pf;
+  m->hugetlb = ht;
+  return true;
+}
+
+uint32_t ParseCoredumpFilter(std::string_view text) {
+  uint32_t v = 0;
+  size_t digits = 0;
+  for (char c : text) {
+    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (d < 0) break;
+    if (++digits > 8) return kDefaultCoredumpFilter;
+    v = v << 4 | static_cast<uint32_t>(d);
+  }
+  return digits == 0 ? kDefaultCoredumpFilter : v;
+}
+
 }  // namespace cppdiag::dump

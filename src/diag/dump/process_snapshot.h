@@ -52,9 +52,17 @@ struct ThreadSnapshot {
 };
 
 // A mapping as /proc/<pid>/maps shows it (path viewing the snapshot's
-// buffer), and whether its data may be stored.
+// buffer), with the VmFlags of /proc/<pid>/smaps that decide whether the
+// kernel would put its data in a core (false where not known).
 struct MappingSnapshot : MapsLine {
-  bool dont_dump = false;  // never store data (the dumper's own buffers, MADV_DONTDUMP)
+  bool dont_dump = false;  // dd: VM_DONTDUMP (MADV_DONTDUMP, or set by the kernel: [vvar])
+  bool io = false;         // io: VM_IO, device memory (reading it may have side effects)
+  bool pfn_map = false;    // pf: VM_PFNMAP, pages with no struct page behind them
+  bool hugetlb = false;    // ht: hugetlbfs pages (coredump_filter bits 5 and 6)
+
+  // No dump of any type stores its data: the kernel never dumps dd and io
+  // mappings, and cannot read pf ones.
+  bool never_dumped() const { return dont_dump || io || pfn_map; }
 
   // Backed by a file (what the kernel lists in NT_FILE).
   bool file_backed() const { return inode != 0 || (!path.empty() && path.front() == '/'); }
@@ -67,11 +75,29 @@ struct MappingSnapshot : MapsLine {
   }
 };
 
+// Bits of /proc/<pid>/coredump_filter (the kernel's MMF_DUMP_* order).
+enum CoredumpFilterBits : uint32_t {
+  kFilterAnonPrivate = 1 << 0,
+  kFilterAnonShared = 1 << 1,
+  kFilterFilePrivate = 1 << 2,
+  kFilterFileShared = 1 << 3,
+  kFilterElfHeaders = 1 << 4,
+  kFilterHugetlbPrivate = 1 << 5,
+  kFilterHugetlbShared = 1 << 6,
+  kFilterDaxPrivate = 1 << 7,  // DAX mappings are not told apart (smaps does not show them)
+  kFilterDaxShared = 1 << 8,
+};
+// The kernel's default (CONFIG_CORE_DUMP_DEFAULT_ELF_HEADERS).
+inline constexpr uint32_t kDefaultCoredumpFilter = 0x33;
+
 struct ProcessInfo {
   pid_t pid = 0, ppid = 0, pgrp = 0, sid = 0;
   uid_t uid = 0;
   gid_t gid = 0;
   int nice = 0;
+  // /proc/<pid>/coredump_filter when the snapshot was taken: what a heap
+  // dump stores (memory_plan.h), as the kernel's core would.
+  uint32_t coredump_filter = kDefaultCoredumpFilter;
   char comm[16] = {};    // NUL-terminated (pr_fname)
   char psargs[80] = {};  // the start of the command line, spaces between args (pr_psargs)
 };
@@ -126,5 +152,14 @@ class ProcessSnapshot {
 
 // Index of the mapping containing `addr`, or SIZE_MAX. Async-signal-safe.
 size_t FindMapping(const ProcessSnapshot& snapshot, uint64_t addr);
+
+// Sets `m`'s dd, io, pf and ht flags from a "VmFlags: rd wr mr ..." line of
+// /proc/<pid>/smaps. Returns false (and changes nothing) for any other line.
+// Async-signal-safe.
+bool ParseVmFlagsLine(std::string_view line, MappingSnapshot* m);
+
+// The value of /proc/<pid>/coredump_filter ("00000033\n"), or
+// kDefaultCoredumpFilter when `text` is not a hex number. Async-signal-safe.
+uint32_t ParseCoredumpFilter(std::string_view text);
 
 }  // namespace cppdiag::dump

@@ -53,6 +53,7 @@ struct State {
   pid_t pid = 0;  // of the process that prepared (a fork child reopens /proc files)
 
   int mem_fd = -1, pagemap_fd = -1, maps_fd = -1, task_fd = -1, reserve_fd = -1;
+  int coredump_filter_fd = -1;
 
   std::optional<CoreWriterBuffersOwner> writer;
   void* region = nullptr;  // maps text, mappings, sink buffer
@@ -107,17 +108,20 @@ int OpenProcFiles(State* s) {
   CloseFd(&s->pagemap_fd);
   CloseFd(&s->maps_fd);
   CloseFd(&s->task_fd);
+  CloseFd(&s->coredump_filter_fd);
   // Refused to a non-dumpable process: memory is then read with process_vm_readv.
   s->mem_fd = OpenProc("/proc/self/mem", O_RDONLY);
-  s->maps_fd = OpenProc("/proc/self/maps", O_RDONLY);
+  s->maps_fd = OpenProc("/proc/self/smaps", O_RDONLY);  // maps lines and VmFlags
   if (s->maps_fd < 0) return errno;
   s->task_fd = OpenProc("/proc/self/task", O_RDONLY | O_DIRECTORY);
   if (s->task_fd < 0) return errno;
-  s->pagemap_fd = OpenProc("/proc/self/pagemap", O_RDONLY);  // optional
+  s->pagemap_fd = OpenProc("/proc/self/pagemap", O_RDONLY);                  // optional
+  s->coredump_filter_fd = OpenProc("/proc/self/coredump_filter", O_RDONLY);  // optional
   SelfSnapshot::Resources r;
   r.mem_fd = s->mem_fd;
   r.pagemap_fd = s->pagemap_fd;
-  r.maps_fd = s->maps_fd;
+  r.smaps_fd = s->maps_fd;
+  r.coredump_filter_fd = s->coredump_filter_fd;
   r.maps_text = s->maps_text;
   r.maps_capacity = s->maps_capacity;
   r.mappings = s->mappings;
@@ -262,14 +266,8 @@ Status Allocate(State* s, const SelfDumpConfig& c) {
   s->snapshot.SetStatic(s->auxv, s->auxv_size, s->comm, s->psargs);
   s->xsave_layout_size = BuildXsaveLayout(s->xsave_layout, sizeof s->xsave_layout);
   s->snapshot.SetXsaveLayout(s->xsave_layout, s->xsave_layout_size);
-  s->snapshot.AddExclusion(s->writer->region_start(), s->writer->region_end());
-  s->snapshot.AddExclusion(reinterpret_cast<uint64_t>(s->region),
-                           reinterpret_cast<uint64_t>(s->region) + s->region_size);
-  uint64_t a = 0, b = 0;
-  ThreadCaptureRegion(&a, &b);
-  s->snapshot.AddExclusion(a, b);
-  s->snapshot.AddExclusion(reinterpret_cast<uint64_t>(shared),
-                           reinterpret_cast<uint64_t>(shared) + 4096);
+  // The buffers above (and the writer's and the thread capture's) are
+  // MADV_DONTDUMP: no dump stores them (memory_plan.h).
   return OkStatus();
 }
 
@@ -382,7 +380,7 @@ int WriteStopped(State* s, const SelfDumpRequest& req, DumpType type, const time
                  const CaptureResult& capture, int fd, pid_t pid, pid_t ppid, SelfDumpResult* res) {
   bool truncated = false;
   if (int err = s->snapshot.Load(&truncated)) {
-    res->failed_call = "read /proc/self/maps";
+    res->failed_call = "read /proc/self/smaps";
     return err;
   }
   res->mappings_truncated = truncated;

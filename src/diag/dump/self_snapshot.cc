@@ -6,6 +6,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string_view>
 
@@ -24,47 +25,81 @@ void SelfSnapshot::SetStatic(const uint8_t* auxv, size_t auxv_size, const char* 
   if (psargs != nullptr) std::memcpy(psargs_, psargs, strnlen(psargs, sizeof psargs_ - 1));
 }
 
-void SelfSnapshot::AddExclusion(uint64_t start, uint64_t end) {
-  if (exclusion_count_ == kMaxExclusions || end <= start) return;
-  exclusions_[exclusion_count_][0] = start;
-  exclusions_[exclusion_count_][1] = end;
-  ++exclusion_count_;
+// Streams smaps through the window at the end of maps_text, a line at a
+// time: each mapping's first line (its maps line) is kept, compacted at the
+// front, and parsed; its VmFlags line sets its flags; the other lines (sizes)
+// are dropped. So the buffer needs room for the maps lines only, as when
+// /proc/self/maps was read whole.
+int SelfSnapshot::LoadMappings(bool* truncated) {
+  mapping_count_ = 0;
+  const size_t window = std::min(kSmapsWindowBytes, res_.maps_capacity / 4);
+  if (window < 256) return ENOBUFS;
+  char* const win = res_.maps_text + res_.maps_capacity - window;
+  const size_t room = res_.maps_capacity - window;
+  size_t kept = 0;
+  MappingSnapshot* current = nullptr;  // the mapping the next VmFlags belongs to
+  // False once there is no room for another mapping.
+  auto take = [&](std::string_view line) {
+    if (line.empty()) return true;
+    char c = line[0];
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {  // "Key: value": not a maps line
+      if (current != nullptr) ParseVmFlagsLine(line, current);
+      return true;
+    }
+    current = nullptr;
+    if (mapping_count_ == res_.max_mappings || kept + line.size() > room) {
+      *truncated = true;
+      return false;
+    }
+    char* text = res_.maps_text + kept;
+    std::memcpy(text, line.data(), line.size());
+    MapsLine l;
+    if (!ParseMapsLine(std::string_view(text, line.size()), &l)) return true;
+    kept += line.size();
+    MappingSnapshot& m = res_.mappings[mapping_count_++];
+    m = MappingSnapshot{};
+    static_cast<MapsLine&>(m) = l;
+    current = &m;
+    return true;
+  };
+
+  if (::lseek(res_.smaps_fd, 0, SEEK_SET) != 0) return errno;
+  size_t have = 0;
+  bool cutting = false;  // dropping the rest of a line longer than the window
+  for (;;) {
+    ssize_t n = HANDLE_EINTR(::read(res_.smaps_fd, win + have, window - have));
+    if (n < 0) return errno;
+    if (n == 0) return 0;  // smaps ends with a newline: nothing is left
+    have += static_cast<size_t>(n);
+    size_t pos = 0;
+    while (const void* nl = std::memchr(win + pos, '\n', have - pos)) {
+      size_t len = static_cast<size_t>(static_cast<const char*>(nl) - (win + pos));
+      if (!cutting && !take(std::string_view(win + pos, len))) return 0;
+      cutting = false;
+      pos += len + 1;
+    }
+    if (pos == 0 && have == window) {  // a line as long as the window: keep its start
+      if (!cutting && !take(std::string_view(win, have))) return 0;
+      cutting = true;
+      have = 0;
+      continue;
+    }
+    std::memmove(win, win + pos, have - pos);
+    have -= pos;
+  }
+}
+
+uint32_t SelfSnapshot::ReadCoredumpFilter() const {
+  if (res_.coredump_filter_fd < 0) return kDefaultCoredumpFilter;
+  char buf[32];
+  ssize_t n = HANDLE_EINTR(::pread(res_.coredump_filter_fd, buf, sizeof buf, 0));
+  if (n <= 0) return kDefaultCoredumpFilter;
+  return ParseCoredumpFilter(std::string_view(buf, static_cast<size_t>(n)));
 }
 
 int SelfSnapshot::Load(bool* truncated) {
   *truncated = false;
-  mapping_count_ = 0;
-  if (::lseek(res_.maps_fd, 0, SEEK_SET) != 0) return errno;
-  size_t len = 0;
-  for (;;) {
-    if (len == res_.maps_capacity) {
-      *truncated = true;
-      break;
-    }
-    ssize_t n = HANDLE_EINTR(::read(res_.maps_fd, res_.maps_text + len, res_.maps_capacity - len));
-    if (n < 0) return errno;
-    if (n == 0) break;
-    len += static_cast<size_t>(n);
-  }
-  std::string_view text(res_.maps_text, len);
-  while (!text.empty()) {
-    size_t nl = text.find('\n');
-    if (nl == std::string_view::npos) break;  // a cut last line
-    std::string_view line = text.substr(0, nl);
-    text.remove_prefix(nl + 1);
-    MapsLine l;
-    if (!ParseMapsLine(line, &l)) continue;
-    if (mapping_count_ == res_.max_mappings) {
-      *truncated = true;
-      break;
-    }
-    MappingSnapshot& m = res_.mappings[mapping_count_++];
-    m = MappingSnapshot{};
-    static_cast<MapsLine&>(m) = l;
-    for (size_t i = 0; i < exclusion_count_; ++i) {
-      if (m.start >= exclusions_[i][0] && m.end <= exclusions_[i][1]) m.dont_dump = true;
-    }
-  }
+  if (int err = LoadMappings(truncated)) return err;
 
   info_ = ProcessInfo{};
   info_.pid = static_cast<pid_t>(::syscall(SYS_getpid));
@@ -78,6 +113,7 @@ int SelfSnapshot::Load(bool* truncated) {
   info_.nice = errno == 0 ? nice : 0;
   std::memcpy(info_.comm, comm_, sizeof info_.comm);
   std::memcpy(info_.psargs, psargs_, sizeof info_.psargs);
+  info_.coredump_filter = ReadCoredumpFilter();
   return 0;
 }
 

@@ -1,5 +1,7 @@
 // The live process itself as a ProcessSnapshot, for self-dumps: mappings from
-// /proc/self/maps (parsed with the allocation-free ParseMapsLine), memory read
+// /proc/self/smaps (each mapping's maps line, parsed with the allocation-free
+// ParseMapsLine, and its VmFlags: MADV_DONTDUMP, device memory), the
+// coredump_filter from /proc/self/coredump_filter, memory read
 // with pread on /proc/self/mem (unreadable ranges give EIO instead of
 // SIGSEGV; process_vm_readv where that file cannot be opened), page residency
 // from /proc/self/pagemap, threads from thread_capture.h.
@@ -18,12 +20,18 @@ namespace cppdiag::dump {
 
 class SelfSnapshot final : public ProcessSnapshot {
  public:
-  static constexpr size_t kMaxExclusions = 8;
+  // The part of maps_text that smaps is read through (less when maps_text is
+  // small): longer lines are cut to it.
+  static constexpr size_t kSmapsWindowBytes = 32 << 10;
 
   struct Resources {
-    int mem_fd = -1;      // /proc/self/mem; -1: process_vm_readv instead
-    int pagemap_fd = -1;  // /proc/self/pagemap, or -1
-    int maps_fd = -1;     // /proc/self/maps
+    int mem_fd = -1;              // /proc/self/mem; -1: process_vm_readv instead
+    int pagemap_fd = -1;          // /proc/self/pagemap, or -1
+    int smaps_fd = -1;            // /proc/self/smaps
+    int coredump_filter_fd = -1;  // /proc/self/coredump_filter; -1: the kernel's default
+    // The maps lines of smaps are kept here (what /proc/self/maps would
+    // show: the mappings' paths view it); its last kSmapsWindowBytes are the
+    // read window.
     char* maps_text = nullptr;
     size_t maps_capacity = 0;
     MappingSnapshot* mappings = nullptr;
@@ -41,11 +49,10 @@ class SelfSnapshot final : public ProcessSnapshot {
     layout_ = layout;
     layout_size_ = size;
   }
-  // Mappings entirely inside [start, end) get no data (the dumper's own buffers).
-  void AddExclusion(uint64_t start, uint64_t end);
 
-  // Reads the mappings and the process identity now. Returns 0 or an errno
-  // value; `*truncated` tells whether mappings were left out for lack of room.
+  // Reads the mappings, their flags, the coredump filter and the process
+  // identity now. Returns 0 or an errno value; `*truncated` tells whether
+  // mappings were left out for lack of room.
   int Load(bool* truncated);
   void SetThreads(const ThreadSnapshot* const* threads, size_t count) {
     threads_ = threads;
@@ -73,6 +80,8 @@ class SelfSnapshot final : public ProcessSnapshot {
 
  private:
   ssize_t ReadWithProcessVm(uint64_t addr, uint8_t* out, size_t len) const;
+  int LoadMappings(bool* truncated);
+  uint32_t ReadCoredumpFilter() const;
 
   Resources res_;
   ProcessInfo info_;
@@ -82,8 +91,6 @@ class SelfSnapshot final : public ProcessSnapshot {
   size_t layout_size_ = 0;
   char comm_[16] = {};
   char psargs_[80] = {};
-  uint64_t exclusions_[kMaxExclusions][2] = {};
-  size_t exclusion_count_ = 0;
   size_t mapping_count_ = 0;
   const ThreadSnapshot* const* threads_ = nullptr;
   size_t thread_count_ = 0;

@@ -18,17 +18,32 @@
 // and stay non-dumpable, as a uid change leaves it), --go-fifo F (after READY,
 // wait for a byte on the FIFO F before acting), --blocked-threads N
 // (threads that block every signal: they cannot be stopped), --second-type T
-// and --second-path P (dump: a second dump of the same process).
+// and --second-path P (dump: a second dump of the same process), --mode
+// suspend|fork (dump: how the threads are held).
+//
+// Memory the dump rules are tested on: --secret-seed S (a MAP_PRIVATE
+// anonymous region of --dontdump-mb M MiB, non-zero, marker S at its start,
+// then MADV_DONTDUMP), --shared-seed S (marker S in a MAP_SHARED anonymous
+// page), --map-file F (F mapped private and read-only, never written),
+// --coredump-filter HEX (written to /proc/self/coredump_filter before acting),
+// --kernel-core 1 (RLIMIT_CORE unlimited: the kernel writes its own core when
+// the signal kills the process), --own-handler 1 (before the crash handler,
+// install a SIGSEGV/SIGABRT handler that prints "OWN-HANDLER sig=<n>" and
+// exits 42), --print-dontdump 1 (after READY, print "DONTDUMP <start>-<end>"
+// in hex for every mapping smaps shows as dd: the dumper's own buffers too).
 //
 // Output, one line each: "READY pid=<pid> threads=<n>", then for dump
 // "DUMP rc=<errno> path=<path> size=<bytes> threads=<n> not_captured=<n> failed=<call>".
 #include <fcntl.h>
 #include <grp.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -75,6 +90,15 @@ struct Options {
   std::string go_fifo;
   std::optional<DumpType> second_type;
   std::string second_path;
+  dump::SelfDumpMode mode = dump::SelfDumpMode::kSuspend;
+  uint64_t secret_seed = 0;
+  size_t dontdump_mb = 1;
+  uint64_t shared_seed = 0;
+  std::string map_file;
+  std::string coredump_filter;
+  bool kernel_core = false;
+  bool own_handler = false;
+  bool print_dontdump = false;
 };
 
 std::optional<DumpType> ParseType(const std::string& s) {
@@ -152,10 +176,82 @@ int CountThreads() {
   return n;
 }
 
+// The program's own crash handler, installed before cppdiag's: cppdiag must
+// chain to it after its dump. Async-signal-safe.
+void OwnCrashHandler(int sig, siginfo_t*, void*) {
+  char line[] = "OWN-HANDLER sig=00\n";
+  line[16] = static_cast<char>('0' + sig / 10);
+  line[17] = static_cast<char>('0' + sig % 10);
+  (void)!::write(STDOUT_FILENO, line, sizeof line - 1);
+  ::_exit(42);
+}
+
+bool InstallOwnCrashHandler() {
+  struct sigaction sa {};
+  sa.sa_sigaction = &OwnCrashHandler;
+  sa.sa_flags = SA_SIGINFO;
+  sigemptyset(&sa.sa_mask);
+  return ::sigaction(SIGSEGV, &sa, nullptr) == 0 && ::sigaction(SIGABRT, &sa, nullptr) == 0;
+}
+
+// The memory of --secret-seed, --shared-seed and --map-file; false on failure.
+bool MapTestMemory(const Options& o) {
+  if (o.secret_seed != 0) {
+    size_t len = std::max<size_t>(o.dontdump_mb, 1) << 20;
+    void* p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return false;
+    std::memset(p, 0x5a, len);
+    WriteMarker(o.secret_seed, static_cast<char*>(p));
+    if (::madvise(p, len, MADV_DONTDUMP) != 0) return false;
+  }
+  if (o.shared_seed != 0) {
+    void* p = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return false;
+    WriteMarker(o.shared_seed, static_cast<char*>(p));
+  }
+  if (!o.map_file.empty()) {
+    int fd = ::open(o.map_file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    void* p = ::mmap(nullptr, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+    ::close(fd);
+    if (p == MAP_FAILED) return false;
+    g_sink = p;
+  }
+  if (!o.coredump_filter.empty()) {
+    int fd = ::open("/proc/self/coredump_filter", O_WRONLY | O_CLOEXEC);
+    bool ok = fd >= 0 && ::write(fd, o.coredump_filter.data(), o.coredump_filter.size()) ==
+                             static_cast<ssize_t>(o.coredump_filter.size());
+    if (fd >= 0) ::close(fd);
+    if (!ok) return false;
+  }
+  if (o.kernel_core) {
+    rlimit unlimited{RLIM_INFINITY, RLIM_INFINITY};
+    if (::setrlimit(RLIMIT_CORE, &unlimited) != 0) return false;
+  }
+  return true;
+}
+
+void PrintDontDumpMappings() {
+  FILE* f = std::fopen("/proc/self/smaps", "r");
+  if (f == nullptr) return;
+  char line[4096], range[64] = {};
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    bool maps_line = (line[0] >= '0' && line[0] <= '9') || (line[0] >= 'a' && line[0] <= 'f');
+    if (maps_line) {
+      std::sscanf(line, "%63s", range);
+    } else if (std::strncmp(line, "VmFlags:", 8) == 0 && std::strstr(line, " dd") != nullptr) {
+      std::printf("DONTDUMP %s\n", range);
+    }
+  }
+  std::fclose(f);
+}
+
 __attribute__((noinline)) int RequestDumpFromMain(std::optional<DumpType> type,
-                                                  const std::string& path) {
+                                                  const std::string& path,
+                                                  dump::SelfDumpMode mode) {
   dump::SelfDumpRequest req;
   req.type = type;
+  req.mode = mode;
   req.reason = "on-demand";
   req.path = path.empty() ? nullptr : path.c_str();
   dump::SelfDumpResult res;
@@ -184,6 +280,10 @@ int Run(const Options& o) {
     std::perror("drop privileges");
     return 2;
   }
+  if (o.own_handler && !InstallOwnCrashHandler()) {
+    std::perror("own crash handler");
+    return 2;
+  }
   dump::SelfDumpConfig config;
   config.default_type = o.type.value_or(DumpType::kHeap);
   const char* env_name = std::getenv("CPPDIAG_DUMP_NAME");
@@ -208,6 +308,10 @@ int Run(const Options& o) {
     marker = static_cast<char*>(std::malloc(4096));
     WriteMarker(o.marker_seed, marker);
   }
+  if (!MapTestMemory(o)) {
+    std::perror("test memory");
+    return 2;
+  }
 
   if (::pipe2(g_park_pipe, O_CLOEXEC) != 0) return 2;
   int crashers = o.action == "segv-thread" ? 1 : o.action == "segv-two" ? 2 : 0;
@@ -222,6 +326,7 @@ int Run(const Options& o) {
   }
   started.wait();
   std::printf("READY pid=%d threads=%d\n", ::getpid(), CountThreads());
+  if (o.print_dontdump) PrintDontDumpMappings();
   std::fflush(stdout);
 
   if (!o.go_fifo.empty()) {  // wait for the test's go: a byte on the FIFO
@@ -233,8 +338,10 @@ int Run(const Options& o) {
   go.count_down();
   int rc = 0;
   if (o.action == "dump") {
-    rc = RequestDumpFromMain(o.type, o.path) == 0 ? 0 : 1;
-    if (rc == 0 && o.second_type) rc = RequestDumpFromMain(o.second_type, o.second_path) ? 1 : 0;
+    rc = RequestDumpFromMain(o.type, o.path, o.mode) == 0 ? 0 : 1;
+    if (rc == 0 && o.second_type) {
+      rc = RequestDumpFromMain(o.second_type, o.second_path, o.mode) ? 1 : 0;
+    }
   } else if (o.action == "segv") {
     CrashWithBadWrite();
   } else if (o.action == "segv-thread" || o.action == "segv-two") {
@@ -305,6 +412,24 @@ int main(int argc, char** argv) {
       o.second_type = ParseType(v);
     } else if (k == "--second-path") {
       o.second_path = v;
+    } else if (k == "--mode") {
+      o.mode = v == "fork" ? dump::SelfDumpMode::kFork : dump::SelfDumpMode::kSuspend;
+    } else if (k == "--secret-seed") {
+      o.secret_seed = std::strtoull(v.c_str(), nullptr, 10);
+    } else if (k == "--dontdump-mb") {
+      o.dontdump_mb = std::strtoull(v.c_str(), nullptr, 10);
+    } else if (k == "--shared-seed") {
+      o.shared_seed = std::strtoull(v.c_str(), nullptr, 10);
+    } else if (k == "--map-file") {
+      o.map_file = v;
+    } else if (k == "--coredump-filter") {
+      o.coredump_filter = v;
+    } else if (k == "--kernel-core") {
+      o.kernel_core = v == "1";
+    } else if (k == "--own-handler") {
+      o.own_handler = v == "1";
+    } else if (k == "--print-dontdump") {
+      o.print_dontdump = v == "1";
     } else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       return 2;

@@ -48,7 +48,8 @@ std::unique_ptr<FakeProcessSnapshot> MakeTypicalProcess() {
   f->AddMapping(P::kSharedAnon, 2 * kPage, "rw-s", "/dev/zero (deleted)", 0, 77);
   f->AddMapping(P::kLdso, kPage, "r--p", "/lib/ld.so", 0);
   f->AddMapping(P::kLdsoData, kPage, "rw-p", "/lib/ld.so", 0x1000);
-  f->AddMapping(P::kVvar, 4 * kPage, "r--p", "[vvar]");
+  MappingSnapshot& vvar = f->AddMapping(P::kVvar, 4 * kPage, "r--p", "[vvar]");
+  vvar.dont_dump = vvar.io = vvar.pfn_map = true;  // as smaps' VmFlags show it
   f->AddMapping(P::kVdso, 2 * kPage, "r-xp", "[vdso]");
   f->AddMapping(P::kStack, 33 * kPage, "rw-p", "[stack]");
 

@@ -21,6 +21,7 @@
 
 #include "cli/commands.h"
 #include "cli/discovery.h"
+#include "cli/display.h"
 #include "common/io.h"
 #include "common/parse.h"
 #include "common/proc.h"
@@ -233,8 +234,8 @@ int Monitor(const CountersOptions& o) {
   if (tty && ::isatty(STDIN_FILENO) == 1) raw = std::make_unique<ScopedRawTerminal>(STDIN_FILENO);
   int key_fd = raw && raw->active() ? STDIN_FILENO : -1;
   ScopedStopSignals stop;
-  std::string title = "[cppdiag] process " + std::to_string(o.pid) + " (" + poller->target().name +
-                      "), every " +
+  std::string title = "[cppdiag] process " + std::to_string(o.pid) + " (" +
+                      ForTerminal(poller->target().name) + "), every " +
                       Seconds(std::chrono::duration_cast<std::chrono::nanoseconds>(*interval));
 
   size_t drawn = 0;

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "cli/display.h"
 #include "common/parse.h"
 #include "diag/ipc/client.h"
 
@@ -44,7 +45,7 @@ class ProgressLine {
 };
 
 void Announce(const std::string& type, const std::string& path) {
-  std::printf("Writing %s dump to %s\n", type.c_str(), path.c_str());
+  std::printf("Writing %s dump to %s\n", ForTerminal(type).c_str(), ForTerminal(path).c_str());
   std::fflush(stdout);
 }
 
@@ -80,10 +81,10 @@ Result<DumpOutcome> RequestDump(const DiagTarget& target, const DumpRequestOptio
   out.bytes = reply->value("bytes", uint64_t{0});
   if (!announced) Announce(out.type, out.path);
   std::string reason = reply->value("mode_reason", "");
-  std::printf("Complete: %s in %.0f ms (threads paused %.1f ms, %s%s)\n",
+  std::string mode = reply->value("mode", "?") + (reason.empty() ? "" : ": " + reason);
+  std::printf("Complete: %s in %.0f ms (threads paused %.1f ms, %s)\n",
               FormatBytes(out.bytes).c_str(), reply->value("duration_ms", 0.0),
-              reply->value("pause_ms", 0.0), reply->value("mode", "?").c_str(),
-              reason.empty() ? "" : (": " + reason).c_str());
+              reply->value("pause_ms", 0.0), ForTerminal(mode).c_str());
   std::fflush(stdout);
   return out;
 }

@@ -11,6 +11,7 @@
 
 #include "cli/commands.h"
 #include "cli/discovery.h"
+#include "cli/display.h"
 #include "cli/heap/flame_html.h"
 #include "cli/heap/heap_view.h"
 #include "cli/heap/pprof.h"
@@ -68,7 +69,7 @@ int Snapshot(const HeapOptions& o) {
   std::printf(
       "Wrote %s: process %d (%s), %zu stack(s), estimated live heap %s in %.0f objects "
       "(sample period %s)\n",
-      o.output.c_str(), o.pid, target->name.c_str(), stacks ? stacks->size() : 0,
+      o.output.c_str(), o.pid, ForTerminal(target->name).c_str(), stacks ? stacks->size() : 0,
       Bytes(totals.bytes).c_str(), totals.objects, FormatBytes(heap->sample_period_bytes).c_str());
   return 0;
 }

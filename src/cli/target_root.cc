@@ -35,9 +35,9 @@ std::vector<std::string> Components(const std::string& path) {
 
 // The kernel resolves: openat2(2) with the target's root as "/" (absolute
 // links and ".." stay below it) and no magic links. -1 with errno.
-int Openat2InRoot(int root, const std::string& path) {
+int Openat2InRoot(int root, const std::string& path, LastLink last) {
   open_how how{};
-  how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
+  how.flags = O_PATH | O_CLOEXEC | (last == LastLink::kRefuse ? O_NOFOLLOW : 0);
   how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
   return static_cast<int>(
       HANDLE_EINTR(::syscall(SYS_openat2, root, path.c_str(), &how, sizeof how)));
@@ -47,7 +47,7 @@ int Openat2InRoot(int root, const std::string& path) {
 // O_PATH | O_NOFOLLOW: a link's text is spliced into what is left (an
 // absolute one restarts at the root; a magic link counts by its text, so it
 // too stays inside), and ".." pops what was walked, never past the root.
-Result<ScopedFd> WalkInRoot(int root, const std::string& path) {
+Result<ScopedFd> WalkInRoot(int root, const std::string& path, LastLink last) {
   std::vector<std::string> todo = Components(path);
   std::reverse(todo.begin(), todo.end());
   std::vector<ScopedFd> walked;  // directories below the root
@@ -64,7 +64,10 @@ Result<ScopedFd> WalkInRoot(int root, const std::string& path) {
     if (!fd.is_valid()) return Error::FromErrno("openat", path);
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) return Error::FromErrno("fstat", path);
-    if (todo.empty()) return fd;  // the last component: the caller checks what it is
+    bool is_last = todo.empty();
+    if (is_last && (!S_ISLNK(st.st_mode) || last == LastLink::kRefuse)) {
+      return fd;  // the caller checks what it is
+    }
     if (S_ISLNK(st.st_mode)) {
       if (++links > kMaxLinks) return Error(ELOOP, "openat", path);
       char target[PATH_MAX];
@@ -85,17 +88,17 @@ Result<ScopedFd> WalkInRoot(int root, const std::string& path) {
 
 // `path` under `root` with O_PATH (no FIFO or device is opened by it),
 // checked to be a regular file.
-Result<ScopedFd> ReachRegularFile(int root, const std::string& path) {
+Result<ScopedFd> ReachRegularFile(int root, const std::string& path, LastLink last) {
   ScopedFd fd;
   if (!force_walk.load(std::memory_order_relaxed)) {
-    fd.reset(Openat2InRoot(root, path));
+    fd.reset(Openat2InRoot(root, path, last));
     // No openat2 (before Linux 5.6) or a seccomp profile that refuses it.
     if (!fd.is_valid() && errno != ENOSYS && errno != EPERM) {
       return Error::FromErrno("openat2", path);
     }
   }
   if (!fd.is_valid()) {
-    CPPDIAG_ASSIGN_OR_RETURN(fd, WalkInRoot(root, path));
+    CPPDIAG_ASSIGN_OR_RETURN(fd, WalkInRoot(root, path, last));
   }
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return Error::FromErrno("fstat", path);
@@ -115,13 +118,14 @@ Result<TargetRoot> TargetRoot::Open(const std::string& dir) {
   return TargetRoot(std::move(fd));
 }
 
-Result<ScopedFd> TargetRoot::OpenRegularFile(const std::string& path) const {
-  CPPDIAG_ASSIGN_OR_RETURN(ScopedFd reached, ReachRegularFile(dir_.get(), path));
+Result<ScopedFd> TargetRoot::OpenRegularFile(const std::string& path, LastLink last) const {
+  CPPDIAG_ASSIGN_OR_RETURN(ScopedFd reached, ReachRegularFile(dir_.get(), path, last));
   return OpenFile(ReopenPath(reached), O_RDONLY | O_NONBLOCK | O_NOCTTY);
 }
 
-Result<std::string> TargetRoot::ReadSmallFile(const std::string& path, size_t max_bytes) const {
-  CPPDIAG_ASSIGN_OR_RETURN(ScopedFd reached, ReachRegularFile(dir_.get(), path));
+Result<std::string> TargetRoot::ReadSmallFile(const std::string& path, size_t max_bytes,
+                                              LastLink last) const {
+  CPPDIAG_ASSIGN_OR_RETURN(ScopedFd reached, ReachRegularFile(dir_.get(), path, last));
   auto text = ReadFileToString(ReopenPath(reached), max_bytes);
   if (!text) return Error(text.error().code(), "read", path);
   return text;

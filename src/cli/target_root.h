@@ -18,6 +18,12 @@
 
 namespace cppdiag::cli {
 
+// Whether a symbolic link as the path's last component is followed (inside
+// the root, as every other link): a Kubernetes service-account file is one
+// (namespace -> ..data/namespace); a mapping's path never is, as the kernel
+// shows it resolved.
+enum class LastLink { kRefuse, kFollow };
+
 class TargetRoot {
  public:
   // `dir` stands for the target's "/": "/proc/<pid>/root", or "/" for paths
@@ -30,15 +36,18 @@ class TargetRoot {
   //     (openat2 RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS; on kernels or
   //     seccomp profiles without openat2, an equivalent walk one component
   //     at a time);
-  //   - a symbolic link as the last component is refused (ELOOP);
+  //   - a symbolic link as the last component is refused (ELOOP), or with
+  //     LastLink::kFollow followed as the others;
   //   - anything but a regular file is refused (EINVAL) before it is opened
   //     for reading (it is first reached with O_PATH, which opens no FIFO
   //     or device), and the descriptor is O_NONBLOCK and O_CLOEXEC.
-  Result<ScopedFd> OpenRegularFile(const std::string& path) const;
+  Result<ScopedFd> OpenRegularFile(const std::string& path,
+                                   LastLink last = LastLink::kRefuse) const;
 
   // The whole of a small regular file, opened as above; EFBIG past
   // `max_bytes`.
-  Result<std::string> ReadSmallFile(const std::string& path, size_t max_bytes) const;
+  Result<std::string> ReadSmallFile(const std::string& path, size_t max_bytes,
+                                    LastLink last = LastLink::kRefuse) const;
 
   // For tests: resolve by the component walk even where openat2 works.
   static void ForceComponentWalkForTesting(bool force);

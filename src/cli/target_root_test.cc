@@ -93,6 +93,27 @@ TEST_P(TargetRootTest, RefusesASymlinkAsTheLastComponent) {
   EXPECT_EQ(OpenError("/usr/lib/libalias.so"), ELOOP);
 }
 
+TEST_P(TargetRootTest, FollowsALastLinkOnlyWhenAskedAndOnlyInsideTheRoot) {
+  // A service-account mount: namespace -> ..data/namespace, ..data -> ..2024.
+  fs::create_directories(base_ / "root/sa/..2024");
+  Write("root/sa/..2024/namespace", "team-b");
+  fs::create_directory_symlink("..2024", base_ / "root/sa/..data");
+  fs::create_symlink("..data/namespace", base_ / "root/sa/namespace");
+  auto text = root_->ReadSmallFile("/sa/namespace", 4096, LastLink::kFollow);
+  ASSERT_TRUE(text.ok()) << text.error().message();
+  EXPECT_EQ(*text, "team-b");
+  EXPECT_EQ(OpenError("/sa/namespace"), ELOOP);
+  // Followed, a link still stays inside, and still reaches regular files only.
+  fs::create_symlink((base_ / "outside/secret").string(), base_ / "root/sa/out");
+  fs::create_symlink("/usr/lib/fifo.so", base_ / "root/sa/fifo");
+  auto out = root_->OpenRegularFile("/sa/out", LastLink::kFollow);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.error().code(), ENOENT);
+  auto fifo = root_->OpenRegularFile("/sa/fifo", LastLink::kFollow);
+  ASSERT_FALSE(fifo.ok());
+  EXPECT_EQ(fifo.error().code(), EINVAL);
+}
+
 TEST_P(TargetRootTest, RefusesDevicesAndDirectories) {
   // /dev/null reached through a link inside the root: the link stays inside
   // (no such file there); a device node inside the root is not opened.

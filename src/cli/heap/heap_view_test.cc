@@ -91,6 +91,21 @@ TEST(HeapView, DiffOrdersByGrowthAndDropsWhatShrankOrStayed) {
   EXPECT_EQ(text.find("GrowsALittle"), std::string::npos) << text;  // --top 2
 }
 
+TEST(HeapView, FormatStacksEscapesNamesAndKeepsOneLinePerFrame) {
+  std::string hostile = "Leak\x1b]0;pwned\x07\nFake line";
+  std::string long_name(1000, 'L');
+  auto stacks = StacksByBytes(Make({{{hostile, "main"}, 4096}, {{long_name, "main"}, 2048}}));
+  ASSERT_TRUE(stacks.ok());
+  std::string text = FormatStacks(*stacks, 5, 5, false);
+  EXPECT_EQ(text.find('\x1b'), std::string::npos) << text;
+  EXPECT_EQ(text.find('\x07'), std::string::npos) << text;
+  EXPECT_NE(text.find("      Leak\\x1b]0;pwned\\x07\\nFake line at x.cc:10\n"), std::string::npos)
+      << text;
+  // A name longer than any buffer: whole, and its line ended.
+  EXPECT_NE(text.find("in " + long_name + "\n"), std::string::npos) << text;
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 2 + 4) << text;
+}
+
 TEST(HeapView, StacksMatchByFunctionsNotAddresses) {
   auto before = Make({{{"Leak", "main"}, 100}});
   auto after = Make({{{"Leak", "main"}, 300}});

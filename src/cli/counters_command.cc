@@ -22,9 +22,9 @@
 #include "cli/commands.h"
 #include "cli/discovery.h"
 #include "cli/display.h"
+#include "cli/target_watch.h"
 #include "common/io.h"
 #include "common/parse.h"
-#include "common/proc.h"
 #include "common/scoped_fd.h"
 #include "diag/counters/catalog.h"
 #include "diag/counters/derived.h"
@@ -161,7 +161,7 @@ class Poller {
     if (!target) return target.error();
     Poller p;
     p.target_ = std::move(*target);
-    if (auto stat = ReadProcStat(pid)) p.start_ticks_ = stat->start_time_ticks;
+    p.watch_.emplace(pid);
     return p;
   }
 
@@ -182,17 +182,13 @@ class Poller {
   }
 
   // True when the process is no more (or its pid now names another one).
-  bool TargetGone() const {
-    auto stat = ReadProcStat(target_.pid);
-    return !stat || stat->state == 'Z' || stat->state == 'X' ||
-           (start_ticks_ != 0 && stat->start_time_ticks != start_ticks_);
-  }
+  bool TargetGone() const { return watch_->Exited(std::chrono::seconds(1)); }
 
   const DiagTarget& target() const { return target_; }
 
  private:
   DiagTarget target_;
-  uint64_t start_ticks_ = 0;
+  std::optional<TargetWatch> watch_;
   std::optional<Sample> previous_;
 };
 

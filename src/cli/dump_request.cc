@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/display.h"
+#include "cli/target_watch.h"
 #include "common/parse.h"
 #include "diag/ipc/client.h"
 
@@ -55,6 +56,7 @@ Result<DumpOutcome> RequestDump(const DiagTarget& target, const DumpRequestOptio
   nlohmann::json request = {{"overwrite", options.overwrite}};
   if (!options.type.empty()) request["type"] = options.type;
   if (!options.path.empty()) request["path"] = options.path;
+  TargetWatch watch(target.pid);
   ProgressLine line;
   bool announced = false;
   // The target's first progress frame names the path and type before the
@@ -70,6 +72,12 @@ Result<DumpOutcome> RequestDump(const DiagTarget& target, const DumpRequestOptio
   auto reply = ipc::Call(target.endpoint, ipc::Command::kDump, request, std::chrono::minutes(30),
                          on_progress);
   line.Clear();
+  // A target killed during the dump (by the OOM killer, say) closes the
+  // connection: say that, rather than what the read saw. An error reply
+  // (EINVAL) comes from a target that is alive.
+  if (!reply && reply.error().code() != EINVAL && watch.Exited(std::chrono::seconds(2))) {
+    return Error(ESRCH, "", watch.ExitedDuring("the dump"));
+  }
   if (!reply) {
     return Error(
         reply.error().code(), "",

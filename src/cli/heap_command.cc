@@ -16,6 +16,7 @@
 #include "cli/heap/heap_view.h"
 #include "cli/heap/pprof.h"
 #include "cli/heap/symbolizer.h"
+#include "cli/target_watch.h"
 #include "common/io.h"
 #include "common/parse.h"
 #include "diag/ipc/client.h"
@@ -46,8 +47,12 @@ int Snapshot(const HeapOptions& o) {
   }
   auto target = FindTarget(o.pid);
   if (!target) return Fail(target.error().message());
+  TargetWatch watch(target->pid);
   auto reply = ipc::Call(target->endpoint, ipc::Command::kHeapSnapshot, nlohmann::json::object(),
                          std::chrono::seconds(60));
+  if (!reply && reply.error().code() != EINVAL && watch.Exited(std::chrono::seconds(2))) {
+    return Fail(watch.ExitedDuring("the heap snapshot"));
+  }
   if (!reply) {
     return Fail("heap snapshot of process " + std::to_string(o.pid) +
                 " failed: " + reply.error().message());

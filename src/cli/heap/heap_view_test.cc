@@ -195,5 +195,15 @@ TEST(FlameGraph, IsOneSelfContainedPageWithTheFramesAsData) {
   EXPECT_NE(page.find("\"b\":3072.0"), std::string::npos);  // the root: all the growth
 }
 
+// A profile's names are any bytes (found by tests/fuzz/pprof_fuzzer: JSON
+// would not take them, and `heap diff --html` failed).
+TEST(FlameGraph, TakesNamesThatAreNotUtf8) {
+  auto growth = Growth(Make({}), Make({{{"Leak\xff\xfe", "main"}, 2048}}));
+  ASSERT_TRUE(growth.ok());
+  std::string page;
+  ASSERT_NO_THROW(page = FlameGraphHtml(*growth, "a \xff -> b"));
+  EXPECT_NE(page.find("Leak\xef\xbf\xbd\xef\xbf\xbd"), std::string::npos);  // U+FFFD each
+}
+
 }  // namespace
 }  // namespace cppdiag::cli::heap

@@ -12,21 +12,25 @@ scripts/build.sh release
 status=0
 labels=${1:-}
 if [ -z "$labels" ]; then
-  # A short fuzz run of the diagnostic socket's request path (clang, ASan+UBSan).
-  echo "=== fuzz: request_fuzzer, 20 s"
+  # A short fuzz run of the diagnostic socket's request path and of the CLI's
+  # pprof reader (clang, ASan+UBSan).
   scripts/build.sh fuzz >/dev/null
-  corpus=$(mktemp -d)
-  cp tests/fuzz/corpus/* "$corpus"/
-  if build/fuzz/tests/fuzz/request_fuzzer -max_total_time=20 -max_len=70000 \
-       -print_final_stats=1 "$corpus" >"$corpus.log" 2>&1; then
-    grep -E "^stat::number_of_executed_units" "$corpus.log" || true
-    echo "fuzz: no crash"
-  else
-    tail -40 "$corpus.log"
-    echo "fuzz: FAILED"
-    status=1
-  fi
-  rm -rf "$corpus" "$corpus.log"
+  for fuzzer in request_fuzzer:corpus:70000 pprof_fuzzer:pprof_corpus:20000; do
+    IFS=: read -r name seeds max_len <<<"$fuzzer"
+    echo "=== fuzz: $name, 10 s"
+    corpus=$(mktemp -d)
+    cp tests/fuzz/"$seeds"/* "$corpus"/
+    if build/fuzz/tests/fuzz/"$name" -max_total_time=10 -max_len="$max_len" \
+         -print_final_stats=1 "$corpus" >"$corpus.log" 2>&1; then
+      grep -E "^stat::number_of_executed_units" "$corpus.log" || true
+      echo "fuzz: no crash"
+    else
+      tail -40 "$corpus.log"
+      echo "fuzz: FAILED"
+      status=1
+    fi
+    rm -rf "$corpus" "$corpus.log"
+  done
 
   # Sanitizers on a focused subset: the code with threads, parsers and sockets,
   # and the heap sampler's table (8 threads allocating and freeing across threads).

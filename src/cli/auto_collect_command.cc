@@ -15,13 +15,17 @@
 
 #include "cli/commands.h"
 #include "cli/discovery.h"
+#include "cli/display.h"
 #include "cli/dump_request.h"
-#include "common/io.h"
+#include "cli/target_root.h"
 
 namespace cppdiag::cli {
 namespace {
 
 constexpr const char* kNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+// Placeholders in the commands printed, for the user to fill in.
+constexpr const char* kUnknownNamespace = "<namespace>";
+constexpr const char* kUnknownPod = "<pod>";
 
 struct AutoCollectOptions {
   std::string name;
@@ -53,18 +57,22 @@ std::string Trim(std::string s) {
 }
 
 // The pod's namespace: from our own service account mount, else from the
-// target's (a debug container often has none), else a placeholder.
+// target's (a debug container often has none), else kUnknownNamespace. The
+// target's is read as the target sees it (/var/run -> /run and the mount's
+// namespace -> ..data/namespace resolved in its filesystem, never out of
+// it), and only if it is a small regular file: the target may have planted
+// a FIFO or a link to a device there.
 std::string PodNamespace(const DiagTarget& target) {
-  // Through /proc/<pid>/root an absolute symlink (/var/run -> /run) would
-  // lead back into our own filesystem: try the /run spelling there too.
-  std::string root = "/proc/" + std::to_string(target.pid) + "/root";
-  for (const std::string& file : {std::string(kNamespaceFile), root + kNamespaceFile,
-                                  root + "/run/secrets/kubernetes.io/serviceaccount/namespace"}) {
-    if (auto text = ReadFileToString(file, 4096); text && !Trim(*text).empty()) {
+  for (const std::string& root :
+       {std::string("/"), "/proc/" + std::to_string(target.pid) + "/root"}) {
+    auto fs = TargetRoot::Open(root);
+    if (!fs) continue;
+    auto text = fs->ReadSmallFile(kNamespaceFile, 4096, LastLink::kFollow);
+    if (text && !Trim(*text).empty()) {
       return Trim(*text);
     }
   }
-  return "<namespace>";
+  return kUnknownNamespace;
 }
 
 // The pod's name: containers of a pod share its UTS namespace, whose host name
@@ -73,7 +81,7 @@ std::string PodName() {
   if (const char* h = std::getenv("HOSTNAME"); h != nullptr && *h != '\0') return h;
   char host[256] = {};
   if (::gethostname(host, sizeof host - 1) == 0 && host[0] != '\0') return host;
-  return "<pod>";
+  return kUnknownPod;
 }
 
 // Waits `seconds`, or less if SIGTERM or SIGINT comes: as the first process
@@ -135,17 +143,26 @@ Result<DiagTarget> ChooseTarget(const std::string& name) {
 int AutoCollect(const AutoCollectOptions& o) {
   auto target = ChooseTarget(o.name);
   if (!target) return Fail(target.error().message());
-  std::printf("Target: process %d (%s): %s\n", target->pid, target->name.c_str(),
-              target->command_line.c_str());
+  std::printf("Target: process %d (%s): %s\n", target->pid, ForTerminal(target->name).c_str(),
+              ForTerminal(target->command_line).c_str());
   std::fflush(stdout);
   auto dump = RequestDump(*target, {.path = o.output, .type = o.type, .overwrite = false});
   if (!dump) return Fail(dump.error().message());
 
-  std::printf("The dump is in the target's filesystem: %s\n", dump->path.c_str());
+  std::printf("The dump is in the target's filesystem: %s\n", ForTerminal(dump->path).c_str());
   std::string here = "/proc/" + std::to_string(target->pid) + "/root" + dump->path;
   struct stat st {};
-  if (::stat(here.c_str(), &st) == 0) std::printf("  (from this container: %s)\n", here.c_str());
-  std::string ns = PodNamespace(*target), pod = PodName(), base = Basename(dump->path);
+  if (::stat(here.c_str(), &st) == 0) {
+    std::printf("  (from this container: %s)\n", ForTerminal(here).c_str());
+  }
+  // The lines are for pasting into a shell: each word that comes from the
+  // target (the dump's path, the namespace) or the pod is quoted; the
+  // placeholders are left for the user to fill in.
+  auto word = [](const std::string& s, const char* placeholder) {
+    return s == placeholder ? s : ShellWord(s);
+  };
+  std::string ns_word = word(PodNamespace(*target), kUnknownNamespace);
+  std::string pod = word(PodName(), kUnknownPod), base = ShellWord(Basename(dump->path));
   // kubectl cp runs tar in the container it copies from: a FROM-scratch app
   // image has none, hence the second way, through any container of the pod
   // that has cat (pids are the same in a pod's shared PID namespace).
@@ -154,8 +171,8 @@ int AutoCollect(const AutoCollectOptions& o) {
       "  kubectl cp %s/%s:%s ./%s -c <app-container>\n"
       "or through a container with cat in this PID namespace (e.g. a debugger sidecar):\n"
       "  kubectl exec -n %s %s -c <debugger> -- cat %s > ./%s\n",
-      ns.c_str(), pod.c_str(), dump->path.c_str(), base.c_str(), ns.c_str(), pod.c_str(),
-      here.c_str(), base.c_str());
+      ns_word.c_str(), pod.c_str(), ShellWord(dump->path).c_str(), base.c_str(), ns_word.c_str(),
+      pod.c_str(), ShellWord(here).c_str(), base.c_str());
   if (o.linger_seconds > 0) {
     std::printf("Waiting %u s (--linger) so the dump can be copied\n", o.linger_seconds);
   }

@@ -14,7 +14,8 @@ void AddAutoCollectCommand(CLI::App& app, int* exit_code);
 void AddHeapCommand(CLI::App& app, int* exit_code);
 void AddCountersCommand(CLI::App& app, int* exit_code);
 
-// Prints "cppdiag: <message>" on stderr and returns `code`.
+// Prints "cppdiag: <message>" on stderr, escaped for the terminal
+// (ForTerminal), and returns `code`.
 int Fail(const std::string& message, int code = 1);
 
 }  // namespace cppdiag::cli

@@ -21,9 +21,10 @@
 
 #include "cli/commands.h"
 #include "cli/discovery.h"
+#include "cli/display.h"
+#include "cli/target_watch.h"
 #include "common/io.h"
 #include "common/parse.h"
-#include "common/proc.h"
 #include "common/scoped_fd.h"
 #include "diag/counters/catalog.h"
 #include "cli/counters/derived.h"
@@ -160,7 +161,7 @@ class Poller {
     if (!target) return target.error();
     Poller p;
     p.target_ = std::move(*target);
-    if (auto stat = ReadProcStat(pid)) p.start_ticks_ = stat->start_time_ticks;
+    p.watch_.emplace(pid);
     return p;
   }
 
@@ -181,17 +182,13 @@ class Poller {
   }
 
   // True when the process is no more (or its pid now names another one).
-  bool TargetGone() const {
-    auto stat = ReadProcStat(target_.pid);
-    return !stat || stat->state == 'Z' || stat->state == 'X' ||
-           (start_ticks_ != 0 && stat->start_time_ticks != start_ticks_);
-  }
+  bool TargetGone() const { return watch_->Exited(std::chrono::seconds(1)); }
 
   const DiagTarget& target() const { return target_; }
 
  private:
   DiagTarget target_;
-  uint64_t start_ticks_ = 0;
+  std::optional<TargetWatch> watch_;
   std::optional<Sample> previous_;
 };
 
@@ -233,8 +230,8 @@ int Monitor(const CountersOptions& o) {
   if (tty && ::isatty(STDIN_FILENO) == 1) raw = std::make_unique<ScopedRawTerminal>(STDIN_FILENO);
   int key_fd = raw && raw->active() ? STDIN_FILENO : -1;
   ScopedStopSignals stop;
-  std::string title = "[cppdiag] process " + std::to_string(o.pid) + " (" + poller->target().name +
-                      "), every " +
+  std::string title = "[cppdiag] process " + std::to_string(o.pid) + " (" +
+                      ForTerminal(poller->target().name) + "), every " +
                       Seconds(std::chrono::duration_cast<std::chrono::nanoseconds>(*interval));
 
   size_t drawn = 0;

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "cli/display.h"
+#include "cli/target_watch.h"
 #include "common/parse.h"
 #include "diag/ipc/client.h"
 
@@ -44,7 +46,7 @@ class ProgressLine {
 };
 
 void Announce(const std::string& type, const std::string& path) {
-  std::printf("Writing %s dump to %s\n", type.c_str(), path.c_str());
+  std::printf("Writing %s dump to %s\n", ForTerminal(type).c_str(), ForTerminal(path).c_str());
   std::fflush(stdout);
 }
 
@@ -54,6 +56,7 @@ Result<DumpOutcome> RequestDump(const DiagTarget& target, const DumpRequestOptio
   nlohmann::json request = {{"overwrite", options.overwrite}};
   if (!options.type.empty()) request["type"] = options.type;
   if (!options.path.empty()) request["path"] = options.path;
+  TargetWatch watch(target.pid);
   ProgressLine line;
   bool announced = false;
   // The target's first progress frame names the path and type before the
@@ -69,6 +72,12 @@ Result<DumpOutcome> RequestDump(const DiagTarget& target, const DumpRequestOptio
   auto reply = ipc::Call(target.endpoint, ipc::Command::kDump, request, std::chrono::minutes(30),
                          on_progress);
   line.Clear();
+  // A target killed during the dump (by the OOM killer, say) closes the
+  // connection: say that, rather than what the read saw. An error reply
+  // (EINVAL) comes from a target that is alive.
+  if (!reply && reply.error().code() != EINVAL && watch.Exited(std::chrono::seconds(2))) {
+    return Error(ESRCH, "", watch.ExitedDuring("the dump"));
+  }
   if (!reply) {
     return Error(
         reply.error().code(), "",
@@ -80,10 +89,10 @@ Result<DumpOutcome> RequestDump(const DiagTarget& target, const DumpRequestOptio
   out.bytes = reply->value("bytes", uint64_t{0});
   if (!announced) Announce(out.type, out.path);
   std::string reason = reply->value("mode_reason", "");
-  std::printf("Complete: %s in %.0f ms (threads paused %.1f ms, %s%s)\n",
+  std::string mode = reply->value("mode", "?") + (reason.empty() ? "" : ": " + reason);
+  std::printf("Complete: %s in %.0f ms (threads paused %.1f ms, %s)\n",
               FormatBytes(out.bytes).c_str(), reply->value("duration_ms", 0.0),
-              reply->value("pause_ms", 0.0), reply->value("mode", "?").c_str(),
-              reason.empty() ? "" : (": " + reason).c_str());
+              reply->value("pause_ms", 0.0), ForTerminal(mode).c_str());
   std::fflush(stdout);
   return out;
 }

@@ -26,7 +26,9 @@ struct DumpOutcome {
 // Sends the dump request and, when the target has written the dump, prints
 // "Writing <type> dump to <path>" and "Complete: <size> in <ms> (threads
 // paused <ms>, <mode>)" on stdout. On failure prints nothing and returns an
-// error whose message is one line: "dump of process <pid> failed: <reason>".
+// error whose message is one line: "dump of process <pid> failed: <reason>",
+// or, when the target exited meanwhile, "the target (pid <pid>) exited
+// during the dump (killed by SIGKILL)" (how, when it can still be read).
 //
 //   auto target = FindTarget(pid);
 //   if (!target) return Fail(target.error().message());

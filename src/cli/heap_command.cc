@@ -11,10 +11,12 @@
 
 #include "cli/commands.h"
 #include "cli/discovery.h"
+#include "cli/display.h"
 #include "cli/heap/flame_html.h"
 #include "cli/heap/heap_view.h"
 #include "cli/heap/pprof.h"
 #include "cli/heap/symbolizer.h"
+#include "cli/target_watch.h"
 #include "common/io.h"
 #include "common/parse.h"
 #include "diag/ipc/client.h"
@@ -45,8 +47,12 @@ int Snapshot(const HeapOptions& o) {
   }
   auto target = FindTarget(o.pid);
   if (!target) return Fail(target.error().message());
+  TargetWatch watch(target->pid);
   auto reply = ipc::Call(target->endpoint, ipc::Command::kHeapSnapshot, nlohmann::json::object(),
                          std::chrono::seconds(60));
+  if (!reply && reply.error().code() != EINVAL && watch.Exited(std::chrono::seconds(2))) {
+    return Fail(watch.ExitedDuring("the heap snapshot"));
+  }
   if (!reply) {
     return Fail("heap snapshot of process " + std::to_string(o.pid) +
                 " failed: " + reply.error().message());
@@ -68,7 +74,7 @@ int Snapshot(const HeapOptions& o) {
   std::printf(
       "Wrote %s: process %d (%s), %zu stack(s), estimated live heap %s in %.0f objects "
       "(sample period %s)\n",
-      o.output.c_str(), o.pid, target->name.c_str(), stacks ? stacks->size() : 0,
+      o.output.c_str(), o.pid, ForTerminal(target->name).c_str(), stacks ? stacks->size() : 0,
       Bytes(totals.bytes).c_str(), totals.objects, FormatBytes(heap->sample_period_bytes).c_str());
   return 0;
 }

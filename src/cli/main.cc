@@ -5,11 +5,14 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/display.h"
 
 namespace cppdiag::cli {
 
 int Fail(const std::string& message, int code) {
-  std::fprintf(stderr, "cppdiag: %s\n", message.c_str());
+  // Messages carry what targets said (their names, paths, error replies):
+  // escaped here, once, for every command.
+  std::fprintf(stderr, "cppdiag: %s\n", ForTerminal(message).c_str());
   return code;
 }
 

@@ -3,6 +3,7 @@
 
 #include "cli/commands.h"
 #include "cli/discovery.h"
+#include "cli/display.h"
 
 namespace cppdiag::cli {
 
@@ -16,8 +17,10 @@ void AddPsCommand(CLI::App& app, int* exit_code) {
       return;
     }
     std::printf("%8s  %-16s %s\n", "PID", "NAME", "COMMAND");
+    // Names and command lines are the targets': escaped, not raw, on the terminal.
     for (const auto& t : targets) {
-      std::printf("%8d  %-16s %s\n", t.pid, t.name.c_str(), t.command_line.c_str());
+      std::printf("%8d  %-16s %s\n", t.pid, ForTerminal(t.name).c_str(),
+                  ForTerminal(t.command_line).c_str());
     }
     *exit_code = 0;
   });

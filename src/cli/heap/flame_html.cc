@@ -156,7 +156,10 @@ std::string FlameGraphHtml(const std::vector<StackValue>& stacks, const std::str
     page.replace(page.find(key), key.size(), value);
   };
   replace("@TITLE@", HtmlEscape(title));
-  replace("@DATA@", ScriptSafe(ToJson(root).dump()));
+  // Names are whatever a binary or a profile held: bytes that are not UTF-8
+  // become U+FFFD rather than an exception.
+  replace("@DATA@",
+          ScriptSafe(ToJson(root).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
   return page;
 }
 

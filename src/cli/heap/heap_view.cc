@@ -7,6 +7,7 @@
 #include <map>
 #include <unordered_map>
 
+#include "cli/display.h"
 #include "common/parse.h"
 
 namespace cppdiag::cli::heap {
@@ -266,13 +267,14 @@ std::string FormatStacks(const std::vector<StackValue>& stacks, size_t top, size
   for (size_t i = 0; i < stacks.size() && i < top; ++i) {
     const auto& s = stacks[i];
     std::snprintf(
-        buf, sizeof buf, "#%zu  %s%s  %s%.0f objects  (%.1f%%)  in %s\n", i + 1, growth ? "+" : "",
+        buf, sizeof buf, "#%zu  %s%s  %s%.0f objects  (%.1f%%)  in ", i + 1, growth ? "+" : "",
         FormatBytes(static_cast<uint64_t>(std::llround(s.bytes))).c_str(),
-        growth && s.objects >= 0 ? "+" : "", s.objects, total > 0 ? 100.0 * s.bytes / total : 0.0,
-        QualifiedName(s.leaking_frame().function).c_str());
-    out += buf;
+        growth && s.objects >= 0 ? "+" : "", s.objects, total > 0 ? 100.0 * s.bytes / total : 0.0);
+    out += buf + ForTerminal(QualifiedName(s.leaking_frame().function)) + "\n";
+    // Names and files come from the target's binaries, or a profile from
+    // anywhere: escaped for the terminal.
     for (size_t f = 0; f < s.frames.size() && f < max_frames; ++f) {
-      out += "      " + s.frames[f].ToString() + "\n";
+      out += "      " + ForTerminal(s.frames[f].ToString()) + "\n";
     }
     if (s.frames.size() > max_frames) {
       out += "      ... " + std::to_string(s.frames.size() - max_frames) + " more frames\n";

@@ -63,7 +63,7 @@ struct Totals {
 Totals ProfileTotals(const pprof::Profile& profile);
 
 // Text for the terminal: the top `top` stacks, each with its bytes, objects
-// and frames (at most `max_frames`).
+// and frames (at most `max_frames`), names and files escaped (ForTerminal).
 std::string FormatStacks(const std::vector<StackValue>& stacks, size_t top, size_t max_frames,
                          bool growth);
 

@@ -91,6 +91,21 @@ TEST(HeapView, DiffOrdersByGrowthAndDropsWhatShrankOrStayed) {
   EXPECT_EQ(text.find("GrowsALittle"), std::string::npos) << text;  // --top 2
 }
 
+TEST(HeapView, FormatStacksEscapesNamesAndKeepsOneLinePerFrame) {
+  std::string hostile = "Leak\x1b]0;pwned\x07\nFake line";
+  std::string long_name(1000, 'L');
+  auto stacks = StacksByBytes(Make({{{hostile, "main"}, 4096}, {{long_name, "main"}, 2048}}));
+  ASSERT_TRUE(stacks.ok());
+  std::string text = FormatStacks(*stacks, 5, 5, false);
+  EXPECT_EQ(text.find('\x1b'), std::string::npos) << text;
+  EXPECT_EQ(text.find('\x07'), std::string::npos) << text;
+  EXPECT_NE(text.find("      Leak\\x1b]0;pwned\\x07\\nFake line at x.cc:10\n"), std::string::npos)
+      << text;
+  // A name longer than any buffer: whole, and its line ended.
+  EXPECT_NE(text.find("in " + long_name + "\n"), std::string::npos) << text;
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 2 + 4) << text;
+}
+
 TEST(HeapView, StacksMatchByFunctionsNotAddresses) {
   auto before = Make({{{"Leak", "main"}, 100}});
   auto after = Make({{{"Leak", "main"}, 300}});
@@ -178,6 +193,16 @@ TEST(FlameGraph, IsOneSelfContainedPageWithTheFramesAsData) {
   EXPECT_EQ(page.find("</script>"), page.rfind("</script>"));  // the name cannot end the script
   EXPECT_NE(page.find("Leak\\u003ca>\\u003c/script>"), std::string::npos);
   EXPECT_NE(page.find("\"b\":3072.0"), std::string::npos);  // the root: all the growth
+}
+
+// A profile's names are any bytes (found by tests/fuzz/pprof_fuzzer: JSON
+// would not take them, and `heap diff --html` failed).
+TEST(FlameGraph, TakesNamesThatAreNotUtf8) {
+  auto growth = Growth(Make({}), Make({{{"Leak\xff\xfe", "main"}, 2048}}));
+  ASSERT_TRUE(growth.ok());
+  std::string page;
+  ASSERT_NO_THROW(page = FlameGraphHtml(*growth, "a \xff -> b"));
+  EXPECT_NE(page.find("Leak\xef\xbf\xbd\xef\xbf\xbd"), std::string::npos);  // U+FFFD each
 }
 
 }  // namespace

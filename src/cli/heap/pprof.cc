@@ -535,22 +535,22 @@ Status WriteProfileFile(const Profile& profile, const std::string& path, bool ov
   return OkStatus();
 }
 
+Result<Profile> ParseProfile(std::string_view data) {
+  std::string unzipped;
+  if (LooksGzipped(data)) {
+    CPPDIAG_ASSIGN_OR_RETURN(unzipped, Gunzip(data));
+    data = unzipped;
+  }
+  CPPDIAG_ASSIGN_OR_RETURN(Profile profile, Decode(data));
+  if (profile.sample_types.empty()) return Error::Invalid("not a pprof profile: no sample types");
+  return profile;
+}
+
 Result<Profile> ReadProfileFile(const std::string& path) {
   auto data = ReadFileToString(path, 1u << 30);
   if (!data) return data.error();
-  std::string raw;
-  if (LooksGzipped(*data)) {
-    auto unzipped = Gunzip(*data);
-    if (!unzipped) return Error::Invalid(path + ": " + unzipped.error().message());
-    raw = std::move(*unzipped);
-  } else {
-    raw = std::move(*data);
-  }
-  auto profile = Decode(raw);
-  if (!profile) return Error::Invalid(path + ": " + profile.error().message());
-  if (profile->sample_types.empty()) {
-    return Error::Invalid(path + ": not a pprof profile: no sample types");
-  }
+  auto profile = ParseProfile(*data);
+  if (!profile) return Error(profile.error().code(), "", path + ": " + profile.error().message());
   return profile;
 }
 

@@ -102,6 +102,10 @@ bool LooksGzipped(std::string_view data);
 // refusing to replace an existing file unless `overwrite`. The file appears
 // whole (written to a temporary name, then renamed).
 Status WriteProfileFile(const Profile& profile, const std::string& path, bool overwrite);
+// Parses the bytes of a .pb.gz (or an uncompressed .pb) written by us or
+// any pprof tool: what ReadProfileFile does once it has read the file (and
+// what tests/fuzz/pprof_fuzzer feeds any bytes to).
+Result<Profile> ParseProfile(std::string_view data);
 // Reads a .pb.gz (or an uncompressed .pb) written by us or any pprof tool.
 // Errors say "<path>: ...".
 Result<Profile> ReadProfileFile(const std::string& path);

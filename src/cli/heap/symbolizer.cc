@@ -7,13 +7,17 @@
 #include <fcntl.h>
 #include <gelf.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
+#include <optional>
 #include <string_view>
 
+#include "cli/target_root.h"
 #include "common/io.h"
 
 namespace cppdiag::cli::heap {
@@ -32,11 +36,9 @@ std::string BaseName(const std::string& path) {
 
 // The load bias of a file mapped at `start` from `offset`: the PT_LOAD
 // segment that holds `offset` says which virtual address `start` stands for.
-bool LoadBias(const std::string& path, uint64_t start, uint64_t offset, uint64_t* bias) {
-  auto fd = OpenFile(path, O_RDONLY);
-  if (!fd) return false;
+bool LoadBias(int fd, uint64_t start, uint64_t offset, uint64_t* bias) {
   elf_version(EV_CURRENT);
-  Elf* elf = elf_begin(fd->get(), ELF_C_READ, nullptr);
+  Elf* elf = elf_begin(fd, ELF_C_READ, nullptr);
   if (elf == nullptr) return false;
   size_t n = 0;
   bool found = false;
@@ -131,11 +133,73 @@ std::string Demangle(const std::string& name) {
   return result;
 }
 
+namespace {
+
+uint32_t Crc32(int fd) {
+  uLong crc = crc32(0, nullptr, 0);
+  char buf[64 * 1024];
+  for (off_t at = 0;;) {
+    ssize_t n = HANDLE_EINTR(::pread(fd, buf, sizeof buf, at));
+    if (n <= 0) break;
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(buf), static_cast<uInt>(n));
+    at += n;
+  }
+  return static_cast<uint32_t>(crc);
+}
+
+// libdwfl's find_debuginfo for files a target names. A separate debug file
+// by build ID in this machine's debug directories (a name made of hex
+// digits, in our own filesystem), else by .gnu_debuglink under the
+// target's root (`*userdata`), as a regular file, its CRC checked. Not
+// dwfl_standard_find_debuginfo: it opens the link's name, which is the
+// target's to choose ("../../dev/..." or a FIFO), with a plain open(2).
+int FindDebuginfo(Dwfl_Module* mod, void** userdata, const char* modname, Dwarf_Addr base,
+                  const char* file_name, const char* debuglink, GElf_Word crc,
+                  char** debuginfo_file_name) {
+  int fd = dwfl_build_id_find_debuginfo(mod, userdata, modname, base, file_name, debuglink, crc,
+                                        debuginfo_file_name);
+  if (fd >= 0 || debuglink == nullptr || *debuglink == '\0' || file_name == nullptr ||
+      *userdata == nullptr) {
+    return fd;
+  }
+  const auto* root = static_cast<const TargetRoot*>(*userdata);
+  std::string link = debuglink, dir = file_name;
+  dir.resize(dir.rfind('/') + 1);  // file_name: the path as the target sees it
+  std::vector<std::string> candidates;
+  if (link.front() == '/') {
+    candidates = {link};  // a dwz alternate file names itself so
+  } else if (link.find('/') == std::string::npos) {
+    candidates = {dir + link, dir + ".debug/" + link, "/usr/lib/debug" + dir + link};
+  }
+  for (const auto& c : candidates) {
+    auto f = root->OpenRegularFile(c, LastLink::kFollow);
+    if (!f || (crc != 0 && Crc32(f->get()) != crc)) continue;
+    *debuginfo_file_name = ::strdup(c.c_str());
+    return f->release();
+  }
+  errno = 0;
+  return -1;
+}
+
+// "/path (deleted)" in /proc/<pid>/maps, a file replaced since it was
+// mapped: the path is tried anyway (it may be the same build).
+std::string WithoutDeleted(std::string path) {
+  constexpr std::string_view kDeleted = " (deleted)";
+  if (path.size() > kDeleted.size() &&
+      path.compare(path.size() - kDeleted.size(), kDeleted.size(), kDeleted) == 0) {
+    path.resize(path.size() - kDeleted.size());
+  }
+  return path;
+}
+
+}  // namespace
+
 struct Symbolizer::State {
   Dwfl_Callbacks callbacks{};
   char* debuginfo_path = nullptr;
   Dwfl* dwfl = nullptr;
-  std::vector<bool> opened;  // per mapping
+  std::optional<TargetRoot> root;  // outlives dwfl: its callbacks use it
+  std::vector<bool> opened;        // per mapping
   std::map<size_t, bool> has_symbols, has_lines;
   ~State() {
     if (dwfl) dwfl_end(dwfl);
@@ -145,35 +209,45 @@ struct Symbolizer::State {
 Symbolizer::Symbolizer(std::vector<cppdiag::heap::HeapMapping> mappings, std::string root)
     : mappings_(std::move(mappings)), root_(std::move(root)), state_(std::make_unique<State>()) {
   state_->callbacks.find_elf = dwfl_build_id_find_elf;
-  state_->callbacks.find_debuginfo = dwfl_standard_find_debuginfo;
+  state_->callbacks.find_debuginfo = FindDebuginfo;
   state_->callbacks.section_address = dwfl_offline_section_address;
   state_->callbacks.debuginfo_path = &state_->debuginfo_path;
-  state_->dwfl = dwfl_begin(&state_->callbacks);
   state_->opened.assign(mappings_.size(), false);
+  // The paths are the target's: opened only under its root, only if they
+  // are regular files (a FIFO there would block us for ever, a device
+  // would be opened), and handed to libelf and libdwfl as descriptors.
+  // Without access to its root (another uid's process that is not
+  // dumpable), the same rules in our own filesystem.
+  auto opened_root = TargetRoot::Open(root_.empty() ? "/" : root_);
+  if (!opened_root && !root_.empty()) opened_root = TargetRoot::Open("/");
+  if (!opened_root) return;
+  state_->root.emplace(std::move(*opened_root));
+  state_->dwfl = dwfl_begin(&state_->callbacks);
   if (state_->dwfl == nullptr) return;
   dwfl_report_begin(state_->dwfl);
   std::map<std::pair<std::string, uint64_t>, Dwfl_Module*> reported;
   for (size_t i = 0; i < mappings_.size(); ++i) {
     const auto& m = mappings_[i];
     if (m.path.empty() || m.path[0] != '/') continue;  // [vdso], anonymous code
-    // A file replaced since it was mapped shows as "/path (deleted)" in
-    // /proc/<pid>/maps: try the path (it may be the same build) anyway.
-    std::string target_path = m.path;
-    constexpr std::string_view kDeleted = " (deleted)";
-    if (target_path.size() > kDeleted.size() &&
-        target_path.compare(target_path.size() - kDeleted.size(), kDeleted.size(), kDeleted) == 0) {
-      target_path.resize(target_path.size() - kDeleted.size());
-    }
-    std::string path = root_.empty() ? target_path : root_ + target_path;
-    if (::access(path.c_str(), R_OK) != 0) path = target_path;
+    std::string target_path = WithoutDeleted(m.path);
+    auto fd = state_->root->OpenRegularFile(target_path);
     uint64_t bias = 0;
-    if (!LoadBias(path, m.start, m.offset, &bias)) continue;
+    if (!fd || !LoadBias(fd->get(), m.start, m.offset, &bias)) continue;
     auto key = std::make_pair(m.path, bias);
     Dwfl_Module* mod = nullptr;
     if (auto it = reported.find(key); it != reported.end()) {
       mod = it->second;
     } else {
-      mod = dwfl_report_elf(state_->dwfl, BaseName(m.path).c_str(), path.c_str(), -1, bias, true);
+      // The file's name is the target's path: FindDebuginfo looks for its
+      // debug link beside it, under the root. On success libdwfl owns fd.
+      mod = dwfl_report_elf(state_->dwfl, BaseName(m.path).c_str(), target_path.c_str(), fd->get(),
+                            bias, true);
+      if (mod != nullptr) {
+        (void)fd->release();
+        void** userdata = nullptr;
+        dwfl_module_info(mod, &userdata, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
+        if (userdata != nullptr) *userdata = &*state_->root;
+      }
       reported[key] = mod;
     }
     state_->opened[i] = mod != nullptr;

@@ -1,8 +1,10 @@
 // Out-of-process symbolization of a target's pcs with elfutils' libdwfl:
-// each executable mapping's file is opened as the target sees it (through
-// /proc/<pid>/root when the target is live, falling back to the path as
-// given), and each address resolves to its function (demangled), file and
-// line, with the functions inlined there.
+// each executable mapping's file is opened as the target sees it, under
+// its root (/proc/<pid>/root when the target is live), through TargetRoot:
+// regular files only, never a link at the path itself, never out of the
+// root; separate debug files by build ID from this machine, or by debug link
+// under the target's root. Each address resolves to its function
+// (demangled), file and line, with the functions inlined there.
 //
 //   Symbolizer sym(profile.mappings, "/proc/1234/root");
 //   auto where = sym.Symbolize(pc - 1);  // the call instruction, not the return address
@@ -39,8 +41,9 @@ std::string Demangle(const std::string& name);
 
 class Symbolizer {
  public:
-  // `root`: prefix under which the target's paths are opened first
-  // ("/proc/<pid>/root"); empty: the paths as they are.
+  // `root`: the directory that stands for the target's "/"
+  // ("/proc/<pid>/root"); empty: "/". A root that cannot be opened (another
+  // uid's process that is not dumpable) is taken as "/", with the same rules.
   Symbolizer(std::vector<cppdiag::heap::HeapMapping> mappings, std::string root);
   ~Symbolizer();
   Symbolizer(const Symbolizer&) = delete;

@@ -2,10 +2,16 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cinttypes>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
+
+#include "support/subprocess.h"
 
 namespace cppdiag::cli::heap {
 
@@ -113,6 +119,83 @@ TEST(Symbolizer, AMappingWhoseFileIsGoneKeepsTheAddressAndTheFileName) {
   EXPECT_FALSE(where.resolved);
   EXPECT_EQ(where.frames[0].function, "0x7f0000001234 in libgone.so");
   EXPECT_EQ(where.mapping_index, 0);
+}
+
+// Mappings whose files a target replaced: a FIFO opened for reading with no
+// writer blocks for ever, so each test stops itself rather than hang.
+class PlantedFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ::alarm(60);
+    dir_ =
+        std::filesystem::path(::testing::TempDir()) / ("symbolizer-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override {
+    std::filesystem::remove_all(dir_);
+    ::alarm(0);
+  }
+  // This binary's mappings, with its own file's path replaced by `path`.
+  std::vector<cppdiag::heap::HeapMapping> MappingsAt(const std::string& path) {
+    auto maps = SelfMappings();
+    std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+    for (auto& m : maps) {
+      if (m.path == self) m.path = path;
+    }
+    return maps;
+  }
+  std::string Copy(const std::string& name) {
+    std::string to = (dir_ / name).string();
+    std::filesystem::copy_file("/proc/self/exe", to);
+    return to;
+  }
+  std::filesystem::path dir_;
+};
+
+TEST_F(PlantedFileTest, AFifoAtAMappingPathIsNotOpened) {
+  std::string fifo = (dir_ / "libtrap.so").string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  Symbolizer sym(MappingsAt(fifo), "");
+  auto where = sym.Symbolize(SymbolizerTestCaller() - 1);
+  EXPECT_FALSE(where.resolved);
+  EXPECT_EQ(where.frames.back().function.find("in libtrap.so"),
+            where.frames.back().function.size() - 13)
+      << where.frames.back().function;
+}
+
+TEST_F(PlantedFileTest, ASymlinkAtAMappingPathIsNotFollowed) {
+  std::string fifo = (dir_ / "outside.fifo").string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::filesystem::create_symlink(fifo, dir_ / "libtrap.so");
+  std::filesystem::create_symlink("/proc/self/exe", dir_ / "libself.so");
+  for (const char* name : {"libtrap.so", "libself.so"}) {
+    Symbolizer sym(MappingsAt((dir_ / name).string()), "");
+    EXPECT_FALSE(sym.Symbolize(SymbolizerTestCaller() - 1).resolved) << name;
+  }
+}
+
+// A stripped copy whose .gnu_debuglink names its debug file: found beside
+// it, under the root; and a debug link that names a FIFO is not opened.
+TEST_F(PlantedFileTest, DebugLinksAreFollowedUnderTheRootToRegularFilesOnly) {
+  std::string exe = Copy("stripped"), debug = exe + ".debug";
+  std::string out =
+      cppdiag::testing::RunToCompletion({"/usr/bin/objcopy", "--only-keep-debug", exe, debug});
+  out += cppdiag::testing::RunToCompletion(
+      {"/usr/bin/objcopy", "--strip-debug", "--add-gnu-debuglink=" + debug, exe});
+  ASSERT_TRUE(out.empty()) << out;
+  {
+    Symbolizer sym(MappingsAt(exe), "");
+    auto where = sym.Symbolize(SymbolizerTestCaller() - 1);
+    ASSERT_TRUE(where.resolved);
+    EXPECT_EQ(where.frames.back().line, kCallerLine) << "the lines come from the debug file";
+  }
+  std::filesystem::remove(debug);
+  ASSERT_EQ(::mkfifo(debug.c_str(), 0600), 0);
+  Symbolizer sym(MappingsAt(exe), "");
+  auto where = sym.Symbolize(SymbolizerTestCaller() - 1);
+  EXPECT_TRUE(where.resolved) << "by the symbol table";
+  EXPECT_EQ(where.frames.back().line, 0);
 }
 
 }  // namespace

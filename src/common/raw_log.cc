@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "common/io.h"
 
@@ -55,54 +56,9 @@ void RawLine::WriteTo(int fd) {
 }
 
 const char* ErrnoName(int err) {
-  switch (err) {
-    case EPERM:
-      return "EPERM (operation not permitted)";
-    case ENOENT:
-      return "ENOENT (no such file or directory)";
-    case EINTR:
-      return "EINTR (interrupted)";
-    case EIO:
-      return "EIO (I/O error)";
-    case EBADF:
-      return "EBADF (bad file descriptor)";
-    case ENOMEM:
-      return "ENOMEM (out of memory)";
-    case EACCES:
-      return "EACCES (permission denied)";
-    case EFAULT:
-      return "EFAULT (bad address)";
-    case EEXIST:
-      return "EEXIST (file exists)";
-    case ENOTDIR:
-      return "ENOTDIR (not a directory)";
-    case EISDIR:
-      return "EISDIR (is a directory)";
-    case EINVAL:
-      return "EINVAL (invalid argument)";
-    case EMFILE:
-      return "EMFILE (too many open files)";
-    case EFBIG:
-      return "EFBIG (file too large)";
-    case ENOSPC:
-      return "ENOSPC (no space left on device)";
-    case EROFS:
-      return "EROFS (read-only file system)";
-    case EPIPE:
-      return "EPIPE (broken pipe)";
-    case ENAMETOOLONG:
-      return "ENAMETOOLONG (file name too long)";
-    case ELOOP:
-      return "ELOOP (too many symbolic links)";
-    case EDQUOT:
-      return "EDQUOT (disk quota exceeded)";
-    case ESRCH:
-      return "ESRCH (no such process)";
-    case EAGAIN:
-      return "EAGAIN (try again)";
-    default:
-      return "E? (unknown error)";
-  }
+  // glibc's own table (2.32+): a pointer into static storage, no locale, no allocation.
+  const char* name = ::strerrorname_np(err);
+  return name != nullptr ? name : "E?";
 }
 
 }  // namespace cppdiag

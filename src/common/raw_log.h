@@ -32,7 +32,8 @@ class RawLine {
   size_t len_ = 0;
 };
 
-// Async-signal-safe strerror: the errno's symbolic name ("ENOSPC") or "E?".
+// Async-signal-safe: the errno's symbolic name ("ENOSPC", "ETIMEDOUT"), from
+// glibc's strerrorname_np, or "E?" for a value glibc does not know.
 const char* ErrnoName(int err);
 
 }  // namespace cppdiag

@@ -69,6 +69,13 @@ Result<std::pair<uint16_t, nlohmann::json>> ReadFrame(int fd, const Endpoint& en
   return std::make_pair(header.code, std::move(body));
 }
 
+// `body[key]` when it is a string, else "" (a reply is not trusted to be well typed).
+std::string StringField(const nlohmann::json& body, const char* key) {
+  if (!body.is_object()) return {};
+  auto it = body.find(key);
+  return it != body.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 }  // namespace
 
 Result<nlohmann::json> Call(const Endpoint& endpoint, Command command,
@@ -77,7 +84,13 @@ Result<nlohmann::json> Call(const Endpoint& endpoint, Command command,
   CPPDIAG_ASSIGN_OR_RETURN(ScopedFd fd, Connect(endpoint, timeout));
   nlohmann::json sent = request;
   if (progress && sent.is_object()) sent["progress"] = true;
-  std::string frame = EncodeFrame(static_cast<uint16_t>(command), sent.dump());
+  std::string payload;
+  try {  // strict here: a path changed to U+FFFD would name another file
+    payload = sent.dump();
+  } catch (const nlohmann::json::exception&) {
+    return Error::Invalid("the request holds a string that is not UTF-8 (a path, say)");
+  }
+  std::string frame = EncodeFrame(static_cast<uint16_t>(command), payload);
   // A server that refuses us replies and closes without reading: a failed
   // send is then no failure as long as its reply can be read.
   int send_err = SendAllRaw(fd.get(), frame.data(), frame.size());
@@ -88,7 +101,12 @@ Result<nlohmann::json> Call(const Endpoint& endpoint, Command command,
       continue;
     }
     if (reply.first != static_cast<uint16_t>(ReplyStatus::kOk)) {
-      return Error::Invalid(reply.second.value("error", std::string("request failed")));
+      // The server's errno (EBUSY, EPERM...) and its one-line message.
+      std::string code = StringField(reply.second, "code");
+      std::string message = StringField(reply.second, "error");
+      int err = ErrnoFromName(code);
+      if (message.empty()) message = "request failed";
+      return Error(err != 0 ? err : EINVAL, "", message);
     }
     return std::move(reply.second);
   }

@@ -1,6 +1,7 @@
 #include "diag/ipc/handlers.h"
 
 #include <limits.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -47,10 +48,14 @@ Result<nlohmann::json> ProcessInfo(const RuntimeInfo& rt) {
   return info;
 }
 
-// Forwards the self-dump's progress (fork mode) as progress frames.
+// Forwards the self-dump's progress (fork mode) as progress frames. Called
+// from inside WriteSelfDump: nothing may be thrown through it.
 void SendProgress(void* context, uint64_t written, uint64_t total) {
   const auto* peer = static_cast<const PeerInfo*>(context);
-  peer->progress(nlohmann::json{{"bytes_written", written}, {"bytes_total", total}});
+  try {
+    peer->progress(nlohmann::json{{"bytes_written", written}, {"bytes_total", total}});
+  } catch (...) {  // no memory for this frame: the next one, or the reply, tells
+  }
 }
 
 double Ms(uint64_t ns) { return static_cast<double>(ns) / 1e6; }
@@ -113,6 +118,26 @@ Result<nlohmann::json> Dump(const RuntimeInfo& rt, const nlohmann::json& req,
                         {"mode_reason", result.mode_reason}};
 }
 
+// The kernel keeps a process that is not dumpable (PR_SET_DUMPABLE 0, or
+// any credential change: setuid, setgid, capabilities) from its own uid:
+// no ptrace, no /proc/<pid>/mem. The socket follows it for everything that
+// shows memory. Read at each request: the state can change at any time.
+Status MayReadMemory(const PeerInfo& peer) {
+  if (::prctl(PR_GET_DUMPABLE) == 1 || peer.uid == 0) return OkStatus();
+  return Error(EPERM, "",
+               "this process is not dumpable (PR_SET_DUMPABLE 0 or a credential change): "
+               "only root may read its memory");
+}
+
+// `handler`, for root only while the process is not dumpable.
+DiagnosticServer::Handler ReadsMemory(DiagnosticServer::Handler handler) {
+  return [handler = std::move(handler)](const nlohmann::json& req,
+                                        const PeerInfo& peer) -> Result<nlohmann::json> {
+    CPPDIAG_RETURN_IF_ERROR(MayReadMemory(peer));
+    return handler(req, peer);
+  };
+}
+
 }  // namespace
 
 DiagnosticServer::Handlers MakeHandlers(const RuntimeInfo& runtime) {
@@ -126,13 +151,15 @@ DiagnosticServer::Handlers MakeHandlers(const RuntimeInfo& runtime) {
   };
   // The live sampled heap; a target whose profiler is off answers with
   // sample_period_bytes 0 and no stacks, so the client can say why.
-  h[Command::kHeapSnapshot] = [](const nlohmann::json&, const PeerInfo&) -> Result<nlohmann::json> {
-    return HeapProfileToJson(heap::CollectHeapProfile());
-  };
+  // Stacks and mappings are memory (and addresses): as guarded as a dump.
+  h[Command::kHeapSnapshot] =
+      ReadsMemory([](const nlohmann::json&, const PeerInfo&) -> Result<nlohmann::json> {
+        return HeapProfileToJson(heap::CollectHeapProfile());
+      });
   if (dump::SelfDumpPrepared()) {
-    h[Command::kDump] = [&runtime](const nlohmann::json& req, const PeerInfo& peer) {
+    h[Command::kDump] = ReadsMemory([&runtime](const nlohmann::json& req, const PeerInfo& peer) {
       return Dump(runtime, req, peer);
-    };
+    });
   }
   return h;
 }

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "common/raw_log.h"
+
 namespace cppdiag::ipc {
 namespace {
 
@@ -57,6 +59,43 @@ std::string EncodeFrame(uint16_t code, std::string_view payload) {
   EncodeHeader({kVersion, code, static_cast<uint32_t>(payload.size())}, frame.data());
   frame.append(payload);
   return frame;
+}
+
+std::string EncodePayload(const nlohmann::json& body) {
+  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+Status CheckJsonNesting(std::string_view json, int max_depth) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < json.size(); ++i) {
+    char c = json[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // whatever is escaped, it ends nothing
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) {
+        return Error::Invalid("request JSON nesting too deep (more than " +
+                              std::to_string(max_depth) + " levels)");
+      }
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return OkStatus();
+}
+
+int ErrnoFromName(std::string_view name) {
+  if (name == "E?") return 0;
+  for (int err = 1; err < 256; ++err) {
+    if (name == ErrnoName(err)) return err;
+  }
+  return 0;
 }
 
 const char* CommandName(uint16_t code) {

@@ -10,12 +10,15 @@
 //   12      4     payload length in bytes, little-endian
 //
 // One request and one reply per connection. A request's payload is at most
-// kMaxRequestPayload bytes; a reply's at most kMaxReplyPayload. A request
-// that carries "progress": true may get progress frames (status 2) before its
-// reply; other requests never do, so older clients see no change.
+// kMaxRequestPayload bytes, nested at most kMaxRequestDepth deep; a reply's at
+// most kMaxReplyPayload. A request that carries "progress": true may get
+// progress frames (status 2) before its reply; other requests never do, so
+// older clients see no change.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 
@@ -28,6 +31,8 @@ inline constexpr uint16_t kVersion = 1;
 inline constexpr size_t kHeaderSize = 16;
 inline constexpr uint32_t kMaxRequestPayload = 64 * 1024;
 inline constexpr uint32_t kMaxReplyPayload = 256u << 20;
+// Arrays and objects inside one another in a request (requests are flat).
+inline constexpr int kMaxRequestDepth = 32;
 
 enum class Command : uint16_t {
   kProcessInfo = 1,   // {} → pid, exe, cmdline, uid, start time, config, cgroup
@@ -58,6 +63,46 @@ Result<FrameHeader> DecodeHeader(std::string_view bytes, uint32_t max_payload);
 
 // A whole frame: header + payload.
 std::string EncodeFrame(uint16_t code, std::string_view payload);
+
+// A whole frame built at compile time, for replies that must go out when
+// nothing can be allocated (out of memory, no thread, no descriptor):
+//
+//   constexpr auto kBusy = MakeStaticFrame(ReplyStatus::kError,
+//   R"({"error":"busy","code":"EBUSY"})"); send(fd, kBusy.bytes, sizeof kBusy.bytes, MSG_NOSIGNAL);
+template <size_t N>
+struct StaticFrame {
+  char bytes[kHeaderSize + N - 1] = {};
+  constexpr std::string_view view() const { return {bytes, sizeof bytes}; }
+};
+
+template <size_t N>
+constexpr StaticFrame<N> MakeStaticFrame(ReplyStatus status, const char (&payload)[N]) {
+  StaticFrame<N> f;
+  for (size_t i = 0; i < sizeof kMagic; ++i) f.bytes[i] = kMagic[i];
+  auto put = [&f](size_t at, uint32_t v, int n) {
+    for (int i = 0; i < n; ++i) f.bytes[at + i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  };
+  put(8, kVersion, 2);
+  put(10, static_cast<uint16_t>(status), 2);
+  put(12, static_cast<uint32_t>(N - 1), 4);
+  for (size_t i = 0; i + 1 < N; ++i) f.bytes[kHeaderSize + i] = payload[i];
+  return f;
+}
+
+// A payload's JSON text. The one encoder of what the server sends: bytes
+// that are not UTF-8 (an argv, a mapping path, a file name in an error) become
+// U+FFFD instead of making nlohmann throw, so a hostile string cannot make a
+// command fail every time.
+std::string EncodePayload(const nlohmann::json& body);
+
+// Fails (EINVAL, "nesting too deep") when arrays and objects in `json` nest
+// deeper than `max_depth`. A scan of the bytes (strings skipped) that
+// allocates nothing, so a request is refused before the parser builds
+// anything; the JSON itself is not validated.
+Status CheckJsonNesting(std::string_view json, int max_depth);
+
+// The errno value of an error reply's "code" ("EBUSY" -> EBUSY); 0 if unknown.
+int ErrnoFromName(std::string_view name);
 
 // Name of a command for logs ("dump"), or "unknown".
 const char* CommandName(uint16_t code);

@@ -38,6 +38,7 @@ namespace {
 constexpr size_t kSinkBufferBytes = 64 << 10;
 constexpr size_t kAuxvBytes = 4096;
 constexpr size_t kBytesPerMapsLine = 128;
+constexpr size_t kReportPageBytes = 4096;
 
 struct State {
   // Configuration, in fixed buffers for the signal path.
@@ -52,7 +53,15 @@ struct State {
   uint64_t writeback_bytes = 8 << 20;
   pid_t pid = 0;  // of the process that prepared (a fork child reopens /proc files)
 
-  int mem_fd = -1, pagemap_fd = -1, maps_fd = -1, task_fd = -1, reserve_fd = -1;
+  // Every descriptor the dump state owns, atomic so that
+  // ForgetSelfDumpStateInForkedChild sees what another thread had open when
+  // the process forked. No handle on this process's memory is kept between
+  // dumps: memory is read with process_vm_readv, and pagemap (whose PFNs
+  // depend on the opener's capabilities) is open only while a dump is written.
+  std::atomic<int> maps_fd{-1}, task_fd{-1};  // from PrepareSelfDump on
+  std::atomic<int> reserve_fd{-1};            // /dev/null, given up to open the dump file
+  std::atomic<int> pagemap_fd{-1};            // while a dump is written
+  std::atomic<int> file_fd{-1};               // the dump file being written
 
   std::optional<CoreWriterBuffersOwner> writer;
   void* region = nullptr;  // maps text, mappings, sink buffer
@@ -73,6 +82,10 @@ struct State {
   SelfSnapshot snapshot;
   NoteProvider providers[kMaxNoteProviders];
   ForkReport* report = nullptr;  // MAP_SHARED: the fork-mode child's progress and result
+  // A forked child that could not get a report page of its own (it must not
+  // write the parent's): this one, and no fork mode.
+  ForkReport private_report;
+  bool fork_mode_available = true;
 
   std::atomic<pid_t> owner{0};        // the thread writing a dump
   std::atomic<uint32_t> unlocked{0};  // futex word, bumped when a dump ends
@@ -97,32 +110,36 @@ bool CopyString(char* out, size_t size, const char* in) {
 
 int OpenProc(const char* path, int flags) { return HANDLE_EINTR(::open(path, flags | O_CLOEXEC)); }
 
-void CloseFd(int* fd) {
-  if (*fd >= 0) ::close(*fd);
-  *fd = -1;
+// Closes a descriptor the state owns. The slot is cleared first: a fork in
+// between leaks it to the child rather than leaving a number the child would
+// close after it was reused.
+void CloseOwned(std::atomic<int>* fd) {
+  int f = fd->exchange(-1, std::memory_order_acq_rel);
+  if (f >= 0) ::close(f);
 }
 
-int OpenProcFiles(State* s) {
-  CloseFd(&s->mem_fd);
-  CloseFd(&s->pagemap_fd);
-  CloseFd(&s->maps_fd);
-  CloseFd(&s->task_fd);
-  // Refused to a non-dumpable process: memory is then read with process_vm_readv.
-  s->mem_fd = OpenProc("/proc/self/mem", O_RDONLY);
-  s->maps_fd = OpenProc("/proc/self/maps", O_RDONLY);
-  if (s->maps_fd < 0) return errno;
-  s->task_fd = OpenProc("/proc/self/task", O_RDONLY | O_DIRECTORY);
-  if (s->task_fd < 0) return errno;
-  s->pagemap_fd = OpenProc("/proc/self/pagemap", O_RDONLY);  // optional
+// Points the snapshot at the descriptors open now.
+void ConfigureSnapshot(State* s) {
   SelfSnapshot::Resources r;
-  r.mem_fd = s->mem_fd;
-  r.pagemap_fd = s->pagemap_fd;
-  r.maps_fd = s->maps_fd;
+  r.pagemap_fd = s->pagemap_fd.load(std::memory_order_relaxed);
+  r.maps_fd = s->maps_fd.load(std::memory_order_relaxed);
   r.maps_text = s->maps_text;
   r.maps_capacity = s->maps_capacity;
   r.mappings = s->mappings;
   r.max_mappings = s->max_mappings;
   s->snapshot.Configure(r);
+}
+
+int OpenProcFiles(State* s) {
+  CloseOwned(&s->maps_fd);
+  CloseOwned(&s->task_fd);
+  int maps = OpenProc("/proc/self/maps", O_RDONLY);
+  if (maps < 0) return errno;
+  s->maps_fd.store(maps, std::memory_order_release);
+  int task = OpenProc("/proc/self/task", O_RDONLY | O_DIRECTORY);
+  if (task < 0) return errno;
+  s->task_fd.store(task, std::memory_order_release);
+  ConfigureSnapshot(s);
   s->pid = Pid();
   return 0;
 }
@@ -224,6 +241,17 @@ Status Configure(State* s, const SelfDumpConfig& c) {
   return OkStatus();
 }
 
+// One shared page for what a fork-mode child reports back (at `at`, replacing
+// what is there, or anywhere). Null on failure.
+ForkReport* MapReportPage(void* at) {
+  static_assert(sizeof(ForkReport) <= kReportPageBytes);
+  void* page = ::mmap(at, kReportPageBytes, PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS | (at != nullptr ? MAP_FIXED : 0), -1, 0);
+  if (page == MAP_FAILED) return nullptr;
+  ::madvise(page, kReportPageBytes, MADV_DONTDUMP);
+  return new (page) ForkReport();
+}
+
 Status Allocate(State* s, const SelfDumpConfig& c) {
   s->max_mappings = std::max<size_t>(c.max_mappings, 64);
   s->maps_capacity = (s->max_mappings * kBytesPerMapsLine + 4095) & ~size_t{4095};
@@ -249,14 +277,11 @@ Status Allocate(State* s, const SelfDumpConfig& c) {
   int signal = c.capture_signal != 0 ? c.capture_signal : SIGRTMAX - 3;
   CPPDIAG_RETURN_IF_ERROR(InstallThreadCapture(signal, c.max_threads));
   if (int err = OpenProcFiles(s)) return Error(err, "open", "/proc/self files");
-  s->reserve_fd = OpenProc("/dev/null", O_RDONLY);
+  s->reserve_fd.store(OpenProc("/dev/null", O_RDONLY), std::memory_order_release);
 
-  // One shared page for what a fork-mode child reports back.
-  void* shared = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (shared == MAP_FAILED) return Error::FromErrno("mmap", "self-dump shared page");
-  ::madvise(shared, 4096, MADV_DONTDUMP);
-  static_assert(sizeof(ForkReport) <= 4096);
-  s->report = new (shared) ForkReport();
+  s->report = MapReportPage(nullptr);
+  if (s->report == nullptr) return Error::FromErrno("mmap", "self-dump shared page");
+  void* shared = s->report;
 
   LoadStatic(s);
   s->snapshot.SetStatic(s->auxv, s->auxv_size, s->comm, s->psargs);
@@ -269,7 +294,7 @@ Status Allocate(State* s, const SelfDumpConfig& c) {
   ThreadCaptureRegion(&a, &b);
   s->snapshot.AddExclusion(a, b);
   s->snapshot.AddExclusion(reinterpret_cast<uint64_t>(shared),
-                           reinterpret_cast<uint64_t>(shared) + 4096);
+                           reinterpret_cast<uint64_t>(shared) + kReportPageBytes);
   return OkStatus();
 }
 
@@ -336,7 +361,7 @@ bool TempName(const char* path, char* out, size_t size) {
 // Opens the temporary file. The reserve descriptor is given up for it, so a
 // process out of descriptors (EMFILE) can still dump.
 int OpenTemp(State* s, const char* tmp) {
-  CloseFd(&s->reserve_fd);
+  CloseOwned(&s->reserve_fd);
   int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
   int fd = HANDLE_EINTR(::open(tmp, flags, 0600));
   if (fd < 0 && errno == EEXIST) {
@@ -346,7 +371,7 @@ int OpenTemp(State* s, const char* tmp) {
     fd = HANDLE_EINTR(::open(tmp, flags, 0600));
   }
   int err = fd < 0 ? errno : 0;
-  s->reserve_fd = OpenProc("/dev/null", O_RDONLY);
+  s->reserve_fd.store(OpenProc("/dev/null", O_RDONLY), std::memory_order_release);
   if (fd < 0) return -err;
   if (::fchmod(fd, 0600) != 0) {  // whatever the umask
     err = errno;
@@ -354,6 +379,7 @@ int OpenTemp(State* s, const char* tmp) {
     ::unlink(tmp);
     return -err;
   }
+  s->file_fd.store(fd, std::memory_order_release);
   return fd;
 }
 
@@ -375,11 +401,27 @@ void SyncDirectory(const char* path) {
   }
 }
 
+int WriteSnapshot(State* s, const SelfDumpRequest& req, DumpType type, const timespec& now,
+                  const CaptureResult& capture, int fd, pid_t pid, pid_t ppid, SelfDumpResult* res);
+
 // With every other thread stopped: snapshot and write.
 // `pid`/`ppid`: the identity the core reports (a fork child reports its
 // parent's). Progress goes to the shared report.
 int WriteStopped(State* s, const SelfDumpRequest& req, DumpType type, const timespec& now,
                  const CaptureResult& capture, int fd, pid_t pid, pid_t ppid, SelfDumpResult* res) {
+  // Optional (refused to a non-dumpable process): without it every page of a
+  // planned range is read.
+  s->pagemap_fd.store(OpenProc("/proc/self/pagemap", O_RDONLY), std::memory_order_release);
+  ConfigureSnapshot(s);
+  int err = WriteSnapshot(s, req, type, now, capture, fd, pid, ppid, res);
+  CloseOwned(&s->pagemap_fd);
+  ConfigureSnapshot(s);
+  return err;
+}
+
+int WriteSnapshot(State* s, const SelfDumpRequest& req, DumpType type, const timespec& now,
+                  const CaptureResult& capture, int fd, pid_t pid, pid_t ppid,
+                  SelfDumpResult* res) {
   bool truncated = false;
   if (int err = s->snapshot.Load(&truncated)) {
     res->failed_call = "read /proc/self/maps";
@@ -461,6 +503,11 @@ void AppendReason(SelfDumpResult* res, size_t* n, const char* text) {
 
 // kAuto: fork when the cgroup has room for copy-on-write (fork_snapshot.h).
 SelfDumpMode ResolveMode(State* s, SelfDumpMode asked, SelfDumpResult* res) {
+  if (asked != SelfDumpMode::kSuspend && !s->fork_mode_available) {
+    size_t n = 0;
+    AppendReason(res, &n, "forked child without a report page of its own");
+    return SelfDumpMode::kSuspend;
+  }
   if (asked != SelfDumpMode::kAuto) {
     size_t n = 0;
     AppendReason(res, &n, "requested");
@@ -568,7 +615,7 @@ int WriteLocked(State* s, const SelfDumpRequest& req, SelfDumpResult* res) {
   CaptureOptions co;
   co.own_context = req.ucontext;
   co.own_signal = req.siginfo != nullptr ? req.siginfo->si_signo : 0;
-  co.task_dir_fd = s->task_fd;
+  co.task_dir_fd = s->task_fd.load(std::memory_order_relaxed);
   co.timeout_ms = s->timeout_ms;
   // This frame stays until the dump is written; what lies below it is kept.
   co.keep_stack_top = reinterpret_cast<uint64_t>(__builtin_frame_address(0));
@@ -612,6 +659,7 @@ int WriteLocked(State* s, const SelfDumpRequest& req, SelfDumpResult* res) {
   }
   res->mode = mode;
 
+  s->file_fd.store(-1, std::memory_order_release);
   if (err == 0 && ::close(fd) != 0) {  // NFS reports write errors here
     err = errno;
     res->failed_call = "close";
@@ -693,6 +741,27 @@ int WriteSelfDump(const SelfDumpRequest& request, SelfDumpResult* result) {
   Unlock(s);
   res->duration_ns = MonoNs() - start_ns;
   return err;
+}
+
+void ForgetSelfDumpStateInForkedChild() noexcept {
+  State* s = g_state.load(std::memory_order_acquire);
+  if (s == nullptr) return;
+  for (std::atomic<int>* fd :
+       {&s->maps_fd, &s->task_fd, &s->reserve_fd, &s->pagemap_fd, &s->file_fd}) {
+    CloseOwned(fd);
+  }
+  ConfigureSnapshot(s);
+  s->pid = 0;  // the next dump opens this process's own /proc files
+  // The report page is shared with the parent, whose fork-mode writer may be
+  // using it: a page of our own at the same address (still left out of dumps).
+  if (s->report != &s->private_report && MapReportPage(s->report) == nullptr) {
+    s->report = &s->private_report;
+    s->fork_mode_available = false;
+  }
+  // A dump in flight in another thread when the process forked: its thread
+  // is not here, and neither is its dump.
+  s->owner.store(0, std::memory_order_release);
+  s->unlocked.fetch_add(1, std::memory_order_acq_rel);
 }
 
 int ExpandSelfDumpName(const char* reason, char* out, size_t out_size) {

@@ -20,15 +20,16 @@
 // still stopped.
 //
 // How: every other thread is stopped in a signal handler that records its
-// registers (thread_capture.h), the memory is read through /proc/self/mem,
-// and the ELF core writer writes `<path>.tmp-<pid>` (O_CREAT|O_EXCL|
+// registers (thread_capture.h), the memory is read with process_vm_readv
+// (no descriptor on it is kept), and the ELF core writer writes `<path>.tmp-<pid>` (O_CREAT|O_EXCL|
 // O_NOFOLLOW, mode 0600), fsyncs it, and renames it to `<path>`. On any
 // failure the temporary file is removed: no partial file ever carries the
 // final name. Dirty page cache is bounded while writing (sink.h).
 //
-// PrepareSelfDump runs once at start, in normal context: it opens the /proc
-// files and reserves every buffer the dump needs (mmap + MAP_POPULATE, so the
-// memory is already charged to the cgroup when a dump runs near the limit):
+// PrepareSelfDump runs once at start, in normal context: it opens
+// /proc/self/maps and /proc/self/task (pagemap is opened only while a dump is
+// written), a reserve descriptor for the dump file, and reserves every buffer the dump needs (mmap
+// + MAP_POPULATE, so the memory is already charged to the cgroup when a dump runs near the limit):
 // about 1 MiB of I/O buffer, 2 MiB for /proc/self/maps, and per-thread and
 // per-mapping tables (~10 MiB with the defaults). WriteSelfDump is
 // async-signal-safe: no malloc, no locks, no stdio, no exceptions. It may be
@@ -156,6 +157,14 @@ int WriteSelfDump(const SelfDumpRequest& request, SelfDumpResult* result);
 // Dumps this process completed (renamed to their final name) since start,
 // whatever asked for them. Async-signal-safe.
 uint64_t SelfDumpsWritten();
+
+// For a pthread_atfork child handler: closes every descriptor the dump state
+// owns (/proc/<parent>/maps and task, the reserve descriptor, and those of a
+// dump another thread was writing when the process forked), gives the child
+// a fork-report page of its own and releases the dump lock that such a
+// thread held. A later dump in the child opens the child's own /proc files.
+// Async-signal-safe; does nothing before PrepareSelfDump.
+void ForgetSelfDumpStateInForkedChild() noexcept;
 
 // Expands the prepared name template for `reason` now (what WriteSelfDump
 // does without a path). Returns 0 or an errno value. Async-signal-safe.

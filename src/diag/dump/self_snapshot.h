@@ -1,8 +1,8 @@
 // The live process itself as a ProcessSnapshot, for self-dumps: mappings from
 // /proc/self/maps (parsed with the allocation-free ParseMapsLine), memory read
-// with pread on /proc/self/mem (unreadable ranges give EIO instead of
-// SIGSEGV; process_vm_readv where that file cannot be opened), page residency
-// from /proc/self/pagemap, threads from thread_capture.h.
+// with process_vm_readv (unreadable ranges give EFAULT instead of SIGSEGV, and
+// no descriptor on this process's memory is needed), page residency from
+// /proc/self/pagemap, threads from thread_capture.h.
 //
 // Internal to the dump engine. Every descriptor and buffer is handed in by
 // the caller, prepared at start; after that the class is async-signal-safe
@@ -21,7 +21,6 @@ class SelfSnapshot final : public ProcessSnapshot {
   static constexpr size_t kMaxExclusions = 8;
 
   struct Resources {
-    int mem_fd = -1;      // /proc/self/mem; -1: process_vm_readv instead
     int pagemap_fd = -1;  // /proc/self/pagemap, or -1
     int maps_fd = -1;     // /proc/self/maps
     char* maps_text = nullptr;

@@ -51,6 +51,7 @@ struct State {
   uint64_t cgroup_limit = kCppdiagUnknown;
   uint32_t timeout_ms = 1000;
   uint64_t writeback_bytes = 8 << 20;
+  uint32_t writer_stall_timeout_ms = 120000;
   pid_t pid = 0;  // of the process that prepared (a fork child reopens /proc files)
 
   // Every descriptor the dump state owns, atomic so that
@@ -236,6 +237,7 @@ Status Configure(State* s, const SelfDumpConfig& c) {
   s->cgroup_limit = limit;
   s->timeout_ms = c.thread_timeout_ms;
   s->writeback_bytes = c.writeback_bytes;
+  s->writer_stall_timeout_ms = c.writer_stall_timeout_ms;
   s->default_type.store(static_cast<int>(c.default_type));
   s->owner.store(0);
   return OkStatus();
@@ -320,6 +322,22 @@ void Unlock(State* s) {
   ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&s->unlocked), FUTEX_WAKE | FUTEX_PRIVATE_FLAG,
             INT_MAX, nullptr, nullptr, 0);
 }
+
+// The dump lock for a scope: released on every way out of it.
+class ScopedDumpLock {
+ public:
+  ScopedDumpLock(State* s, bool wait) : s_(s), err_(Lock(s, wait)) {}
+  ~ScopedDumpLock() {
+    if (err_ == 0) Unlock(s_);
+  }
+  ScopedDumpLock(const ScopedDumpLock&) = delete;
+  ScopedDumpLock& operator=(const ScopedDumpLock&) = delete;
+  int error() const { return err_; }  // 0: held
+
+ private:
+  State* s_;
+  int err_;
+};
 
 int ExpandName(State* s, const char* reason, int64_t now, char* out, size_t size) {
   struct utsname u;
@@ -553,7 +571,8 @@ SelfDumpMode ResolveMode(State* s, SelfDumpMode asked, SelfDumpResult* res) {
 int WaitForWriter(State* s, const SelfDumpRequest& req, pid_t child, SelfDumpResult* res) {
   int status = 0;
   uint32_t interval = req.progress_interval_ms != 0 ? req.progress_interval_ms : 200;
-  int werr = WaitForkChild(child, s->report, interval, req.progress, req.progress_context, &status);
+  int werr = WaitForkChild(child, s->report, interval, s->writer_stall_timeout_ms, req.progress,
+                           req.progress_context, &status);
   const ForkReport* r = s->report;
   bool done = r->done.load(std::memory_order_acquire) != 0;
   int err = 0;
@@ -565,6 +584,10 @@ int WaitForWriter(State* s, const SelfDumpRequest& req, pid_t child, SelfDumpRes
     res->threads_not_captured = r->threads_not_captured;
     res->mappings_truncated = r->mappings_truncated;
     res->failed_call = r->failed_call;
+  }
+  if (werr == ETIMEDOUT) {
+    res->failed_call = "dump writer made no progress (killed)";
+    return ETIMEDOUT;
   }
   if (werr == 0 && WIFSIGNALED(status)) {
     res->writer_signal = WTERMSIG(status);
@@ -714,7 +737,7 @@ DumpType SelfDumpDefaultType() {
   return s == nullptr ? DumpType::kHeap : static_cast<DumpType>(s->default_type.load());
 }
 
-int WriteSelfDump(const SelfDumpRequest& request, SelfDumpResult* result) {
+int WriteSelfDump(const SelfDumpRequest& request, SelfDumpResult* result) noexcept {
   SelfDumpResult local;
   SelfDumpResult* res = result != nullptr ? result : &local;
   res->path[0] = '\0';
@@ -733,12 +756,15 @@ int WriteSelfDump(const SelfDumpRequest& request, SelfDumpResult* result) {
     return EINVAL;
   }
   res->type = request.type.value_or(static_cast<DumpType>(s->default_type.load()));
-  if (int err = Lock(s, request.wait_if_busy)) {
-    res->failed_call = "wait for the dump in progress";
-    return err;
+  int err = 0;
+  {
+    ScopedDumpLock lock(s, request.wait_if_busy);
+    if (lock.error() != 0) {
+      res->failed_call = "wait for the dump in progress";
+      return lock.error();
+    }
+    err = WriteLocked(s, request, res);
   }
-  int err = WriteLocked(s, request, res);
-  Unlock(s);
   res->duration_ns = MonoNs() - start_ns;
   return err;
 }

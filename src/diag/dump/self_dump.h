@@ -85,6 +85,9 @@ struct SelfDumpConfig {
   size_t io_buffer_bytes = 1 << 20;
   uint32_t thread_timeout_ms = 1000;   // for all threads to stop
   uint64_t writeback_bytes = 8 << 20;  // dirty page cache bound (sink.h)
+  // Fork mode: a writer that writes no byte for this long is killed
+  // (SIGKILL) and the dump fails with ETIMEDOUT. 0: wait for ever.
+  uint32_t writer_stall_timeout_ms = 120000;
 };
 
 // Opens the /proc files, reserves the buffers, installs the thread-capture
@@ -120,7 +123,9 @@ struct SelfDumpRequest {
   // Fork mode only: called from the calling thread about every
   // `progress_interval_ms` while the child writes (the other threads are
   // running again, so it runs in the caller's own context), with the bytes
-  // of the core written so far and its size (0 until known).
+  // of the core written so far and its size (0 until known). It should not
+  // throw; if it does, the exception is dropped, it is not called again and
+  // the dump goes on.
   void (*progress)(void* context, uint64_t bytes_written, uint64_t bytes_total) = nullptr;
   void* progress_context = nullptr;
   uint32_t progress_interval_ms = 200;
@@ -149,10 +154,12 @@ struct SelfDumpResult {
 // Writes a dump. Returns 0 or an errno value (EBUSY: another dump is being
 // written and `wait_if_busy` is false; EINVAL: not prepared; EDEADLK: called
 // while this thread is already writing one; EIO with `writer_signal` set: the
-// fork-mode child was killed, e.g. by the OOM killer). On failure no file is
-// left. Async-signal-safe (fork mode too; `progress` runs in the caller's
-// context).
-int WriteSelfDump(const SelfDumpRequest& request, SelfDumpResult* result);
+// fork-mode child was killed, e.g. by the OOM killer; ETIMEDOUT: the
+// fork-mode child wrote nothing for `writer_stall_timeout_ms` and was
+// killed). On failure no file is left. The dump lock is released on every
+// path. Async-signal-safe (fork mode too; `progress` runs in the caller's
+// context). Never throws.
+int WriteSelfDump(const SelfDumpRequest& request, SelfDumpResult* result) noexcept;
 
 // Dumps this process completed (renamed to their final name) since start,
 // whatever asked for them. Async-signal-safe.

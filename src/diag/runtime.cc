@@ -104,6 +104,7 @@ void StartWatchdog() {
 void AtForkChild() {
   if (ipc::DiagnosticServer* server = g_server.release()) server->AbandonInForkedChild();
   if (OomWatchdog* watchdog = g_watchdog.release()) watchdog->AbandonInForkedChild();
+  dump::ForgetSelfDumpStateInForkedChild();  // a dump in the child opens its own files
 }
 
 Result<const RuntimeInfo*> Start(std::optional<SizeOrPercent> default_heap_limit) {

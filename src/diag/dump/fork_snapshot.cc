@@ -203,11 +203,58 @@ bool PrepareForkChild(pid_t parent_pid) {
   return ::getppid() == parent_pid;
 }
 
+namespace {
+
+// The caller's progress callback, kept from throwing through the dump path.
+// False: it threw.
+bool CallProgress(void (*progress)(void*, uint64_t, uint64_t), void* context, uint64_t written,
+                  uint64_t total) noexcept {
+  try {
+    progress(context, written, total);
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+// Waits up to `ms` for the child to end (on its pidfd, or in short sleeps).
+void Pause(int pidfd, uint64_t ms) {
+  if (pidfd >= 0) {
+    pollfd p{pidfd, POLLIN, 0};
+    (void)::poll(&p, 1, static_cast<int>(ms));
+  } else {  // kernels before 5.3: poll the wait status
+    timespec ts{0, static_cast<long>(ms < 5 ? ms : 5) * 1000 * 1000};
+    ::nanosleep(&ts, nullptr);
+  }
+}
+
+// SIGKILL, then reap. The child is ours and not yet reaped: its pid cannot
+// have been reused.
+void KillAndReap(pid_t pid, int pidfd, int* status) {
+  if (pidfd < 0 || ::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0) != 0) {
+    ::kill(pid, SIGKILL);
+  }
+  uint64_t deadline = NowMs() + kReapAfterKillMs;
+  for (;;) {
+    pid_t r = ::waitpid(pid, status, __WALL | WNOHANG);
+    if (r == pid || (r < 0 && errno != EINTR)) return;
+    uint64_t now = NowMs();
+    if (now >= deadline) return;
+    Pause(pidfd, deadline - now < 100 ? deadline - now : 100);
+  }
+}
+
+}  // namespace
+
 int WaitForkChild(pid_t pid, const ForkReport* report, uint32_t interval_ms,
-                  void (*progress)(void*, uint64_t, uint64_t), void* context, int* status) {
+                  uint32_t stall_timeout_ms, void (*progress)(void*, uint64_t, uint64_t),
+                  void* context, int* status) {
   *status = 0;
   int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-  uint64_t next = NowMs() + interval_ms;
+  uint64_t now = NowMs();
+  uint64_t next = now + interval_ms;
+  uint64_t last_bytes = report->bytes_written.load(std::memory_order_relaxed);
+  uint64_t last_change = now;
   int err = 0;
   for (;;) {
     pid_t r = ::waitpid(pid, status, __WALL | WNOHANG);
@@ -216,20 +263,30 @@ int WaitForkChild(pid_t pid, const ForkReport* report, uint32_t interval_ms,
       err = errno;
       break;
     }
-    uint64_t now = NowMs();
+    now = NowMs();
+    uint64_t bytes = report->bytes_written.load(std::memory_order_relaxed);
+    if (bytes != last_bytes) {
+      last_bytes = bytes;
+      last_change = now;
+    } else if (stall_timeout_ms != 0 && now - last_change >= stall_timeout_ms) {
+      KillAndReap(pid, pidfd, status);
+      err = ETIMEDOUT;
+      break;
+    }
     if (progress != nullptr && now >= next) {
-      progress(context, report->bytes_written.load(std::memory_order_relaxed),
-               report->bytes_total.load(std::memory_order_relaxed));
+      if (!CallProgress(progress, context, bytes,
+                        report->bytes_total.load(std::memory_order_relaxed))) {
+        progress = nullptr;
+      }
       next = now + interval_ms;
     }
-    int wait_ms = progress != nullptr ? static_cast<int>(next > now ? next - now : 1) : 1000;
-    if (pidfd >= 0) {
-      pollfd p{pidfd, POLLIN, 0};
-      (void)::poll(&p, 1, wait_ms);
-    } else {  // kernels before 5.3: poll the wait status
-      timespec ts{0, 5L * 1000 * 1000};
-      ::nanosleep(&ts, nullptr);
+    uint64_t wait_ms = progress != nullptr ? (next > now ? next - now : 1) : 1000;
+    if (stall_timeout_ms != 0) {
+      uint64_t stall_at = last_change + stall_timeout_ms;
+      uint64_t until_stall = stall_at > now ? stall_at - now : 1;
+      if (until_stall < wait_ms) wait_ms = until_stall;
     }
+    Pause(pidfd, wait_ms);
   }
   if (pidfd >= 0) ::close(pidfd);
   return err;

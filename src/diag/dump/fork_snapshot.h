@@ -14,7 +14,8 @@
 //   - RawFork, PrepareForkChild, WaitForkChild: the process plumbing.
 //
 // Async-signal-safe: everything here (no allocation, no locks, no stdio, no
-// exceptions); it runs in the dump path, possibly from a signal handler.
+// exceptions of its own); it runs in the dump path, possibly from a signal
+// handler.
 #pragma once
 
 #include <sys/types.h>
@@ -133,11 +134,19 @@ pid_t RawFork();
 bool PrepareForkChild(pid_t parent_pid);
 
 // Waits for the child `pid`, calling `progress(context, written, total)`
-// about every `interval_ms` (when non-null). Returns the wait status in
-// `*status`; 0, or an errno value when the child could not be waited for
-// (ECHILD: reaped elsewhere; `report->done` then tells what happened).
+// about every `interval_ms` (when non-null). The callback is the caller's:
+// if it throws, the exception stops here and it is not called again. A child
+// whose `report->bytes_written` does not move for `stall_timeout_ms` (0: no
+// limit) is killed with SIGKILL and reaped (given up on after
+// kReapAfterKillMs: a writer in an uninterruptible wait, say on a hung NFS
+// server, may not die at once), and ETIMEDOUT is returned. Returns the wait
+// status in `*status`; 0, ETIMEDOUT, or an errno value when the child could
+// not be waited for (ECHILD: reaped elsewhere; `report->done` then tells what
+// happened).
+inline constexpr uint32_t kReapAfterKillMs = 10000;
 int WaitForkChild(pid_t pid, const ForkReport* report, uint32_t interval_ms,
-                  void (*progress)(void*, uint64_t, uint64_t), void* context, int* status);
+                  uint32_t stall_timeout_ms, void (*progress)(void*, uint64_t, uint64_t),
+                  void* context, int* status);
 
 // Fills `out` with a decimal number (helpers for the reasons). Returns the
 // number of characters written (no NUL).

@@ -9,11 +9,14 @@
 #include <cstring>
 #include <filesystem>
 #include <latch>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "common/io.h"
 #include "diag/dump/elf_core_writer.h"
+#include "diag/dump/note_provider.h"
 #include "diag/dump/self_dump.h"
 #include "diag/dump/testing/core_file_reader.h"
 #include "diag/dump/testing/typical_process.h"
@@ -215,6 +218,97 @@ TEST_F(ForkSelfDumpTest, ADirectoryThatCannotBeWrittenFailsBeforeTheFork) {
   SelfDumpResult res;
   EXPECT_EQ(WriteSelfDump(req, &res), ENOENT);
   EXPECT_STREQ(res.failed_call, "open");
+}
+
+// A note provider that holds the fork-mode writer (it runs in the child) in
+// its second call (the writing pass), until a byte comes on `read_fd`.
+struct Gate {
+  int read_fd = -1;
+  int calls = 0;
+};
+
+void GatedProvider(void* context, NoteOutput* out) {
+  auto* g = static_cast<Gate*>(context);
+  if (g->calls++ == 1) {
+    char c;
+    (void)HANDLE_EINTR(::read(g->read_fd, &c, 1));
+  }
+  out->Begin("TEST", 1, 4);
+  out->Append("abcd", 4);
+}
+
+// Lets the writer go on, then throws (as a callback that formats JSON or
+// allocates may).
+void ThrowingProgress(void* context, uint64_t, uint64_t) {
+  char c = 1;
+  (void)::write(*static_cast<int*>(context), &c, 1);
+  throw std::runtime_error("progress callback failed");
+}
+
+TEST_F(ForkSelfDumpTest, AProgressCallbackThatThrowsNeitherEscapesNorKeepsTheLock) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  Gate gate{fds[0]};
+  ASSERT_EQ(RegisterNoteProvider(&GatedProvider, &gate), 0);
+  std::string path = dir_ + "/throwing.core";
+  SelfDumpRequest req;
+  req.type = DumpType::kMini;
+  req.path = path.c_str();
+  req.mode = SelfDumpMode::kFork;
+  req.progress = &ThrowingProgress;
+  req.progress_context = &fds[1];
+  req.progress_interval_ms = 1;
+  SelfDumpResult res;
+  int err = -1;
+  try {
+    err = WriteSelfDump(req, &res);
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "an exception crossed WriteSelfDump: " << e.what();
+  }
+  UnregisterNoteProvider(&GatedProvider, &gate);
+  ::close(fds[0]);
+  ::close(fds[1]);
+  EXPECT_EQ(err, 0) << res.failed_call;
+  EXPECT_TRUE(testing::ParseCoreFile(path).ok());
+
+  SelfDumpRequest next;
+  next.type = DumpType::kTriage;
+  SelfDumpResult next_res;
+  EXPECT_EQ(WriteSelfDump(next, &next_res), 0)
+      << next_res.failed_call << " (the lock is still held?)";
+}
+
+TEST_F(ForkSelfDumpTest, AWriterThatMakesNoProgressIsKilledAndTheDumpFailsWithETIMEDOUT) {
+  SelfDumpConfig c;
+  c.default_type = DumpType::kMini;
+  c.name_template = dir_ + "/core.%p.%r";
+  c.writer_stall_timeout_ms = 300;
+  ASSERT_TRUE(PrepareSelfDump(c).ok());
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  Gate gate{fds[0]};  // nobody writes: the writer waits for ever
+  ASSERT_EQ(RegisterNoteProvider(&GatedProvider, &gate), 0);
+  SelfDumpRequest req;
+  std::string path = dir_ + "/stalled.core";
+  req.path = path.c_str();
+  req.mode = SelfDumpMode::kFork;
+  SelfDumpResult res;
+  int err = WriteSelfDump(req, &res);
+  UnregisterNoteProvider(&GatedProvider, &gate);
+  ::close(fds[0]);
+  ::close(fds[1]);
+  EXPECT_EQ(err, ETIMEDOUT) << res.failed_call;
+  EXPECT_NE(std::string(res.failed_call).find("no progress"), std::string::npos) << res.failed_call;
+  EXPECT_EQ(res.writer_signal, 0);
+  std::vector<std::string> left;
+  for (const auto& e : fs::directory_iterator(dir_)) left.push_back(e.path().filename());
+  EXPECT_EQ(left, std::vector<std::string>{}) << "nothing left behind";
+
+  SelfDumpRequest next;
+  next.type = DumpType::kTriage;
+  SelfDumpResult next_res;
+  EXPECT_EQ(WriteSelfDump(next, &next_res), 0)
+      << next_res.failed_call << " (the lock is still held?)";
 }
 
 }  // namespace

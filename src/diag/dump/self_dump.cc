@@ -38,6 +38,7 @@ namespace {
 constexpr size_t kSinkBufferBytes = 64 << 10;
 constexpr size_t kAuxvBytes = 4096;
 constexpr size_t kBytesPerMapsLine = 128;
+constexpr size_t kReportPageBytes = 4096;
 
 struct State {
   // Configuration, in fixed buffers for the signal path.
@@ -50,10 +51,19 @@ struct State {
   uint64_t cgroup_limit = kCppdiagUnknown;
   uint32_t timeout_ms = 1000;
   uint64_t writeback_bytes = 8 << 20;
+  uint32_t writer_stall_timeout_ms = 120000;
   pid_t pid = 0;  // of the process that prepared (a fork child reopens /proc files)
 
-  int mem_fd = -1, pagemap_fd = -1, maps_fd = -1, task_fd = -1, reserve_fd = -1;
-  int coredump_filter_fd = -1;
+  // Every descriptor the dump state owns, atomic so that
+  // ForgetSelfDumpStateInForkedChild sees what another thread had open when
+  // the process forked. No handle on this process's memory is kept between
+  // dumps: memory is read with process_vm_readv, and pagemap (whose PFNs
+  // depend on the opener's capabilities) is open only while a dump is written.
+  std::atomic<int> maps_fd{-1}, task_fd{-1};  // from PrepareSelfDump on (maps_fd: smaps)
+  std::atomic<int> coredump_filter_fd{-1};    // optional
+  std::atomic<int> reserve_fd{-1};            // /dev/null, given up to open the dump file
+  std::atomic<int> pagemap_fd{-1};            // while a dump is written
+  std::atomic<int> file_fd{-1};               // the dump file being written
 
   std::optional<CoreWriterBuffersOwner> writer;
   void* region = nullptr;  // maps text, mappings, sink buffer
@@ -74,6 +84,10 @@ struct State {
   SelfSnapshot snapshot;
   NoteProvider providers[kMaxNoteProviders];
   ForkReport* report = nullptr;  // MAP_SHARED: the fork-mode child's progress and result
+  // A forked child that could not get a report page of its own (it must not
+  // write the parent's): this one, and no fork mode.
+  ForkReport private_report;
+  bool fork_mode_available = true;
 
   std::atomic<pid_t> owner{0};        // the thread writing a dump
   std::atomic<uint32_t> unlocked{0};  // futex word, bumped when a dump ends
@@ -98,35 +112,40 @@ bool CopyString(char* out, size_t size, const char* in) {
 
 int OpenProc(const char* path, int flags) { return HANDLE_EINTR(::open(path, flags | O_CLOEXEC)); }
 
-void CloseFd(int* fd) {
-  if (*fd >= 0) ::close(*fd);
-  *fd = -1;
+// Closes a descriptor the state owns. The slot is cleared first: a fork in
+// between leaks it to the child rather than leaving a number the child would
+// close after it was reused.
+void CloseOwned(std::atomic<int>* fd) {
+  int f = fd->exchange(-1, std::memory_order_acq_rel);
+  if (f >= 0) ::close(f);
 }
 
-int OpenProcFiles(State* s) {
-  CloseFd(&s->mem_fd);
-  CloseFd(&s->pagemap_fd);
-  CloseFd(&s->maps_fd);
-  CloseFd(&s->task_fd);
-  CloseFd(&s->coredump_filter_fd);
-  // Refused to a non-dumpable process: memory is then read with process_vm_readv.
-  s->mem_fd = OpenProc("/proc/self/mem", O_RDONLY);
-  s->maps_fd = OpenProc("/proc/self/smaps", O_RDONLY);  // maps lines and VmFlags
-  if (s->maps_fd < 0) return errno;
-  s->task_fd = OpenProc("/proc/self/task", O_RDONLY | O_DIRECTORY);
-  if (s->task_fd < 0) return errno;
-  s->pagemap_fd = OpenProc("/proc/self/pagemap", O_RDONLY);                  // optional
-  s->coredump_filter_fd = OpenProc("/proc/self/coredump_filter", O_RDONLY);  // optional
+// Points the snapshot at the descriptors open now.
+void ConfigureSnapshot(State* s) {
   SelfSnapshot::Resources r;
-  r.mem_fd = s->mem_fd;
-  r.pagemap_fd = s->pagemap_fd;
-  r.smaps_fd = s->maps_fd;
-  r.coredump_filter_fd = s->coredump_filter_fd;
+  r.pagemap_fd = s->pagemap_fd.load(std::memory_order_relaxed);
+  r.smaps_fd = s->maps_fd.load(std::memory_order_relaxed);
+  r.coredump_filter_fd = s->coredump_filter_fd.load(std::memory_order_relaxed);
   r.maps_text = s->maps_text;
   r.maps_capacity = s->maps_capacity;
   r.mappings = s->mappings;
   r.max_mappings = s->max_mappings;
   s->snapshot.Configure(r);
+}
+
+int OpenProcFiles(State* s) {
+  CloseOwned(&s->maps_fd);
+  CloseOwned(&s->task_fd);
+  CloseOwned(&s->coredump_filter_fd);
+  int maps = OpenProc("/proc/self/smaps", O_RDONLY);  // maps lines and VmFlags
+  if (maps < 0) return errno;
+  s->maps_fd.store(maps, std::memory_order_release);
+  int task = OpenProc("/proc/self/task", O_RDONLY | O_DIRECTORY);
+  if (task < 0) return errno;
+  s->task_fd.store(task, std::memory_order_release);
+  s->coredump_filter_fd.store(OpenProc("/proc/self/coredump_filter", O_RDONLY),
+                              std::memory_order_release);
+  ConfigureSnapshot(s);
   s->pid = Pid();
   return 0;
 }
@@ -223,9 +242,21 @@ Status Configure(State* s, const SelfDumpConfig& c) {
   s->cgroup_limit = limit;
   s->timeout_ms = c.thread_timeout_ms;
   s->writeback_bytes = c.writeback_bytes;
+  s->writer_stall_timeout_ms = c.writer_stall_timeout_ms;
   s->default_type.store(static_cast<int>(c.default_type));
   s->owner.store(0);
   return OkStatus();
+}
+
+// One shared page for what a fork-mode child reports back (at `at`, replacing
+// what is there, or anywhere). Null on failure.
+ForkReport* MapReportPage(void* at) {
+  static_assert(sizeof(ForkReport) <= kReportPageBytes);
+  void* page = ::mmap(at, kReportPageBytes, PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS | (at != nullptr ? MAP_FIXED : 0), -1, 0);
+  if (page == MAP_FAILED) return nullptr;
+  ::madvise(page, kReportPageBytes, MADV_DONTDUMP);
+  return new (page) ForkReport();
 }
 
 Status Allocate(State* s, const SelfDumpConfig& c) {
@@ -253,14 +284,10 @@ Status Allocate(State* s, const SelfDumpConfig& c) {
   int signal = c.capture_signal != 0 ? c.capture_signal : SIGRTMAX - 3;
   CPPDIAG_RETURN_IF_ERROR(InstallThreadCapture(signal, c.max_threads));
   if (int err = OpenProcFiles(s)) return Error(err, "open", "/proc/self files");
-  s->reserve_fd = OpenProc("/dev/null", O_RDONLY);
+  s->reserve_fd.store(OpenProc("/dev/null", O_RDONLY), std::memory_order_release);
 
-  // One shared page for what a fork-mode child reports back.
-  void* shared = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (shared == MAP_FAILED) return Error::FromErrno("mmap", "self-dump shared page");
-  ::madvise(shared, 4096, MADV_DONTDUMP);
-  static_assert(sizeof(ForkReport) <= 4096);
-  s->report = new (shared) ForkReport();
+  s->report = MapReportPage(nullptr);
+  if (s->report == nullptr) return Error::FromErrno("mmap", "self-dump shared page");
 
   LoadStatic(s);
   s->snapshot.SetStatic(s->auxv, s->auxv_size, s->comm, s->psargs);
@@ -293,6 +320,22 @@ void Unlock(State* s) {
   ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&s->unlocked), FUTEX_WAKE | FUTEX_PRIVATE_FLAG,
             INT_MAX, nullptr, nullptr, 0);
 }
+
+// The dump lock for a scope: released on every way out of it.
+class ScopedDumpLock {
+ public:
+  ScopedDumpLock(State* s, bool wait) : s_(s), err_(Lock(s, wait)) {}
+  ~ScopedDumpLock() {
+    if (err_ == 0) Unlock(s_);
+  }
+  ScopedDumpLock(const ScopedDumpLock&) = delete;
+  ScopedDumpLock& operator=(const ScopedDumpLock&) = delete;
+  int error() const { return err_; }  // 0: held
+
+ private:
+  State* s_;
+  int err_;
+};
 
 int ExpandName(State* s, const char* reason, int64_t now, char* out, size_t size) {
   struct utsname u;
@@ -334,7 +377,7 @@ bool TempName(const char* path, char* out, size_t size) {
 // Opens the temporary file. The reserve descriptor is given up for it, so a
 // process out of descriptors (EMFILE) can still dump.
 int OpenTemp(State* s, const char* tmp) {
-  CloseFd(&s->reserve_fd);
+  CloseOwned(&s->reserve_fd);
   int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
   int fd = HANDLE_EINTR(::open(tmp, flags, 0600));
   if (fd < 0 && errno == EEXIST) {
@@ -344,7 +387,7 @@ int OpenTemp(State* s, const char* tmp) {
     fd = HANDLE_EINTR(::open(tmp, flags, 0600));
   }
   int err = fd < 0 ? errno : 0;
-  s->reserve_fd = OpenProc("/dev/null", O_RDONLY);
+  s->reserve_fd.store(OpenProc("/dev/null", O_RDONLY), std::memory_order_release);
   if (fd < 0) return -err;
   if (::fchmod(fd, 0600) != 0) {  // whatever the umask
     err = errno;
@@ -352,6 +395,7 @@ int OpenTemp(State* s, const char* tmp) {
     ::unlink(tmp);
     return -err;
   }
+  s->file_fd.store(fd, std::memory_order_release);
   return fd;
 }
 
@@ -373,11 +417,27 @@ void SyncDirectory(const char* path) {
   }
 }
 
+int WriteSnapshot(State* s, const SelfDumpRequest& req, DumpType type, const timespec& now,
+                  const CaptureResult& capture, int fd, pid_t pid, pid_t ppid, SelfDumpResult* res);
+
 // With every other thread stopped: snapshot and write.
 // `pid`/`ppid`: the identity the core reports (a fork child reports its
 // parent's). Progress goes to the shared report.
 int WriteStopped(State* s, const SelfDumpRequest& req, DumpType type, const timespec& now,
                  const CaptureResult& capture, int fd, pid_t pid, pid_t ppid, SelfDumpResult* res) {
+  // Optional (refused to a non-dumpable process): without it every page of a
+  // planned range is read.
+  s->pagemap_fd.store(OpenProc("/proc/self/pagemap", O_RDONLY), std::memory_order_release);
+  ConfigureSnapshot(s);
+  int err = WriteSnapshot(s, req, type, now, capture, fd, pid, ppid, res);
+  CloseOwned(&s->pagemap_fd);
+  ConfigureSnapshot(s);
+  return err;
+}
+
+int WriteSnapshot(State* s, const SelfDumpRequest& req, DumpType type, const timespec& now,
+                  const CaptureResult& capture, int fd, pid_t pid, pid_t ppid,
+                  SelfDumpResult* res) {
   bool truncated = false;
   if (int err = s->snapshot.Load(&truncated)) {
     res->failed_call = "read /proc/self/smaps";
@@ -459,6 +519,11 @@ void AppendReason(SelfDumpResult* res, size_t* n, const char* text) {
 
 // kAuto: fork when the cgroup has room for copy-on-write (fork_snapshot.h).
 SelfDumpMode ResolveMode(State* s, SelfDumpMode asked, SelfDumpResult* res) {
+  if (asked != SelfDumpMode::kSuspend && !s->fork_mode_available) {
+    size_t n = 0;
+    AppendReason(res, &n, "forked child without a report page of its own");
+    return SelfDumpMode::kSuspend;
+  }
   if (asked != SelfDumpMode::kAuto) {
     size_t n = 0;
     AppendReason(res, &n, "requested");
@@ -504,7 +569,8 @@ SelfDumpMode ResolveMode(State* s, SelfDumpMode asked, SelfDumpResult* res) {
 int WaitForWriter(State* s, const SelfDumpRequest& req, pid_t child, SelfDumpResult* res) {
   int status = 0;
   uint32_t interval = req.progress_interval_ms != 0 ? req.progress_interval_ms : 200;
-  int werr = WaitForkChild(child, s->report, interval, req.progress, req.progress_context, &status);
+  int werr = WaitForkChild(child, s->report, interval, s->writer_stall_timeout_ms, req.progress,
+                           req.progress_context, &status);
   const ForkReport* r = s->report;
   bool done = r->done.load(std::memory_order_acquire) != 0;
   int err = 0;
@@ -516,6 +582,10 @@ int WaitForWriter(State* s, const SelfDumpRequest& req, pid_t child, SelfDumpRes
     res->threads_not_captured = r->threads_not_captured;
     res->mappings_truncated = r->mappings_truncated;
     res->failed_call = r->failed_call;
+  }
+  if (werr == ETIMEDOUT) {
+    res->failed_call = "dump writer made no progress (killed)";
+    return ETIMEDOUT;
   }
   if (werr == 0 && WIFSIGNALED(status)) {
     res->writer_signal = WTERMSIG(status);
@@ -566,7 +636,7 @@ int WriteLocked(State* s, const SelfDumpRequest& req, SelfDumpResult* res) {
   CaptureOptions co;
   co.own_context = req.ucontext;
   co.own_signal = req.siginfo != nullptr ? req.siginfo->si_signo : 0;
-  co.task_dir_fd = s->task_fd;
+  co.task_dir_fd = s->task_fd.load(std::memory_order_relaxed);
   co.timeout_ms = s->timeout_ms;
   // This frame stays until the dump is written; what lies below it is kept.
   co.keep_stack_top = reinterpret_cast<uint64_t>(__builtin_frame_address(0));
@@ -610,6 +680,7 @@ int WriteLocked(State* s, const SelfDumpRequest& req, SelfDumpResult* res) {
   }
   res->mode = mode;
 
+  s->file_fd.store(-1, std::memory_order_release);
   if (err == 0 && ::close(fd) != 0) {  // NFS reports write errors here
     err = errno;
     res->failed_call = "close";
@@ -664,7 +735,7 @@ DumpType SelfDumpDefaultType() {
   return s == nullptr ? DumpType::kHeap : static_cast<DumpType>(s->default_type.load());
 }
 
-int WriteSelfDump(const SelfDumpRequest& request, SelfDumpResult* result) {
+int WriteSelfDump(const SelfDumpRequest& request, SelfDumpResult* result) noexcept {
   SelfDumpResult local;
   SelfDumpResult* res = result != nullptr ? result : &local;
   res->path[0] = '\0';
@@ -683,14 +754,38 @@ int WriteSelfDump(const SelfDumpRequest& request, SelfDumpResult* result) {
     return EINVAL;
   }
   res->type = request.type.value_or(static_cast<DumpType>(s->default_type.load()));
-  if (int err = Lock(s, request.wait_if_busy)) {
-    res->failed_call = "wait for the dump in progress";
-    return err;
+  int err = 0;
+  {
+    ScopedDumpLock lock(s, request.wait_if_busy);
+    if (lock.error() != 0) {
+      res->failed_call = "wait for the dump in progress";
+      return lock.error();
+    }
+    err = WriteLocked(s, request, res);
   }
-  int err = WriteLocked(s, request, res);
-  Unlock(s);
   res->duration_ns = MonoNs() - start_ns;
   return err;
+}
+
+void ForgetSelfDumpStateInForkedChild() noexcept {
+  State* s = g_state.load(std::memory_order_acquire);
+  if (s == nullptr) return;
+  for (std::atomic<int>* fd : {&s->maps_fd, &s->task_fd, &s->coredump_filter_fd, &s->reserve_fd,
+                               &s->pagemap_fd, &s->file_fd}) {
+    CloseOwned(fd);
+  }
+  ConfigureSnapshot(s);
+  s->pid = 0;  // the next dump opens this process's own /proc files
+  // The report page is shared with the parent, whose fork-mode writer may be
+  // using it: a page of our own at the same address (still left out of dumps).
+  if (s->report != &s->private_report && MapReportPage(s->report) == nullptr) {
+    s->report = &s->private_report;
+    s->fork_mode_available = false;
+  }
+  // A dump in flight in another thread when the process forked: its thread
+  // is not here, and neither is its dump.
+  s->owner.store(0, std::memory_order_release);
+  s->unlocked.fetch_add(1, std::memory_order_acq_rel);
 }
 
 int ExpandSelfDumpName(const char* reason, char* out, size_t out_size) {

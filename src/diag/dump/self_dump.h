@@ -20,15 +20,16 @@
 // still stopped.
 //
 // How: every other thread is stopped in a signal handler that records its
-// registers (thread_capture.h), the memory is read through /proc/self/mem,
-// and the ELF core writer writes `<path>.tmp-<pid>` (O_CREAT|O_EXCL|
+// registers (thread_capture.h), the memory is read with process_vm_readv
+// (no descriptor on it is kept), and the ELF core writer writes `<path>.tmp-<pid>` (O_CREAT|O_EXCL|
 // O_NOFOLLOW, mode 0600), fsyncs it, and renames it to `<path>`. On any
 // failure the temporary file is removed: no partial file ever carries the
 // final name. Dirty page cache is bounded while writing (sink.h).
 //
-// PrepareSelfDump runs once at start, in normal context: it opens the /proc
-// files and reserves every buffer the dump needs (mmap + MAP_POPULATE, so the
-// memory is already charged to the cgroup when a dump runs near the limit):
+// PrepareSelfDump runs once at start, in normal context: it opens
+// /proc/self/maps and /proc/self/task (pagemap is opened only while a dump is
+// written), a reserve descriptor for the dump file, and reserves every buffer the dump needs (mmap
+// + MAP_POPULATE, so the memory is already charged to the cgroup when a dump runs near the limit):
 // about 1 MiB of I/O buffer, 2 MiB for /proc/self/maps, and per-thread and
 // per-mapping tables (~10 MiB with the defaults). WriteSelfDump is
 // async-signal-safe: no malloc, no locks, no stdio, no exceptions. It may be
@@ -84,6 +85,9 @@ struct SelfDumpConfig {
   size_t io_buffer_bytes = 1 << 20;
   uint32_t thread_timeout_ms = 1000;   // for all threads to stop
   uint64_t writeback_bytes = 8 << 20;  // dirty page cache bound (sink.h)
+  // Fork mode: a writer that writes no byte for this long is killed
+  // (SIGKILL) and the dump fails with ETIMEDOUT. 0: wait for ever.
+  uint32_t writer_stall_timeout_ms = 120000;
 };
 
 // Opens the /proc files, reserves the buffers, installs the thread-capture
@@ -119,7 +123,9 @@ struct SelfDumpRequest {
   // Fork mode only: called from the calling thread about every
   // `progress_interval_ms` while the child writes (the other threads are
   // running again, so it runs in the caller's own context), with the bytes
-  // of the core written so far and its size (0 until known).
+  // of the core written so far and its size (0 until known). It should not
+  // throw; if it does, the exception is dropped, it is not called again and
+  // the dump goes on.
   void (*progress)(void* context, uint64_t bytes_written, uint64_t bytes_total) = nullptr;
   void* progress_context = nullptr;
   uint32_t progress_interval_ms = 200;
@@ -148,14 +154,24 @@ struct SelfDumpResult {
 // Writes a dump. Returns 0 or an errno value (EBUSY: another dump is being
 // written and `wait_if_busy` is false; EINVAL: not prepared; EDEADLK: called
 // while this thread is already writing one; EIO with `writer_signal` set: the
-// fork-mode child was killed, e.g. by the OOM killer). On failure no file is
-// left. Async-signal-safe (fork mode too; `progress` runs in the caller's
-// context).
-int WriteSelfDump(const SelfDumpRequest& request, SelfDumpResult* result);
+// fork-mode child was killed, e.g. by the OOM killer; ETIMEDOUT: the
+// fork-mode child wrote nothing for `writer_stall_timeout_ms` and was
+// killed). On failure no file is left. The dump lock is released on every
+// path. Async-signal-safe (fork mode too; `progress` runs in the caller's
+// context). Never throws.
+int WriteSelfDump(const SelfDumpRequest& request, SelfDumpResult* result) noexcept;
 
 // Dumps this process completed (renamed to their final name) since start,
 // whatever asked for them. Async-signal-safe.
 uint64_t SelfDumpsWritten();
+
+// For a pthread_atfork child handler: closes every descriptor the dump state
+// owns (/proc/<parent>/maps and task, the reserve descriptor, and those of a
+// dump another thread was writing when the process forked), gives the child
+// a fork-report page of its own and releases the dump lock that such a
+// thread held. A later dump in the child opens the child's own /proc files.
+// Async-signal-safe; does nothing before PrepareSelfDump.
+void ForgetSelfDumpStateInForkedChild() noexcept;
 
 // Expands the prepared name template for `reason` now (what WriteSelfDump
 // does without a path). Returns 0 or an errno value. Async-signal-safe.

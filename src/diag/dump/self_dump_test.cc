@@ -3,16 +3,20 @@
 #include <elf.h>
 #include <gtest/gtest.h>
 #include <sys/procfs.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
 #include <latch>
+#include <regex>
 #include <thread>
 #include <vector>
 
+#include "common/io.h"
 #include "common/proc.h"
 #include "diag/dump/cppdiag_note.h"
 #include "diag/dump/note_provider.h"
@@ -176,6 +180,142 @@ TEST_F(SelfDumpTest, ADumpNeverReplacesAnotherByAccident) {
   exact.replace_existing = true;
   EXPECT_EQ(WriteSelfDump(exact, &res), 0) << res.failed_call;
   EXPECT_EQ(Files().size(), 2u) << "no temporary file left";
+}
+
+// What every descriptor of this process points at (readlink of /proc/self/fd/N).
+std::vector<std::string> OpenFdTargets() {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator("/proc/self/fd")) {
+    char target[PATH_MAX];
+    ssize_t n = ::readlink(e.path().c_str(), target, sizeof target);
+    if (n > 0) out.emplace_back(target, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+// Descriptors of /proc/<pid>/mem, pagemap, maps or task (`which` a regex of those).
+std::vector<std::string> ProcHandles(pid_t pid, const std::string& which) {
+  std::regex handle("^/proc/" + std::to_string(pid) + "/(" + which + ")$");
+  std::vector<std::string> out;
+  for (const auto& t : OpenFdTargets()) {
+    if (std::regex_match(t, handle)) out.push_back(t);
+  }
+  return out;
+}
+
+TEST_F(SelfDumpTest, KeepsNoHandleOnItsMemoryBetweenDumps) {
+  // A child that forks from us and drops privileges would inherit these.
+  EXPECT_EQ(ProcHandles(::getpid(), "mem|pagemap"), std::vector<std::string>{})
+      << "after PrepareSelfDump";
+  SelfDumpRequest req;
+  req.type = DumpType::kTriage;
+  SelfDumpResult res;
+  ASSERT_EQ(WriteSelfDump(req, &res), 0) << res.failed_call;
+  EXPECT_EQ(ProcHandles(::getpid(), "mem|pagemap"), std::vector<std::string>{}) << "after a dump";
+}
+
+// A process forked while a dump is in flight in another of its threads: the
+// progress callback of a fork-mode dump runs with the dump lock held and the
+// dump's file open, and forks. The child, as the runtime's atfork handler
+// will, forgets the dump state, then dumps itself.
+struct ForkDuringDump {
+  pid_t parent = 0;
+  std::string dir;
+  bool forked = false;
+  std::string child_report;
+  int child_status = -1;
+};
+
+void ForkFromProgress(void* context, uint64_t, uint64_t) {
+  auto* f = static_cast<ForkDuringDump*>(context);
+  if (f->forked) return;
+  f->forked = true;
+  int p[2];
+  if (::pipe(p) != 0) return;
+  pid_t child = ::fork();
+  if (child == 0) {
+    ::close(p[0]);
+    ForgetSelfDumpStateInForkedChild();
+    std::string report;
+    for (const auto& t : ProcHandles(f->parent, "mem|pagemap|maps|task")) report += t + " ";
+    for (const auto& t : OpenFdTargets()) {
+      if (t.rfind(f->dir, 0) == 0) report += t + " ";  // the dump file or its directory
+    }
+    SelfDumpRequest req;
+    req.type = DumpType::kTriage;
+    req.reason = "child";
+    req.mode = SelfDumpMode::kFork;
+    SelfDumpResult res;
+    int err = WriteSelfDump(req, &res);
+    report += "|" + std::to_string(err) + " " + res.failed_call + "|" + res.path;
+    (void)WriteAllRaw(p[1], report.data(), report.size());
+    ::_exit(0);
+  }
+  ::close(p[1]);
+  char buf[4096];
+  ssize_t n;
+  while ((n = HANDLE_EINTR(::read(p[0], buf, sizeof buf))) > 0) {
+    f->child_report.append(buf, static_cast<size_t>(n));
+  }
+  ::close(p[0]);
+  ::waitpid(child, &f->child_status, 0);
+}
+
+TEST_F(SelfDumpTest, AForkedChildForgetsTheDumpStateAndDumpsItself) {
+  std::vector<char> heap(16 << 20, 'x');  // long enough for a progress call
+  ForkDuringDump f{::getpid(), dir_};
+  std::string path = dir_ + "/parent.core";
+  SelfDumpRequest req;
+  req.type = DumpType::kHeap;
+  req.path = path.c_str();
+  req.mode = SelfDumpMode::kFork;
+  req.progress = &ForkFromProgress;
+  req.progress_context = &f;
+  req.progress_interval_ms = 1;
+  SelfDumpResult res;
+  ASSERT_EQ(WriteSelfDump(req, &res), 0) << res.failed_call;
+  ASSERT_TRUE(f.forked) << "the dump ended before its first progress call";
+  ASSERT_TRUE(WIFEXITED(f.child_status)) << f.child_status;
+  // "<inherited descriptors>|<err> <failed call>|<path>"
+  size_t bar = f.child_report.find('|');
+  size_t bar2 = f.child_report.find('|', bar + 1);
+  ASSERT_NE(bar2, std::string::npos) << f.child_report;
+  EXPECT_EQ(f.child_report.substr(0, bar), "")
+      << "descriptors the child inherited from the parent's dump state";
+  EXPECT_EQ(f.child_report.substr(bar + 1, bar2 - bar - 1), "0 ") << "the child's dump";
+  std::string child_path = f.child_report.substr(bar2 + 1);
+  EXPECT_TRUE(testing::ParseCoreFile(child_path).ok()) << child_path;
+  // The parent's dump went on undisturbed, and the child's is there too.
+  auto core = testing::ParseCoreFile(path);
+  EXPECT_TRUE(core.ok()) << core.error().message();
+  EXPECT_EQ(Files().size(), 2u);
+}
+
+// A crash in a process out of descriptors (EMFILE) still leaves its dump:
+// the dump state holds a reserve for it. In a child, whose table we fill.
+TEST_F(SelfDumpTest, AProcessOutOfDescriptorsStillDumps) {
+  for (SelfDumpMode mode : {SelfDumpMode::kSuspend, SelfDumpMode::kFork}) {
+    std::string path = dir_ + "/emfile.core." + SelfDumpModeName(mode);
+    pid_t child = ::fork();
+    if (child == 0) {
+      rlimit few{256, 256};
+      if (::setrlimit(RLIMIT_NOFILE, &few) != 0) ::_exit(2);
+      while (::dup(0) >= 0) {
+      }
+      if (errno != EMFILE) ::_exit(2);
+      SelfDumpRequest req;
+      req.type = DumpType::kMini;
+      req.path = path.c_str();
+      req.mode = mode;
+      SelfDumpResult res;
+      ::_exit(WriteSelfDump(req, &res) == 0 ? 0 : 1);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << SelfDumpModeName(mode) << " " << status;
+    EXPECT_TRUE(testing::ParseCoreFile(path).ok()) << path;
+  }
 }
 
 TEST_F(SelfDumpTest, ExpandsTheTemplateOnRequest) {

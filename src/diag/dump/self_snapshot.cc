@@ -144,9 +144,7 @@ ssize_t SelfSnapshot::ReadMemory(uint64_t addr, void* buf, size_t len) const {
   auto* out = static_cast<uint8_t*>(buf);
   size_t done = 0;
   while (done < len) {
-    ssize_t n = res_.mem_fd >= 0 ? HANDLE_EINTR(::pread(res_.mem_fd, out + done, len - done,
-                                                        static_cast<off_t>(addr + done)))
-                                 : ReadWithProcessVm(addr + done, out + done, len - done);
+    ssize_t n = ReadWithProcessVm(addr + done, out + done, len - done);
     if (n <= 0) {
       if (done == 0) return n < 0 ? -errno : -EIO;
       break;

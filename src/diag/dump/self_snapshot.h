@@ -1,10 +1,10 @@
 // The live process itself as a ProcessSnapshot, for self-dumps: mappings from
 // /proc/self/smaps (each mapping's maps line, parsed with the allocation-free
 // ParseMapsLine, and its VmFlags: MADV_DONTDUMP, device memory), the
-// coredump_filter from /proc/self/coredump_filter, memory read
-// with pread on /proc/self/mem (unreadable ranges give EIO instead of
-// SIGSEGV; process_vm_readv where that file cannot be opened), page residency
-// from /proc/self/pagemap, threads from thread_capture.h.
+// coredump_filter from /proc/self/coredump_filter, memory read with
+// process_vm_readv (unreadable ranges give EFAULT instead of SIGSEGV, and no
+// descriptor on this process's memory is needed), page residency from
+// /proc/self/pagemap, threads from thread_capture.h.
 //
 // Internal to the dump engine. Every descriptor and buffer is handed in by
 // the caller, prepared at start; after that the class is async-signal-safe
@@ -25,7 +25,6 @@ class SelfSnapshot final : public ProcessSnapshot {
   static constexpr size_t kSmapsWindowBytes = 32 << 10;
 
   struct Resources {
-    int mem_fd = -1;              // /proc/self/mem; -1: process_vm_readv instead
     int pagemap_fd = -1;          // /proc/self/pagemap, or -1
     int smaps_fd = -1;            // /proc/self/smaps
     int coredump_filter_fd = -1;  // /proc/self/coredump_filter; -1: the kernel's default

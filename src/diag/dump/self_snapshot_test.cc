@@ -18,16 +18,14 @@ namespace {
 
 constexpr size_t kPage = 4096;
 
-class SelfSnapshotTest : public ::testing::TestWithParam<bool> {
+class SelfSnapshotTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (GetParam()) mem_.reset(::open("/proc/self/mem", O_RDONLY | O_CLOEXEC));
     smaps_.reset(::open("/proc/self/smaps", O_RDONLY | O_CLOEXEC));
     pagemap_.reset(::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
     text_.resize(1 << 20);
     mappings_.resize(4096);
     SelfSnapshot::Resources r;
-    r.mem_fd = mem_.get();  // -1 without /proc/self/mem: process_vm_readv
     r.smaps_fd = smaps_.get();
     r.pagemap_fd = pagemap_.get();
     r.maps_text = text_.data();
@@ -39,13 +37,13 @@ class SelfSnapshotTest : public ::testing::TestWithParam<bool> {
     ASSERT_EQ(snapshot_.Load(&truncated), 0);
     EXPECT_FALSE(truncated);
   }
-  ScopedFd mem_, smaps_, pagemap_;
+  ScopedFd smaps_, pagemap_;
   std::vector<char> text_;
   std::vector<MappingSnapshot> mappings_;
   SelfSnapshot snapshot_;
 };
 
-TEST_P(SelfSnapshotTest, ReadsUpToTheFirstUnreadablePage) {
+TEST_F(SelfSnapshotTest, ReadsUpToTheFirstUnreadablePage) {
   auto* p = static_cast<uint8_t*>(
       ::mmap(nullptr, 3 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
   ASSERT_NE(p, MAP_FAILED);
@@ -55,20 +53,15 @@ TEST_P(SelfSnapshotTest, ReadsUpToTheFirstUnreadablePage) {
   std::vector<uint8_t> buf(3 * kPage, 0);
   uint64_t addr = reinterpret_cast<uint64_t>(p) + 100;
   ssize_t n = snapshot_.ReadMemory(addr, buf.data(), buf.size() - 100);
-  if (GetParam()) {
-    // /proc/self/mem reads what the kernel can access, PROT_NONE included.
-    EXPECT_EQ(n, 2 * kPage - 100);
-  } else {
-    EXPECT_EQ(n, kPage - 100);
-  }
+  EXPECT_EQ(n, kPage - 100);  // process_vm_readv stops at the PROT_NONE page
   EXPECT_EQ(buf[0], 0xab);
-  // Unmapped: -EIO from /proc/self/mem, -EFAULT from process_vm_readv.
+  // Unmapped: -EFAULT.
   EXPECT_LT(snapshot_.ReadMemory(reinterpret_cast<uint64_t>(p) + 2 * kPage, buf.data(), 10), 0);
   EXPECT_LT(snapshot_.ReadMemory(0xffffffffff600000ULL, buf.data(), 10), 0);
   ::munmap(p, 2 * kPage);
 }
 
-TEST_P(SelfSnapshotTest, MappingsAndProcessInfoAreThisProcesss) {
+TEST_F(SelfSnapshotTest, MappingsAndProcessInfoAreThisProcesss) {
   int local = 0;
   size_t i = FindMapping(snapshot_, reinterpret_cast<uint64_t>(&local));
   ASSERT_NE(i, SIZE_MAX);
@@ -253,11 +246,6 @@ TEST(VmFlagsTest, CoredumpFilterValues) {
   EXPECT_EQ(ParseCoredumpFilter("zz"), kDefaultCoredumpFilter);
   EXPECT_EQ(ParseCoredumpFilter("123456789"), kDefaultCoredumpFilter);
 }
-
-INSTANTIATE_TEST_SUITE_P(Readers, SelfSnapshotTest, ::testing::Bool(),
-                         [](const ::testing::TestParamInfo<bool>& p) {
-                           return p.param ? "ProcSelfMem" : "ProcessVmReadv";
-                         });
 
 }  // namespace
 }  // namespace cppdiag::dump

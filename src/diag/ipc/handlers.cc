@@ -48,13 +48,15 @@ Result<nlohmann::json> ProcessInfo(const RuntimeInfo& rt) {
   return info;
 }
 
-// Forwards the self-dump's progress (fork mode) as progress frames. Called
-// from inside WriteSelfDump: nothing may be thrown through it.
-void SendProgress(void* context, uint64_t written, uint64_t total) {
+// Forwards the self-dump's progress (fork mode) as progress frames. It runs
+// inside the dump, so nothing may throw out of it (JSON, bad_alloc, the
+// server's send): a frame that cannot be made or sent is dropped, and the
+// reply still tells how the dump went.
+void SendProgress(void* context, uint64_t written, uint64_t total) noexcept {
   const auto* peer = static_cast<const PeerInfo*>(context);
   try {
     peer->progress(nlohmann::json{{"bytes_written", written}, {"bytes_total", total}});
-  } catch (...) {  // no memory for this frame: the next one, or the reply, tells
+  } catch (...) {  // dropped: the next frame, or the reply, tells
   }
 }
 
@@ -87,9 +89,13 @@ Result<nlohmann::json> Dump(const RuntimeInfo& rt, const nlohmann::json& req,
   request.replace_existing = overwrite;
   request.mode = dump::SelfDumpMode::kAuto;
   if (peer.progress) {
-    // The first frame says where the dump goes, before it is written.
-    peer.progress(nlohmann::json{
-        {"bytes_written", 0}, {"bytes_total", 0}, {"path", path}, {"type", DumpTypeName(type)}});
+    // The first frame says where the dump goes, before it is written; like
+    // the others, one that cannot be sent does not stop the dump.
+    try {
+      peer.progress(nlohmann::json{
+          {"bytes_written", 0}, {"bytes_total", 0}, {"path", path}, {"type", DumpTypeName(type)}});
+    } catch (...) {
+    }
     request.progress = &SendProgress;
     request.progress_context = const_cast<PeerInfo*>(&peer);
   }
@@ -102,6 +108,12 @@ Result<nlohmann::json> Dump(const RuntimeInfo& rt, const nlohmann::json& req,
                      std::to_string(result.writer_signal) + " (SIG" +
                      sigabbrev_np(result.writer_signal) +
                      (result.writer_signal == SIGKILL ? ", out of memory?" : "") + ") writing " +
+                     result.path);
+  }
+  if (err == ETIMEDOUT) {
+    return Error(err, "",
+                 std::string("the dump writer process wrote nothing for too long and was killed "
+                             "(ETIMEDOUT); nothing was left at ") +
                      result.path);
   }
   if (err != 0) return Error(err, result.failed_call, result.path);

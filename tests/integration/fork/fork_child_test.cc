@@ -86,7 +86,7 @@ class ForkChild : public ::testing::Test {
   fs::path dir_;
 };
 
-TEST_F(ForkChild, DISABLED_HoldsNoDescriptorOfTheRuntime) {
+TEST_F(ForkChild, HoldsNoDescriptorOfTheRuntime) {
   auto service = StartService("fds");
   ScopedFd conn = RequestInFlight(service->pid());
   service->Signal(SIGUSR1);

@@ -7,7 +7,6 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,7 +23,6 @@
 #include "diag/dump/self_dump.h"
 #include "diag/dump/testing/core_file_reader.h"
 #include "diag/dump/testing/typical_process.h"
-#include "support/subprocess.h"
 
 namespace cppdiag::cli::analyze {
 namespace {
@@ -196,6 +194,11 @@ class SelfDumpCoreTest : public ::testing::Test {
 };
 
 TEST_F(SelfDumpCoreTest, ThreadsAndStackOfThisProcess) {
+#if defined(__SANITIZE_ADDRESS__)
+  // As scripts/test.sh says: the dump engine reads its own stack and address
+  // space, which ASan reports; the release run covers this test.
+  GTEST_SKIP() << "self-dumps are not run under ASan";
+#endif
   int fds[2];
   ASSERT_EQ(::pipe(fds), 0);
   std::latch started(3);
@@ -242,54 +245,25 @@ TEST_F(SelfDumpCoreTest, ThreadsAndStackOfThisProcess) {
   EXPECT_EQ(Text((*bytes)[0]), std::string("analyze-stack-bytes", 20));
 }
 
-char g_child_marker[64];
-
 TEST(GdbCoreTest, ThreadsAgreeWithProcTask) {
   if (::access("/usr/bin/gdb", X_OK) != 0) GTEST_SKIP() << "no /usr/bin/gdb";
-  int ready[2], hold[2];
-  ASSERT_EQ(::pipe(ready), 0);
-  ASSERT_EQ(::pipe(hold), 0);
-  pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    ::close(ready[0]);
-    ::close(hold[1]);
-    std::snprintf(g_child_marker, sizeof g_child_marker, "gdb-child-%d", ::getpid());
-    std::vector<std::thread> threads;
-    std::latch started(3);
-    for (int i = 0; i < 3; ++i) {
-      threads.emplace_back([&] {
-        started.count_down();
-        char c;
-        (void)!::read(hold[0], &c, 1);
-      });
-    }
-    started.wait();
-    (void)!::write(ready[1], "r", 1);
-    char c;
-    (void)!::read(hold[0], &c, 1);  // until the parent closes its end
-    ::_exit(0);
-  }
-  ::close(ready[1]);
-  ::close(hold[0]);
-  char c;
-  ASSERT_EQ(::read(ready[0], &c, 1), 1);
-  auto live = ListThreads(child);
-  ASSERT_TRUE(live.ok());
+#if defined(__SANITIZE_ADDRESS__)
+  // gcore of an ASan process dumps its shadow memory (terabytes reserved) for
+  // minutes; the seed corpus holds a gdb core that the ASan run reads.
+  GTEST_SKIP() << "gcore of an ASan process takes minutes";
+#endif
   ScopedTempDir dir;
   std::string path = dir.path() + "/gdb.core";
-  std::string out = cppdiag::testing::RunToCompletion(
-      {"/usr/bin/gdb", "-batch", "-nx", "-p", std::to_string(child), "-ex", "gcore " + path});
-  ::close(hold[1]);
-  int status = 0;
-  ASSERT_EQ(::waitpid(child, &status, 0), child);
-  ASSERT_TRUE(std::filesystem::exists(path)) << out;
+  testing::GdbCore gdb = testing::GcoreOfThreadedChild(path, 3);
+  ASSERT_TRUE(std::filesystem::exists(path)) << gdb.gdb_output;
+  const pid_t child = gdb.pid;
+  ASSERT_EQ(gdb.tids.size(), 4u);
 
   auto core = CoreFile::Open(path);
   ASSERT_TRUE(core.ok()) << core.error().message();
   auto notes = DecodeNotes(*core);
   ASSERT_TRUE(notes.ok()) << notes.error().message();
-  EXPECT_EQ(Tids(*notes), *live);
+  EXPECT_EQ(Tids(*notes), gdb.tids);
   ASSERT_TRUE(notes->process);
   EXPECT_EQ(notes->process->pid, child);
   EXPECT_TRUE(notes->files && !notes->files->mappings.empty());
@@ -299,7 +273,7 @@ TEST(GdbCoreTest, ThreadsAgreeWithProcTask) {
     EXPECT_NE(core->FindLoad(t.regs.rsp), nullptr) << "the stack of " << t.tid;
   }
   std::string expected = "gdb-child-" + std::to_string(child);
-  auto marker = core->ReadMemory(reinterpret_cast<uint64_t>(g_child_marker), expected.size());
+  auto marker = core->ReadMemory(testing::ChildMarkerAddress(), expected.size());
   ASSERT_TRUE(marker.ok()) << marker.error().message();
   ASSERT_EQ(marker->size(), 1u);
   EXPECT_EQ(Text((*marker)[0]), expected);

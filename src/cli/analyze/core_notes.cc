@@ -51,6 +51,22 @@ bool HasFaultAddress(int32_t signo, int32_t code) {
 
 }  // namespace
 
+std::string Printable(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c >= 0x20 && c < 0x7f) {
+      out += ch;
+    } else {
+      out += fmt::format("\\x{:02x}", c);
+    }
+  }
+  return out;
+}
+
 std::string NoteTypeName(const CoreNote& n) {
   if (n.name == kOwnerCore) {
     switch (n.type) {
@@ -72,7 +88,7 @@ std::string NoteTypeName(const CoreNote& n) {
   } else if (n.name == dump::kCppdiagNoteName && n.type == dump::kNtCppdiagInfo) {
     return "CPPDIAG info";
   }
-  return fmt::format("{} type {:#x}", n.name.empty() ? "unnamed" : std::string(n.name), n.type);
+  return fmt::format("{} type {:#x}", n.name.empty() ? "unnamed" : Printable(n.name), n.type);
 }
 
 Result<ThreadInfo> DecodePrstatus(const CoreNote& note) {

@@ -105,7 +105,15 @@ Result<std::vector<AuxvEntry>> DecodeAuxv(const CoreNote& note);
 Result<FileNote> DecodeFileNote(const CoreNote& note);
 Result<dump::CppdiagInfo> DecodeCppdiagNote(const CoreNote& note);
 
-// "NT_PRSTATUS", "NT_X86_XSTATE", "CPPDIAG info", or "LINUX type 0x203".
+// "NT_PRSTATUS", "NT_X86_XSTATE", "CPPDIAG info", or "LINUX type 0x203"
+// (an unknown owner through Printable).
 std::string NoteTypeName(const CoreNote& note);
+
+// `s` safe to print on a terminal: bytes outside printable ASCII, and the
+// backslash, as \xNN (so "\\" for a backslash). Every string a core holds
+// (paths, psargs, fname, note owners, the cppdiag reason) is the target's:
+// pass it through this before it reaches a terminal, or escape sequences in a
+// hostile core would drive the terminal of whoever runs dump analyze.
+std::string Printable(std::string_view s);
 
 }  // namespace cppdiag::cli::analyze

@@ -85,6 +85,17 @@ TEST(CoreNotesTest, ThreadsTakeTheRegisterNotesThatFollowThem) {
   EXPECT_EQ(NoteTypeName(keep->notes().back()), "GDB type 0xff");
 }
 
+// A core's strings are the target's: they must not reach a terminal raw.
+TEST(CoreNotesTest, NamesFromTheCoreAreEscapedForATerminal) {
+  CoreBuilder b;
+  b.Note("\x1b]0;owned\x07\n", 7, Bytes("x"));
+  std::unique_ptr<CoreFile> keep;
+  ASSERT_TRUE(Decode(b, &keep).ok());
+  EXPECT_EQ(NoteTypeName(keep->notes()[0]), "\\x1b]0;owned\\x07\\x0a type 0x7");
+  EXPECT_EQ(Printable("/usr/lib/libc.so.6 (deleted)"), "/usr/lib/libc.so.6 (deleted)");
+  EXPECT_EQ(Printable("a\\b\x7f\xc3\xa9"), "a\\\\b\\x7f\\xc3\\xa9");
+}
+
 TEST(CoreNotesTest, FixedSizeDescriptorsMustHaveTheirSize) {
   CoreBuilder b;
   b.Note("CORE", NT_PRSTATUS, std::vector<uint8_t>(200));

@@ -3,6 +3,8 @@
 // temporary directory to put files in.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -15,6 +17,18 @@ namespace cppdiag::cli::analyze::testing {
 // The core WriteElfCore makes of `snapshot`; fails the test on error.
 std::vector<uint8_t> WriteFakeCore(const dump::ProcessSnapshot& snapshot, DumpType type,
                                    const dump::CppdiagInfo* info = nullptr);
+
+// gdb's `gcore` of a forked child of this process with `threads` threads
+// besides its main one, written to `path`; the child has written
+// "gdb-child-<pid>" at ChildMarkerAddress() (the same address in parent and
+// child). `tids` are the child's /proc/<pid>/task while gdb ran, ascending.
+struct GdbCore {
+  pid_t pid = 0;
+  std::vector<pid_t> tids;
+  std::string gdb_output;
+};
+GdbCore GcoreOfThreadedChild(const std::string& path, int threads);
+uint64_t ChildMarkerAddress();
 
 // A fresh directory under /tmp, removed with everything in it.
 class ScopedTempDir {

@@ -12,10 +12,11 @@ scripts/build.sh release
 status=0
 labels=${1:-}
 if [ -z "$labels" ]; then
-  # A short fuzz run of the diagnostic socket's request path and of the CLI's
-  # pprof reader (clang, ASan+UBSan).
+  # Short fuzz runs of the diagnostic socket's request path, the CLI's pprof
+  # reader and the core reader of dump analyze (clang, ASan+UBSan).
   scripts/build.sh fuzz >/dev/null
-  for fuzzer in request_fuzzer:corpus:70000 pprof_fuzzer:pprof_corpus:20000; do
+  for fuzzer in request_fuzzer:corpus:70000 pprof_fuzzer:pprof_corpus:20000 \
+                core_file_fuzzer:corpus_core:65536; do
     IFS=: read -r name seeds max_len <<<"$fuzzer"
     echo "=== fuzz: $name, 10 s"
     corpus=$(mktemp -d)

@@ -11,14 +11,6 @@ void Put(uint8_t* out, size_t offset, T v) {
   std::memcpy(out + offset, &v, sizeof v);  // x86_64 is little-endian, as the layout says
 }
 
-template <typename T>
-T Get(std::span<const uint8_t> in, size_t offset, T fallback) {
-  if (offset + sizeof(T) > in.size()) return fallback;
-  T v;
-  std::memcpy(&v, in.data() + offset, sizeof v);
-  return v;
-}
-
 }  // namespace
 
 uint32_t DumpTypeNumber(DumpType type) {
@@ -51,31 +43,6 @@ void EncodeCppdiagInfo(const CppdiagInfo& info, uint8_t* out) {
   Put<uint32_t>(out, 56, info.threads_not_captured);
   size_t n = strnlen(info.reason, sizeof info.reason - 1);
   std::memcpy(out + 64, info.reason, n);
-}
-
-bool DecodeCppdiagInfo(std::span<const uint8_t> desc, CppdiagInfo* out) {
-  uint32_t version = Get<uint32_t>(desc, 0, 0);
-  uint32_t size = Get<uint32_t>(desc, 4, 0);
-  if (version < 1 || size < 64 || size > desc.size()) return false;
-  std::span<const uint8_t> d = desc.first(size);
-  CppdiagInfo info;
-  info.version = version;
-  info.unix_time_sec = Get<int64_t>(d, 8, 0);
-  info.unix_time_nsec = Get<uint32_t>(d, 16, 0);
-  info.pid = Get<int32_t>(d, 20, 0);
-  info.signal = Get<int32_t>(d, 24, 0);
-  info.dump_type = Get<uint32_t>(d, 28, 0);
-  info.cgroup_version = Get<uint32_t>(d, 32, 0);
-  info.threads = Get<uint32_t>(d, 36, 0);
-  info.cgroup_usage_bytes = Get<uint64_t>(d, 40, kCppdiagUnknown);
-  info.cgroup_limit_bytes = Get<uint64_t>(d, 48, kCppdiagUnknown);
-  info.threads_not_captured = Get<uint32_t>(d, 56, 0);
-  if (d.size() >= 128) {
-    std::memcpy(info.reason, d.data() + 64, sizeof info.reason);
-    info.reason[sizeof info.reason - 1] = '\0';
-  }
-  *out = info;
-  return true;
 }
 
 void CopyReason(const char* reason, CppdiagInfo* info) {

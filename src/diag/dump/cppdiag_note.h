@@ -1,69 +1,22 @@
-// The cppdiag note: what a dump alone should tell about why and when it was
-// written. Every cppdiag dump carries one, in the PT_NOTE segment after the
-// kernel-style notes.
+// The cppdiag note's writer side; the layout, CppdiagInfo and
+// DecodeCppdiagInfo are in cppdiag_note_layout.h (header-only, for readers).
 //
-// Owner name "CPPDIAG", type kNtCppdiagInfo (0x43440001, "CD" + 1). The
-// descriptor is little-endian, version 1, kCppdiagInfoSize (128) bytes:
-//
-//   offset size  field
-//        0    4  version               1; a reader rejects versions it does not know
-//                                      only if it needs fields they changed
-//        4    4  size                  bytes of this descriptor (later versions
-//                                      append fields; readers skip what they don't know)
-//        8    8  unix_time_sec         int64, when the dump started (CLOCK_REALTIME)
-//       16    4  unix_time_nsec
-//       20    4  pid                   int32
-//       24    4  signal                int32, the crashing signal, 0 on request
-//       28    4  dump_type             .NET's numbers: 1 mini, 2 heap, 3 triage, 4 full
-//       32    4  cgroup_version        0 when unknown, 1 or 2
-//       36    4  threads               threads in the dump
-//       40    8  cgroup_usage_bytes    UINT64_MAX when unknown
-//       48    8  cgroup_limit_bytes    UINT64_MAX when there is no limit (or unknown)
-//       56    4  threads_not_captured  threads whose registers only /proc could give
-//       60    4  reserved              0
-//       64   64  reason                NUL-terminated: "crash", "oom-watchdog", "on-demand"...
-//
-// Encode/Decode are async-signal-safe.
+// EncodeCppdiagInfo and CopyReason are async-signal-safe.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <span>
 
+#include "diag/dump/cppdiag_note_layout.h"
 #include "diag/dump/dump_type.h"
 
 namespace cppdiag::dump {
-
-inline constexpr char kCppdiagNoteName[] = "CPPDIAG";
-inline constexpr uint32_t kNtCppdiagInfo = 0x43440001;
-inline constexpr uint32_t kCppdiagInfoVersion = 1;
-inline constexpr size_t kCppdiagInfoSize = 128;
-inline constexpr uint64_t kCppdiagUnknown = UINT64_MAX;
-
-struct CppdiagInfo {
-  uint32_t version = kCppdiagInfoVersion;
-  int64_t unix_time_sec = 0;
-  uint32_t unix_time_nsec = 0;
-  int32_t pid = 0;
-  int32_t signal = 0;
-  uint32_t dump_type = 0;  // .NET number, see DumpTypeNumber
-  uint32_t cgroup_version = 0;
-  uint32_t threads = 0;
-  uint64_t cgroup_usage_bytes = kCppdiagUnknown;
-  uint64_t cgroup_limit_bytes = kCppdiagUnknown;
-  uint32_t threads_not_captured = 0;
-  char reason[64] = {};
-};
 
 // .NET's dump type numbers (mini 1, heap 2, triage 3, full 4).
 uint32_t DumpTypeNumber(DumpType type);
 
 // Writes the version-1 descriptor into `out` (kCppdiagInfoSize bytes).
 void EncodeCppdiagInfo(const CppdiagInfo& info, uint8_t* out);
-
-// Reads a descriptor of any version >= 1 (fields past `size` keep their
-// defaults). Returns false if it is too short or malformed.
-bool DecodeCppdiagInfo(std::span<const uint8_t> desc, CppdiagInfo* out);
 
 // Copies a NUL-terminated string into a fixed field, cutting it to fit.
 void CopyReason(const char* reason, CppdiagInfo* info);

@@ -5,7 +5,7 @@
 // buffer on the stack and writes it with one write(2).
 //
 //   RawLine line;
-//   line.Add("cppdiag: dump failed: ").Add(strerror_name).Add(" (").Dec(err).Add(")");
+//   line.Add("cppdiag: dump failed: ").Add(ErrnoName(err)).Add(" (").Dec(err).Add(")");
 //   line.WriteTo(STDERR_FILENO);
 #pragma once
 

@@ -87,9 +87,6 @@ class CoreWriterBuffersOwner {
   ~CoreWriterBuffersOwner();
 
   const CoreWriterBuffers& get() const { return buffers_; }
-  // The mapping that holds the buffers (so a self-dump can leave it out).
-  uint64_t region_start() const { return reinterpret_cast<uint64_t>(base_); }
-  uint64_t region_end() const { return reinterpret_cast<uint64_t>(base_) + size_; }
 
  private:
   CoreWriterBuffersOwner() = default;

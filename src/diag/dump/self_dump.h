@@ -21,16 +21,18 @@
 //
 // How: every other thread is stopped in a signal handler that records its
 // registers (thread_capture.h), the memory is read with process_vm_readv
-// (no descriptor on it is kept), and the ELF core writer writes `<path>.tmp-<pid>` (O_CREAT|O_EXCL|
-// O_NOFOLLOW, mode 0600), fsyncs it, and renames it to `<path>`. On any
+// (no descriptor on it is kept), and the ELF core writer writes
+// `<path>.tmp-<pid>` (O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600), fsyncs it, and
+// renames it to `<path>`. On any
 // failure the temporary file is removed: no partial file ever carries the
 // final name. Dirty page cache is bounded while writing (sink.h).
 //
 // PrepareSelfDump runs once at start, in normal context: it opens
-// /proc/self/maps and /proc/self/task (pagemap is opened only while a dump is
-// written), a reserve descriptor for the dump file, and reserves every buffer the dump needs (mmap
-// + MAP_POPULATE, so the memory is already charged to the cgroup when a dump runs near the limit):
-// about 1 MiB of I/O buffer, 2 MiB for /proc/self/maps, and per-thread and
+// /proc/self/smaps, /proc/self/task and /proc/self/coredump_filter (pagemap
+// is opened only while a dump is written), a reserve descriptor for the dump
+// file, and reserves every buffer the dump needs (mmap + MAP_POPULATE, so the
+// memory is already charged to the cgroup when a dump runs near the limit):
+// about 1 MiB of I/O buffer, 2 MiB for the maps lines of smaps, and per-thread and
 // per-mapping tables (~10 MiB with the defaults). WriteSelfDump is
 // async-signal-safe: no malloc, no locks, no stdio, no exceptions. It may be
 // called from a signal handler or any thread.

@@ -305,11 +305,6 @@ Status InstallThreadCapture(int signal, size_t max_threads) {
   return OkStatus();
 }
 
-void ThreadCaptureRegion(uint64_t* start, uint64_t* end) {
-  *start = reinterpret_cast<uint64_t>(g.region);
-  *end = *start + g.region_size;
-}
-
 int CaptureAllThreads(const CaptureOptions& o, CaptureResult* result) {
   *result = CaptureResult{};
   if (g.slots == nullptr || g.signal == 0) return EINVAL;

@@ -31,9 +31,6 @@ namespace cppdiag::dump {
 // has a handler that is not ours. Calling it again keeps the slots.
 Status InstallThreadCapture(int signal, size_t max_threads);
 
-// The slots' memory, to leave out of dumps.
-void ThreadCaptureRegion(uint64_t* start, uint64_t* end);
-
 struct CaptureOptions {
   // The calling thread's context when it is in a signal handler (a crash);
   // null: the calling thread captures itself by sending itself the signal.

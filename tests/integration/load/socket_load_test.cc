@@ -2,7 +2,7 @@
 // ask for counters and dumps in a loop (CPPDIAG_LOAD_SECONDS, 60 s by
 // default) against the real leakapp, which answers HTTP all along. Every
 // request is answered or told "busy"; no HTTP request fails; the process's
-// descriptors and threads are back to their start values afterwards.
+// descriptors and threads are back to (at most) their start values afterwards.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -124,10 +124,12 @@ TEST(SocketLoad, EightClientsCountersAndDumpsWhileServingHttp) {
   for (const auto& f : failures) ADD_FAILURE() << f;
   EXPECT_GT(dumps.load(), 0u);
   EXPECT_GT(http_ok.load(), 0u);
-  // Workers end once their reply is sent; give the last ones a moment.
-  EXPECT_TRUE(PollUntil([&] { return Entries(task_dir) == threads_before; }, 10s))
+  // Workers end once their reply is sent; give the last ones a moment. Not
+  // above the start values: the start may still count the readiness probe's
+  // keep-alive connection (and its thread), which leakapp closes meanwhile.
+  EXPECT_TRUE(PollUntil([&] { return Entries(task_dir) <= threads_before; }, 10s))
       << Entries(task_dir) << " threads, " << threads_before << " before";
-  EXPECT_TRUE(PollUntil([&] { return Entries(fd_dir) == fds_before; }, 10s))
+  EXPECT_TRUE(PollUntil([&] { return Entries(fd_dir) <= fds_before; }, 10s))
       << "before:\n"
       << fds_listed << "after:\n"
       << Descriptors(fd_dir);

@@ -124,6 +124,7 @@ Result<const RuntimeInfo*> Start(std::optional<SizeOrPercent> default_heap_limit
     dump::SelfDumpConfig dc;
     dc.default_type = c.dump_type;
     dc.name_template = c.dump_name;
+    dc.dump_dir = c.dump_dir;  // opened once, here: socket requests are confined beneath it
     if (g_info.cgroup) {
       dc.cgroup_version = g_info.cgroup->version;
       dc.cgroup_dir = g_info.cgroup->dir;

@@ -25,6 +25,7 @@
 #include "common/cgroup.h"
 #include "common/io.h"
 #include "common/raw_log.h"
+#include "diag/dump/dump_file.h"
 #include "diag/dump/dump_name.h"
 #include "diag/dump/elf_core_writer.h"
 #include "diag/dump/fork_snapshot.h"
@@ -61,9 +62,13 @@ struct State {
   // depend on the opener's capabilities) is open only while a dump is written.
   std::atomic<int> maps_fd{-1}, task_fd{-1};  // from PrepareSelfDump on (maps_fd: smaps)
   std::atomic<int> coredump_filter_fd{-1};    // optional
-  std::atomic<int> reserve_fd{-1};            // /dev/null, given up to open the dump file
+  std::atomic<int> dump_dir_fd{-1};           // CPPDIAG_DUMP_DIR (O_PATH), once opened
   std::atomic<int> pagemap_fd{-1};            // while a dump is written
-  std::atomic<int> file_fd{-1};               // the dump file being written
+  DescriptorReserve reserve;                  // for a process out of descriptors
+  DumpFile file;                              // the dump being written
+
+  char dump_dir[PATH_MAX] = {};       // CPPDIAG_DUMP_DIR as configured
+  char dump_dir_path[PATH_MAX] = {};  // what it resolved to when opened
 
   std::optional<CoreWriterBuffersOwner> writer;
   void* region = nullptr;  // maps text, mappings, sink buffer
@@ -101,6 +106,15 @@ static_assert(std::atomic<uint64_t>::is_always_lock_free);
 
 pid_t Tid() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
 pid_t Pid() { return static_cast<pid_t>(::syscall(SYS_getpid)); }
+
+// Appends a NUL-terminated string at out[*n]; false if it does not fit.
+bool AppendPath(char* out, size_t size, size_t* n, const char* in) {
+  size_t len = std::strlen(in);
+  if (*n + len + 1 > size) return false;
+  std::memcpy(out + *n, in, len + 1);
+  *n += len;
+  return true;
+}
 
 // Copies a NUL-terminated string; false if it does not fit.
 bool CopyString(char* out, size_t size, const char* in) {
@@ -197,6 +211,30 @@ void LoadStatic(State* s) {
   std::strncpy(s->exe, name.c_str(), sizeof s->exe - 1);
 }
 
+// Opens CPPDIAG_DUMP_DIR (following a symbolic link, once: what it resolves
+// to now is where socket requests write) and notes the path it resolved to.
+// Returns 0 or an errno value.
+int OpenDumpDir(State* s) {
+  if (s->dump_dir[0] == '\0') return ENOENT;
+  s->reserve.GiveOne();
+  int fd = OpenProc(s->dump_dir, O_PATH | O_DIRECTORY);
+  int err = fd < 0 ? errno : 0;
+  s->reserve.Fill();
+  if (fd < 0) return err;
+  char proc[32] = "/proc/self/fd/";
+  size_t n = std::strlen(proc);
+  n += FormatDecimal(static_cast<uint64_t>(fd), proc + n, sizeof proc - n - 1);
+  proc[n] = '\0';
+  ssize_t len = ::readlink(proc, s->dump_dir_path, sizeof s->dump_dir_path - 1);
+  if (len > 0 && s->dump_dir_path[0] == '/') {
+    s->dump_dir_path[len] = '\0';
+  } else {  // no /proc: the path as configured
+    std::memcpy(s->dump_dir_path, s->dump_dir, std::strlen(s->dump_dir) + 1);
+  }
+  s->dump_dir_fd.store(fd, std::memory_order_release);
+  return 0;
+}
+
 Status Configure(State* s, const SelfDumpConfig& c) {
   std::string tmpl = c.name_template;
   if (tmpl.empty()) {
@@ -205,6 +243,9 @@ Status Configure(State* s, const SelfDumpConfig& c) {
   }
   if (tmpl.size() >= sizeof s->name_template) {
     return Error(ENAMETOOLONG, "", "dump name template is too long");
+  }
+  if (c.dump_dir.size() >= sizeof s->dump_dir) {
+    return Error(ENAMETOOLONG, "", "dump directory (CPPDIAG_DUMP_DIR) is too long");
   }
   std::string usage_path;
   int version = c.cgroup_version;
@@ -244,6 +285,13 @@ Status Configure(State* s, const SelfDumpConfig& c) {
   s->writeback_bytes = c.writeback_bytes;
   s->writer_stall_timeout_ms = c.writer_stall_timeout_ms;
   s->default_type.store(static_cast<int>(c.default_type));
+  if (c.dump_dir != s->dump_dir || s->dump_dir_fd.load() < 0) {
+    CloseOwned(&s->dump_dir_fd);
+    std::memcpy(s->dump_dir, c.dump_dir.c_str(), c.dump_dir.size() + 1);
+    // A directory missing now is opened when the first request needs it;
+    // the crash handler and the watchdog do not need it.
+    (void)OpenDumpDir(s);
+  }
   s->owner.store(0);
   return OkStatus();
 }
@@ -284,7 +332,7 @@ Status Allocate(State* s, const SelfDumpConfig& c) {
   int signal = c.capture_signal != 0 ? c.capture_signal : SIGRTMAX - 3;
   CPPDIAG_RETURN_IF_ERROR(InstallThreadCapture(signal, c.max_threads));
   if (int err = OpenProcFiles(s)) return Error(err, "open", "/proc/self files");
-  s->reserve_fd.store(OpenProc("/dev/null", O_RDONLY), std::memory_order_release);
+  s->reserve.Fill();
 
   s->report = MapReportPage(nullptr);
   if (s->report == nullptr) return Error::FromErrno("mmap", "self-dump shared page");
@@ -358,65 +406,6 @@ uint64_t ReadCgroupUsage(State* s) {
   return i > 0 ? v : kCppdiagUnknown;
 }
 
-// "<path>.tmp-<pid>"
-bool TempName(const char* path, char* out, size_t size) {
-  size_t n = strnlen(path, size);
-  const char kSuffix[] = ".tmp-";
-  char pid[16];
-  int d = 0;
-  for (pid_t v = Pid(); v > 0 && d < 15; v /= 10) pid[d++] = static_cast<char>('0' + v % 10);
-  if (n + sizeof kSuffix - 1 + static_cast<size_t>(d) + 1 > size) return false;
-  std::memcpy(out, path, n);
-  std::memcpy(out + n, kSuffix, sizeof kSuffix - 1);
-  n += sizeof kSuffix - 1;
-  while (d > 0) out[n++] = pid[--d];
-  out[n] = '\0';
-  return true;
-}
-
-// Opens the temporary file. The reserve descriptor is given up for it, so a
-// process out of descriptors (EMFILE) can still dump.
-int OpenTemp(State* s, const char* tmp) {
-  CloseOwned(&s->reserve_fd);
-  int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
-  int fd = HANDLE_EINTR(::open(tmp, flags, 0600));
-  if (fd < 0 && errno == EEXIST) {
-    // Left by an earlier process with the same pid: O_EXCL and O_NOFOLLOW
-    // still refuse a symlink planted in its place.
-    ::unlink(tmp);
-    fd = HANDLE_EINTR(::open(tmp, flags, 0600));
-  }
-  int err = fd < 0 ? errno : 0;
-  s->reserve_fd.store(OpenProc("/dev/null", O_RDONLY), std::memory_order_release);
-  if (fd < 0) return -err;
-  if (::fchmod(fd, 0600) != 0) {  // whatever the umask
-    err = errno;
-    ::close(fd);
-    ::unlink(tmp);
-    return -err;
-  }
-  s->file_fd.store(fd, std::memory_order_release);
-  return fd;
-}
-
-void SyncDirectory(const char* path) {
-  char dir[PATH_MAX];
-  size_t n = strnlen(path, sizeof dir - 1);
-  while (n > 0 && path[n - 1] != '/') --n;
-  if (n == 0) {
-    dir[0] = '.';
-    n = 1;
-  } else {
-    std::memcpy(dir, path, n);
-  }
-  dir[n] = '\0';
-  int fd = OpenProc(dir, O_RDONLY | O_DIRECTORY);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-}
-
 int WriteSnapshot(State* s, const SelfDumpRequest& req, DumpType type, const timespec& now,
                   const CaptureResult& capture, int fd, pid_t pid, pid_t ppid, SelfDumpResult* res);
 
@@ -427,6 +416,7 @@ int WriteStopped(State* s, const SelfDumpRequest& req, DumpType type, const time
                  const CaptureResult& capture, int fd, pid_t pid, pid_t ppid, SelfDumpResult* res) {
   // Optional (refused to a non-dumpable process): without it every page of a
   // planned range is read.
+  s->reserve.GiveOne();
   s->pagemap_fd.store(OpenProc("/proc/self/pagemap", O_RDONLY), std::memory_order_release);
   ConfigureSnapshot(s);
   int err = WriteSnapshot(s, req, type, now, capture, fd, pid, ppid, res);
@@ -483,27 +473,6 @@ int WriteSnapshot(State* s, const SelfDumpRequest& req, DumpType type, const tim
         sink_failed && sink.failed_call()[0] != '\0' ? sink.failed_call() : stats.failed_step;
   }
   return err;
-}
-
-// Gives the finished temporary file its final name. A dump never replaces
-// another by accident: a name from the template that is taken gets ".1",
-// ".2"... appended (two dumps in the same second); an explicit path is
-// replaced only when the request says so.
-int Publish(const char* tmp, bool from_template, bool replace, char* path, size_t path_size) {
-  if (replace) return ::rename(tmp, path) == 0 ? 0 : errno;
-  if (::renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0) return 0;
-  if (errno != EEXIST || !from_template) return errno;
-  size_t len = std::strlen(path);
-  for (char n = '1'; n <= '9'; ++n) {
-    if (len + 3 > path_size) return ENAMETOOLONG;
-    path[len] = '.';
-    path[len + 1] = n;
-    path[len + 2] = '\0';
-    if (::renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0) return 0;
-    if (errno != EEXIST) return errno;
-  }
-  path[len] = '\0';
-  return EEXIST;
 }
 
 uint64_t MonoNs() {
@@ -599,8 +568,45 @@ int WaitForWriter(State* s, const SelfDumpRequest& req, pid_t child, SelfDumpRes
   return err;
 }
 
+// Puts the final path in res->path and opens the dump file (s->file): in the
+// dump directory's descriptor for `in_dump_dir` requests, by path otherwise.
+int OpenFile(State* s, const SelfDumpRequest& req, const timespec& now, SelfDumpResult* res) {
+  res->failed_call = "path";
+  int beneath = -1;
+  const char* open_path = res->path;
+  if (req.path == nullptr) {
+    res->failed_call = "expand name";
+    if (int err = ExpandName(s, req.reason, now.tv_sec, res->path, sizeof res->path)) return err;
+  } else if (req.in_dump_dir) {
+    size_t n = 0;
+    if (s->dump_dir_fd.load(std::memory_order_acquire) < 0) {
+      if (int err = OpenDumpDir(s)) {
+        AppendPath(res->path, sizeof res->path, &n, s->dump_dir);
+        res->failed_call = "open the dump directory (CPPDIAG_DUMP_DIR)";
+        return err;
+      }
+    }
+    if (!AppendPath(res->path, sizeof res->path, &n, s->dump_dir_path) ||
+        !AppendPath(res->path, sizeof res->path, &n, "/") ||
+        !AppendPath(res->path, sizeof res->path, &n, req.path)) {
+      return ENAMETOOLONG;
+    }
+    beneath = s->dump_dir_fd.load(std::memory_order_relaxed);
+    open_path = req.path;
+  } else if (!CopyString(res->path, sizeof res->path, req.path)) {
+    return ENAMETOOLONG;
+  }
+  res->failed_call = "open";
+  if (int err = OpenDumpDirectory(beneath, open_path, &s->reserve, &s->file)) {
+    if (beneath >= 0 && err == ELOOP) res->failed_call = "open beneath the dump directory";
+    return err;
+  }
+  return CreateDumpFile(&s->reserve, &s->file);
+}
+
 int WriteLocked(State* s, const SelfDumpRequest& req, SelfDumpResult* res) {
   if (Pid() != s->pid) {  // a fork child: the /proc/self files still show the parent
+    s->reserve.Fill();
     if (int err = OpenProcFiles(s)) {
       res->failed_call = "open /proc/self";
       return err;
@@ -612,26 +618,14 @@ int WriteLocked(State* s, const SelfDumpRequest& req, SelfDumpResult* res) {
   SelfDumpMode mode = ResolveMode(s, req.mode, res);
   timespec now;
   ::clock_gettime(CLOCK_REALTIME, &now);
-  if (req.path != nullptr) {
-    if (!CopyString(res->path, sizeof res->path, req.path)) {
-      res->failed_call = "path";
-      return ENAMETOOLONG;
-    }
-  } else if (int err = ExpandName(s, req.reason, now.tv_sec, res->path, sizeof res->path)) {
-    res->failed_call = "expand name";
+  // Open first: a directory we cannot write to fails before any thread stops.
+  if (int err = OpenFile(s, req, now, res)) {
+    DiscardDumpFile(&s->file);
+    s->reserve.Fill();
     return err;
   }
-  char tmp[PATH_MAX];
-  if (!TempName(res->path, tmp, sizeof tmp)) {
-    res->failed_call = "path";
-    return ENAMETOOLONG;
-  }
-  // Open first: a directory we cannot write to fails before any thread stops.
-  int fd = OpenTemp(s, tmp);
-  if (fd < 0) {
-    res->failed_call = "open";
-    return -fd;
-  }
+  int fd = s->file.fd.load(std::memory_order_relaxed);
+  res->failed_call = "";
 
   CaptureOptions co;
   co.own_context = req.ucontext;
@@ -680,24 +674,20 @@ int WriteLocked(State* s, const SelfDumpRequest& req, SelfDumpResult* res) {
   }
   res->mode = mode;
 
-  s->file_fd.store(-1, std::memory_order_release);
-  if (err == 0 && ::close(fd) != 0) {  // NFS reports write errors here
-    err = errno;
-    res->failed_call = "close";
-  } else if (err != 0) {
-    ::close(fd);
+  if (err == 0) {
+    // A name from the template that is taken gets ".1", ".2"... (two dumps
+    // in the same second); an explicit path is replaced only when asked.
+    err = PublishDumpFile(&s->file, req.path == nullptr, req.replace_existing, res->path,
+                          sizeof res->path, &res->failed_call);
   }
   if (err == 0) {
-    err = Publish(tmp, req.path == nullptr, req.replace_existing, res->path, sizeof res->path);
-    if (err != 0) res->failed_call = "rename";
+    res->failed_call = "";
+    g_dumps_written.fetch_add(1, std::memory_order_relaxed);
+    SyncDumpDirectory(s->file);
   }
-  if (err != 0) {
-    ::unlink(tmp);
-    return err;
-  }
-  g_dumps_written.fetch_add(1, std::memory_order_relaxed);
-  SyncDirectory(res->path);
-  return 0;
+  DiscardDumpFile(&s->file);  // after a success: only closes the directory
+  s->reserve.Fill();
+  return err;
 }
 
 }  // namespace
@@ -770,12 +760,14 @@ int WriteSelfDump(const SelfDumpRequest& request, SelfDumpResult* result) noexce
 void ForgetSelfDumpStateInForkedChild() noexcept {
   State* s = g_state.load(std::memory_order_acquire);
   if (s == nullptr) return;
-  for (std::atomic<int>* fd : {&s->maps_fd, &s->task_fd, &s->coredump_filter_fd, &s->reserve_fd,
-                               &s->pagemap_fd, &s->file_fd}) {
+  for (std::atomic<int>* fd :
+       {&s->maps_fd, &s->task_fd, &s->coredump_filter_fd, &s->dump_dir_fd, &s->pagemap_fd}) {
     CloseOwned(fd);
   }
+  s->reserve.CloseAll();
+  s->file.CloseDescriptors();  // a dump in flight: its file stays the parent's
   ConfigureSnapshot(s);
-  s->pid = 0;  // the next dump opens this process's own /proc files
+  s->pid = 0;  // the next dump opens this process's own /proc files and reserve
   // The report page is shared with the parent, whose fork-mode writer may be
   // using it: a page of our own at the same address (still left out of dumps).
   if (s->report != &s->private_report && MapReportPage(s->report) == nullptr) {

@@ -21,17 +21,19 @@
 //
 // How: every other thread is stopped in a signal handler that records its
 // registers (thread_capture.h), the memory is read with process_vm_readv
-// (no descriptor on it is kept), and the ELF core writer writes
-// `<path>.tmp-<pid>` (O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600), fsyncs it, and
-// renames it to `<path>`. On any
-// failure the temporary file is removed: no partial file ever carries the
-// final name. Dirty page cache is bounded while writing (sink.h).
+// (no descriptor on it is kept), and the ELF core writer writes an unnamed
+// O_TMPFILE file (mode 0600) in the target directory, fsyncs it and links it
+// at `<path>` only when it is complete; where the filesystem has no
+// O_TMPFILE, `<path>.tmp-<pid>` renamed to `<path>` (dump_file.h). On any
+// failure nothing carries the final name and no temporary file is left; a
+// process killed mid-dump leaves nothing (but the fallback's temporary file).
+// Dirty page cache is bounded while writing (sink.h).
 //
 // PrepareSelfDump runs once at start, in normal context: it opens
 // /proc/self/smaps, /proc/self/task and /proc/self/coredump_filter (pagemap
-// is opened only while a dump is written), a reserve descriptor for the dump
-// file, and reserves every buffer the dump needs (mmap + MAP_POPULATE, so the
-// memory is already charged to the cgroup when a dump runs near the limit):
+// is opened only while a dump is written), the dump directory (SelfDumpConfig::dump_dir), reserve
+// descriptors for the dump file, and reserves every buffer the dump needs (mmap
+// + MAP_POPULATE, so the memory is already charged to the cgroup when a dump runs near the limit):
 // about 1 MiB of I/O buffer, 2 MiB for the maps lines of smaps, and per-thread and
 // per-mapping tables (~10 MiB with the defaults). WriteSelfDump is
 // async-signal-safe: no malloc, no locks, no stdio, no exceptions. It may be
@@ -90,6 +92,10 @@ struct SelfDumpConfig {
   // Fork mode: a writer that writes no byte for this long is killed
   // (SIGKILL) and the dump fails with ETIMEDOUT. 0: wait for ever.
   uint32_t writer_stall_timeout_ms = 120000;
+  // CPPDIAG_DUMP_DIR: where requests with `in_dump_dir` are confined. Opened
+  // here (O_PATH; a symbolic link is followed now, once), or at the first
+  // such request if it does not exist yet. Empty: none.
+  std::string dump_dir;
 };
 
 // Opens the /proc files, reserves the buffers, installs the thread-capture
@@ -114,6 +120,11 @@ struct SelfDumpRequest {
   // registers where it called WriteSelfDump.
   const ucontext_t* ucontext = nullptr;
   const char* path = nullptr;  // the final path; null: expand the name template
+  // `path` is relative to SelfDumpConfig::dump_dir and is created beneath
+  // that directory's descriptor, with no ".." and no symbolic link on the
+  // way (dump_file.h): ELOOP for a link, EXDEV for an escape. The result's
+  // path is then the dump directory's resolved path + "/" + `path`.
+  bool in_dump_dir = false;
   // Another dump is being written: wait for it (the crash handler does) rather
   // than fail with EBUSY.
   bool wait_if_busy = false;

@@ -176,7 +176,7 @@ TEST_F(SelfDumpTest, ADumpNeverReplacesAnotherByAccident) {
   exact.path = first.path;
   SelfDumpResult res;
   EXPECT_EQ(WriteSelfDump(exact, &res), EEXIST);
-  EXPECT_STREQ(res.failed_call, "rename");
+  EXPECT_STREQ(res.failed_call, "link");  // the O_TMPFILE's linkat (it was "rename")
   exact.replace_existing = true;
   EXPECT_EQ(WriteSelfDump(exact, &res), 0) << res.failed_call;
   EXPECT_EQ(Files().size(), 2u) << "no temporary file left";
@@ -317,6 +317,67 @@ TEST_F(SelfDumpTest, AProcessOutOfDescriptorsStillDumps) {
     EXPECT_TRUE(testing::ParseCoreFile(path).ok()) << path;
   }
 }
+
+// A note provider that, in its writing pass (the dump file is open, the
+// headers are out), says so on `started_fd` and then waits for ever: the
+// writer is held in the middle of the dump.
+struct Hold {
+  int started_fd = -1;
+  int wait_fd = -1;
+  int calls = 0;
+};
+
+void HoldingProvider(void* context, NoteOutput* out) {
+  auto* h = static_cast<Hold*>(context);
+  if (h->calls++ == 1) {
+    char c = 1;
+    (void)::write(h->started_fd, &c, 1);
+    (void)HANDLE_EINTR(::read(h->wait_fd, &c, 1));
+  }
+  out->Begin("TEST", 1, 4);
+  out->Append("abcd", 4);
+}
+
+// A target killed (OOM killer, liveness probe) in the middle of writing its
+// dump leaves nothing in the dump directory, in either mode.
+class KilledMidDumpTest : public SelfDumpTest,
+                          public ::testing::WithParamInterface<SelfDumpMode> {};
+
+TEST_P(KilledMidDumpTest, LeavesNoFileAtAll) {
+  int started[2], wait[2];
+  ASSERT_EQ(::pipe(started), 0);
+  ASSERT_EQ(::pipe(wait), 0);
+  std::string path = dir_ + "/killed.core";
+  pid_t target = ::fork();
+  if (target == 0) {
+    Hold hold{started[1], wait[0]};
+    RegisterNoteProvider(&HoldingProvider, &hold);
+    SelfDumpRequest req;
+    req.type = DumpType::kHeap;
+    req.path = path.c_str();
+    req.mode = GetParam();
+    SelfDumpResult res;
+    WriteSelfDump(req, &res);
+    ::_exit(3);  // not reached: the writer is held
+  }
+  ::close(started[1]);
+  char c = 0;
+  ASSERT_EQ(HANDLE_EINTR(::read(started[0], &c, 1)), 1) << "the target died before writing";
+  ASSERT_EQ(::kill(target, SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(target, &status, 0), target);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+  ::close(started[0]);
+  ::close(wait[0]);
+  ::close(wait[1]);
+  EXPECT_EQ(Files(), std::vector<std::string>{}) << "a half-written dump is visible";
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, KilledMidDumpTest,
+                         ::testing::Values(SelfDumpMode::kSuspend, SelfDumpMode::kFork),
+                         [](const ::testing::TestParamInfo<SelfDumpMode>& p) {
+                           return std::string(SelfDumpModeName(p.param));
+                         });
 
 TEST_F(SelfDumpTest, ExpandsTheTemplateOnRequest) {
   char out[PATH_MAX];

@@ -27,9 +27,50 @@ class DumpPathTest : public ::testing::Test {
 };
 
 TEST_F(DumpPathTest, AcceptsPathsInsideTheDirectory) {
-  EXPECT_EQ(*ResolveDumpPath("core.1", dir_, false), dir_ + "/core.1");
-  EXPECT_EQ(*ResolveDumpPath(dir_ + "/core.2", dir_, false), dir_ + "/core.2");
-  EXPECT_EQ(*ResolveDumpPath("sub/core.3", dir_, false), dir_ + "/sub/core.3");
+  EXPECT_EQ(ResolveDumpPath("core.1", dir_, false)->path, dir_ + "/core.1");
+  EXPECT_EQ(ResolveDumpPath(dir_ + "/core.2", dir_, false)->path, dir_ + "/core.2");
+  EXPECT_EQ(ResolveDumpPath("sub/core.3", dir_, false)->path, dir_ + "/sub/core.3");
+  // What the self-dump opens beneath its descriptor of the dump directory.
+  EXPECT_EQ(ResolveDumpPath(dir_ + "/core.2", dir_, false)->relative, "core.2");
+  EXPECT_EQ(ResolveDumpPath(".//sub/./core.3", dir_, false)->relative, "sub/core.3");
+  EXPECT_EQ(ResolveDumpPath(dir_ + "//sub/core.4", dir_ + "/", false)->relative, "sub/core.4");
+}
+
+TEST_F(DumpPathTest, AbsolutePathsOutsideAreRefused) {
+  for (const std::string& p : {root_ + "/elsewhere/core", std::string("/tmp/core"),
+                               root_ + "/dumpsX/core", root_ + "/dumps"}) {
+    auto r = ResolveDumpPath(p, dir_, false);
+    ASSERT_FALSE(r.ok()) << p;
+    EXPECT_NE(r.error().message().find("outside the dump directory"), std::string::npos)
+        << r.error().message();
+  }
+  auto dir_itself = ResolveDumpPath(dir_ + "/", dir_, false);
+  ASSERT_FALSE(dir_itself.ok());
+  EXPECT_NE(dir_itself.error().message().find("names a directory"), std::string::npos);
+}
+
+TEST_F(DumpPathTest, NoSymbolicLinkBelowTheDumpDirectoryEvenOneThatStaysInside) {
+  // The self-dump opens beneath the dump directory with RESOLVE_NO_SYMLINKS:
+  // a link that points inside is refused too, and says so.
+  fs::create_directory_symlink(dir_ + "/sub", dir_ + "/inside-link");
+  auto r = ResolveDumpPath("inside-link/core", dir_, false);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ELOOP);
+  EXPECT_NE(r.error().message().find("symbolic link"), std::string::npos) << r.error().message();
+  EXPECT_FALSE(ResolveDumpPath(dir_ + "/inside-link/core", dir_, false).ok());
+}
+
+TEST_F(DumpPathTest, TheDumpDirectoryItselfMayBeASymbolicLink) {
+  // The operator's CPPDIAG_DUMP_DIR is followed (once, when the runtime starts).
+  std::string link = root_ + "/dumps-link";
+  fs::create_directory_symlink(dir_, link);
+  auto rel = ResolveDumpPath("core", link, false);
+  ASSERT_TRUE(rel.ok()) << rel.error().message();
+  EXPECT_EQ(rel->relative, "core");
+  EXPECT_EQ(rel->path, dir_ + "/core");
+  // Absolute, through the link as written or through what it resolves to.
+  EXPECT_EQ(ResolveDumpPath(link + "/sub/core", link, false)->relative, "sub/core");
+  EXPECT_EQ(ResolveDumpPath(dir_ + "/sub/core", link, false)->relative, "sub/core");
 }
 
 TEST_F(DumpPathTest, RefusesEscapes) {
@@ -57,7 +98,7 @@ TEST_F(DumpPathTest, ExistingFilesOnlyWithOverwrite) {
   auto r = ResolveDumpPath("core.old", dir_, false);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message().find("exists"), std::string::npos);
-  EXPECT_EQ(*ResolveDumpPath("core.old", dir_, true), dir_ + "/core.old");
+  EXPECT_EQ(ResolveDumpPath("core.old", dir_, true)->path, dir_ + "/core.old");
   EXPECT_FALSE(ResolveDumpPath("sub", dir_, true).ok()) << "a directory is not a dump";
 }
 

@@ -4,11 +4,13 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstring>
 
 #include "common/cgroup.h"
 #include "common/proc.h"
+#include "common/raw_log.h"
 #include "diag/counters/collect.h"
 #include "diag/dump/self_dump.h"
 #include "diag/heap/heap_profile.h"
@@ -62,6 +64,16 @@ void SendProgress(void* context, uint64_t written, uint64_t total) noexcept {
 
 double Ms(uint64_t ns) { return static_cast<double>(ns) / 1e6; }
 
+// "pwrite /dumps/core.1: No space left on device (ENOSPC); nothing was left
+// behind": the errno by name, so a full disk reads as one.
+Error DumpFailure(int err, const dump::SelfDumpResult& result) {
+  std::string name = ErrnoName(err);  // "ENOSPC (no space left on device)"
+  name.resize(std::min(name.size(), name.find(' ')));
+  return Error(err, "",
+               std::string(result.failed_call) + " " + result.path + ": " + std::strerror(err) +
+                   " (" + name + "); nothing was left behind");
+}
+
 // Writes a dump where the request says (confined to CPPDIAG_DUMP_DIR), in
 // fork mode unless the cgroup lacks the headroom (SelfDumpMode::kAuto).
 Result<nlohmann::json> Dump(const RuntimeInfo& rt, const nlohmann::json& req,
@@ -79,13 +91,17 @@ Result<nlohmann::json> Dump(const RuntimeInfo& rt, const nlohmann::json& req,
     }
     requested = expanded;
   }
-  CPPDIAG_ASSIGN_OR_RETURN(std::string path,
+  // The checks make the messages; the self-dump confines the file to its
+  // descriptor of the dump directory whatever happens after them.
+  CPPDIAG_ASSIGN_OR_RETURN(DumpPath target,
                            ResolveDumpPath(requested, rt.config.dump_dir, overwrite));
+  const std::string& path = target.path;
 
   dump::SelfDumpRequest request;
   request.type = type;
   request.reason = "on-demand";
-  request.path = path.c_str();
+  request.path = target.relative.c_str();
+  request.in_dump_dir = true;
   request.replace_existing = overwrite;
   request.mode = dump::SelfDumpMode::kAuto;
   if (peer.progress) {
@@ -116,7 +132,13 @@ Result<nlohmann::json> Dump(const RuntimeInfo& rt, const nlohmann::json& req,
                              "(ETIMEDOUT); nothing was left at ") +
                      result.path);
   }
-  if (err != 0) return Error(err, result.failed_call, result.path);
+  if (err == ELOOP || err == EXDEV) {  // the directory changed after the checks above
+    return Error(err, "",
+                 "dump path " + path +
+                     (err == ELOOP ? " has a symbolic link on the way" : " leads outside") +
+                     " below the dump directory (CPPDIAG_DUMP_DIR); refusing");
+  }
+  if (err != 0) return DumpFailure(err, result);
   return nlohmann::json{{"path", result.path},
                         {"type", DumpTypeName(result.type)},
                         {"bytes", result.size_bytes},

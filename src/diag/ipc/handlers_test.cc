@@ -3,10 +3,14 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <stdexcept>
+#include <thread>
 
 #include "common/io.h"
+#include "diag/dump/dump_file.h"
 #include "diag/dump/note_provider.h"
 #include "diag/dump/self_dump.h"
 
@@ -28,6 +32,7 @@ class DumpHandlerTest : public ::testing::Test {
     c.default_type = DumpType::kMini;
     c.name_template = dir_ + "/core.%p.%r";
     c.cgroup_version = -1;  // no memory limit known: kAuto forks
+    c.dump_dir = dir_;      // what the runtime passes: CPPDIAG_DUMP_DIR
     ASSERT_TRUE(dump::PrepareSelfDump(c).ok());
     runtime_.config.dump_type = DumpType::kMini;
     runtime_.config.dump_name = c.name_template;
@@ -100,6 +105,70 @@ TEST_F(DumpHandlerTest, AProgressFrameThatThrowsStopsNeitherThisDumpNorTheNext) 
   EXPECT_TRUE(second.ok()) << second.error().message();
   EXPECT_EQ(Files(dir_), (std::vector<std::string>{"first.core", "second.core"}));
 }
+
+// The requested directory is checked, then swapped for a symbolic link to
+// a directory outside the dump directory (atomically, by RENAME_EXCHANGE)
+// while the dump is opened: nothing may ever be created outside. With
+// openat2, and with the component walk of kernels without it.
+class DumpPathRaceTest : public DumpHandlerTest, public ::testing::WithParamInterface<bool> {
+ protected:
+  void TearDown() override {
+    dump::SetDumpFileFallbacksForTesting(false, false);
+    DumpHandlerTest::TearDown();
+  }
+};
+
+TEST_P(DumpPathRaceTest, ASubdirectorySwappedForASymlinkNeverLeadsOutside) {
+  dump::SetDumpFileFallbacksForTesting(false, /*no_openat2=*/GetParam());
+  std::string outside = root_ + "/outside";
+  fs::create_directories(outside);
+  fs::create_directories(dir_ + "/sub");
+  fs::create_directory_symlink(outside, dir_ + "/sub.swap");
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> swaps{0};
+  std::thread swapper([&] {
+    std::string a = dir_ + "/sub", b = dir_ + "/sub.swap";
+    while (!stop.load()) {
+      if (::renameat2(AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), RENAME_EXCHANGE) == 0) ++swaps;
+      std::this_thread::yield();
+    }
+  });
+  // Until enough dumps got past the checks into the race (a refused request
+  // costs microseconds, a written one milliseconds), or one escaped.
+  constexpr int kWritten = 100, kMaxRequests = 20000;
+  int written = 0, refused = 0, late = 0;
+  std::string other_error;
+  for (int i = 0;
+       i < kMaxRequests && (written < kWritten || refused == 0) && Files(outside).empty(); ++i) {
+    auto r = Dump({{"path", "sub/core." + std::to_string(i)}, {"type", "triage"}});
+    if (r.ok()) {
+      ++written;
+    } else if (r.error().message().find("symbolic link") != std::string::npos) {
+      ++refused;
+      if (r.error().message().find("on the way") != std::string::npos) ++late;
+    } else {
+      other_error = r.error().message();
+    }
+  }
+  stop.store(true);
+  swapper.join();
+  EXPECT_EQ(Files(outside), std::vector<std::string>{}) << "created outside the dump directory";
+  EXPECT_EQ(other_error, "");
+  RecordProperty("written", written);
+  RecordProperty("refused", refused);
+  RecordProperty("late", late);
+  EXPECT_GT(swaps.load(), 0u);
+  EXPECT_GE(written, kWritten);  // both outcomes happen: the race was really run
+  EXPECT_GT(refused, 0);
+  // Whatever was written is inside, in the real directory (named sub or sub.swap by now).
+  std::string real = fs::is_symlink(dir_ + "/sub") ? dir_ + "/sub.swap" : dir_ + "/sub";
+  EXPECT_EQ(Files(real).size(), static_cast<size_t>(written));
+}
+
+INSTANTIATE_TEST_SUITE_P(Resolvers, DumpPathRaceTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& p) {
+                           return p.param ? "ComponentWalk" : "Openat2";
+                         });
 
 }  // namespace
 }  // namespace cppdiag::ipc

@@ -20,6 +20,8 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/counters/derived.h"
+#include "cli/counters/format.h"
 #include "cli/discovery.h"
 #include "cli/display.h"
 #include "cli/target_watch.h"
@@ -27,8 +29,6 @@
 #include "common/parse.h"
 #include "common/scoped_fd.h"
 #include "diag/counters/catalog.h"
-#include "cli/counters/derived.h"
-#include "cli/counters/format.h"
 #include "diag/counters/sample.h"
 #include "diag/ipc/client.h"
 

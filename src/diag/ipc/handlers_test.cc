@@ -119,6 +119,12 @@ class DumpPathRaceTest : public DumpHandlerTest, public ::testing::WithParamInte
 };
 
 TEST_P(DumpPathRaceTest, ASubdirectorySwappedForASymlinkNeverLeadsOutside) {
+#if defined(__SANITIZE_THREAD__)
+  // Hundreds of real dumps: under TSan each thread stop goes through its
+  // signal interception and the loop outlasts the timeout. The release and
+  // ASan runs race the same resolver.
+  GTEST_SKIP() << "too slow under ThreadSanitizer (real dumps in a loop)";
+#endif
   dump::SetDumpFileFallbacksForTesting(false, /*no_openat2=*/GetParam());
   std::string outside = root_ + "/outside";
   fs::create_directories(outside);

@@ -36,6 +36,7 @@ class SelfDumpTest : public ::testing::Test {
     SelfDumpConfig c;
     c.default_type = DumpType::kMini;
     c.name_template = dir_ + "/core.%p.%r";
+    c.dump_dir = dir_;  // held open (O_PATH): a forked child must not keep it
     ASSERT_TRUE(PrepareSelfDump(c).ok());
   }
   void TearDown() override { fs::remove_all(dir_); }

@@ -20,7 +20,7 @@
 //   for (const CoreNote& note : core.notes()) { ... }
 //   CPPDIAG_ASSIGN_OR_RETURN(auto pieces, core.ReadMemory(rsp, 64));
 //
-// Not thread-hostile: a CoreFile is immutable after opening; const methods may
+// Thread-safe for reading: a CoreFile is immutable after opening; const methods may
 // run on several threads.
 #pragma once
 

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/async_safe.h"
 #include "common/io.h"
 
 namespace cppdiag {
@@ -19,22 +20,13 @@ RawLine& RawLine::Add(std::string_view s) {
 }
 
 RawLine& RawLine::Udec(uint64_t v) {
-  char tmp[24];
-  size_t n = 0;
-  do {
-    tmp[n++] = static_cast<char>('0' + v % 10);
-    v /= 10;
-  } while (v != 0);
-  while (n > 0) Add(std::string_view(&tmp[--n], 1));
-  return *this;
+  char digits[kMaxDecimalChars];
+  return Add(std::string_view(digits, FormatDecimal(v, digits, sizeof digits)));
 }
 
 RawLine& RawLine::Dec(int64_t v) {
-  if (v < 0) {
-    Add("-");
-    return Udec(static_cast<uint64_t>(-(v + 1)) + 1);
-  }
-  return Udec(static_cast<uint64_t>(v));
+  char digits[kMaxDecimalChars];
+  return Add(std::string_view(digits, FormatDecimal(v, digits, sizeof digits)));
 }
 
 RawLine& RawLine::Hex(uint64_t v) {

@@ -14,7 +14,7 @@
 #include "diag/heap/allocation_hooks.h"
 #include "diag/heap/heap_note.h"
 #include "diag/heap/heap_profiler.h"
-#include "diag/ipc/handlers.h"
+#include "diag/request_handlers.h"
 #include "diag/ipc/server.h"
 
 namespace cppdiag {
@@ -142,7 +142,7 @@ Result<const RuntimeInfo*> Start(std::optional<SizeOrPercent> default_heap_limit
   if (dump::SelfDumpPrepared()) StartWatchdog();
 
   if (c.enable_diagnostics) {
-    auto server = ipc::DiagnosticServer::Start({.tmpdir = c.tmpdir}, ipc::MakeHandlers(g_info));
+    auto server = ipc::DiagnosticServer::Start({.tmpdir = c.tmpdir}, MakeRequestHandlers(g_info));
     if (server) {
       g_server = std::move(*server);
     } else {  // the service runs on without its socket

@@ -38,7 +38,7 @@
 #include "common/io.h"
 #include "common/scoped_fd.h"
 #include "diag/dump/self_dump.h"
-#include "diag/ipc/handlers.h"
+#include "diag/request_handlers.h"
 #include "diag/ipc/protocol.h"
 #include "diag/ipc/request.h"
 
@@ -111,7 +111,7 @@ const Fixture& GetFixture() {
     dc.default_type = DumpType::kTriage;
     dc.name_template = f->runtime.config.dump_name;
     if (auto s = dump::PrepareSelfDump(dc); !s) Fail(s.error().message());
-    f->handlers = ipc::MakeHandlers(f->runtime);
+    f->handlers = MakeRequestHandlers(f->runtime);
     if (f->handlers.count(ipc::Command::kDump) == 0) Fail("no dump handler");
     std::atexit([] {  // libFuzzer ends with exit(): leave no directory behind
       const Fixture& fx = GetFixture();

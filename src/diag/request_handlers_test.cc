@@ -1,4 +1,4 @@
-#include "diag/ipc/handlers.h"
+#include "diag/request_handlers.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -14,8 +14,11 @@
 #include "diag/dump/note_provider.h"
 #include "diag/dump/self_dump.h"
 
-namespace cppdiag::ipc {
+namespace cppdiag {
 namespace {
+
+using ipc::Command;
+using ipc::PeerInfo;
 
 namespace fs = std::filesystem;
 
@@ -37,7 +40,7 @@ class DumpHandlerTest : public ::testing::Test {
     runtime_.config.dump_type = DumpType::kMini;
     runtime_.config.dump_name = c.name_template;
     runtime_.config.dump_dir = dir_;
-    handlers_ = MakeHandlers(runtime_);
+    handlers_ = MakeRequestHandlers(runtime_);
     ASSERT_TRUE(handlers_.count(Command::kDump));
   }
   void TearDown() override { fs::remove_all(root_); }
@@ -177,4 +180,4 @@ INSTANTIATE_TEST_SUITE_P(Resolvers, DumpPathRaceTest, ::testing::Bool(),
                          });
 
 }  // namespace
-}  // namespace cppdiag::ipc
+}  // namespace cppdiag

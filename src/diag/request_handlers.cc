@@ -1,4 +1,4 @@
-#include "diag/ipc/handlers.h"
+#include "diag/request_handlers.h"
 
 #include <limits.h>
 #include <sys/prctl.h>
@@ -17,8 +17,15 @@
 #include "diag/ipc/dump_path.h"
 #include "diag/ipc/heap_snapshot.h"
 
-namespace cppdiag::ipc {
+namespace cppdiag {
 namespace {
+
+using ipc::Command;
+using ipc::DiagnosticServer;
+using ipc::DumpPath;
+using ipc::HeapProfileToJson;
+using ipc::PeerInfo;
+using ipc::ResolveDumpPath;
 
 nlohmann::json OptionalBytes(const std::optional<uint64_t>& v) {
   return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
@@ -174,7 +181,7 @@ DiagnosticServer::Handler ReadsMemory(DiagnosticServer::Handler handler) {
 
 }  // namespace
 
-DiagnosticServer::Handlers MakeHandlers(const RuntimeInfo& runtime) {
+DiagnosticServer::Handlers MakeRequestHandlers(const RuntimeInfo& runtime) {
   DiagnosticServer::Handlers h;
   h[Command::kProcessInfo] = [&runtime](const nlohmann::json&, const PeerInfo&) {
     return ProcessInfo(runtime);
@@ -198,4 +205,4 @@ DiagnosticServer::Handlers MakeHandlers(const RuntimeInfo& runtime) {
   return h;
 }
 
-}  // namespace cppdiag::ipc
+}  // namespace cppdiag

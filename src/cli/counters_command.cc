@@ -27,6 +27,7 @@
 #include "cli/target_watch.h"
 #include "common/io.h"
 #include "common/parse.h"
+#include "common/raw_log.h"
 #include "common/scoped_fd.h"
 #include "diag/counters/catalog.h"
 #include "diag/counters/sample.h"
@@ -346,7 +347,7 @@ int Collect(const CountersOptions& o) {
     }
     Wake wake = WaitUntil(next, stop.fd(), -1);
     if (wake != Wake::kTick) {
-      why = std::string(" (stopped by SIG") + sigabbrev_np(g_stop_signal) + ")";
+      why = std::string(" (stopped by SIG") + SignalAbbrev(g_stop_signal) + ")";
       break;
     }
     sample = poller->Next();

@@ -87,6 +87,23 @@ size_t ParseDecimal(std::string_view text, uint64_t* out) {
   return i;
 }
 
+size_t ParseHex(std::string_view text, uint64_t* out) {
+  uint64_t v = 0;
+  size_t i = 0;
+  for (; i < text.size(); ++i) {
+    char c = text[i];
+    int d = c >= '0' && c <= '9'   ? c - '0'
+            : c >= 'a' && c <= 'f' ? c - 'a' + 10
+            : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                   : -1;
+    if (d < 0) break;
+    if (i == 16) return 0;  // more than 64 bits
+    v = v << 4 | static_cast<uint64_t>(d);
+  }
+  if (i > 0) *out = v;
+  return i;
+}
+
 ssize_t ReadSmallFile(const char* path, char* buf, size_t size) {
   if (size == 0) return -EINVAL;
   int fd = HANDLE_EINTR(::open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY));

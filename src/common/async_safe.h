@@ -52,6 +52,10 @@ inline size_t FormatDecimal(int value, char* out, size_t size) {
 // digits it read (0: none, or the number overflows 64 bits).
 size_t ParseDecimal(std::string_view text, uint64_t* out);
 
+// The hexadecimal number (no "0x", either case) at the start of `text`:
+// returns how many digits it read (0: none, or more than 64 bits).
+size_t ParseHex(std::string_view text, uint64_t* out);
+
 // Reads a small file whole (a /proc or cgroup file): at most size - 1 bytes,
 // NUL-terminated. Returns the bytes read, or -errno.
 ssize_t ReadSmallFile(const char* path, char* buf, size_t size);

@@ -45,6 +45,21 @@ TEST(AsyncSafe, ParsesLeadingDigitsAndRefusesOverflow) {
   EXPECT_EQ(v, 7u);
 }
 
+TEST(AsyncSafe, ParsesHexInEitherCaseAndRefusesOverflow) {
+  uint64_t v = 7;
+  EXPECT_EQ(ParseHex("00000033\n", &v), 8u);  // a coredump_filter
+  EXPECT_EQ(v, 0x33u);
+  EXPECT_EQ(ParseHex("7fFFaB-", &v), 6u);
+  EXPECT_EQ(v, 0x7fffabu);
+  EXPECT_EQ(ParseHex("ffffffffffffffff", &v), 16u);
+  EXPECT_EQ(v, UINT64_MAX);
+  v = 7;
+  EXPECT_EQ(ParseHex("10000000000000000", &v), 0u);
+  EXPECT_EQ(ParseHex("xyz", &v), 0u);
+  EXPECT_EQ(ParseHex("", &v), 0u);
+  EXPECT_EQ(v, 7u);
+}
+
 TEST(AsyncSafe, ReadsSmallFilesWholeOrCut) {
   char path[] = "/tmp/cppdiag-async-safe-XXXXXX";
   int fd = ::mkstemp(path);

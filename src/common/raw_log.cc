@@ -53,4 +53,9 @@ const char* ErrnoName(int err) {
   return name != nullptr ? name : "E?";
 }
 
+const char* SignalAbbrev(int sig) {
+  const char* name = ::sigabbrev_np(sig);  // glibc's table, like strerrorname_np
+  return name != nullptr ? name : "?";
+}
+
 }  // namespace cppdiag

@@ -35,5 +35,8 @@ class RawLine {
 // Async-signal-safe: the errno's symbolic name ("ENOSPC", "ETIMEDOUT"), from
 // glibc's strerrorname_np, or "E?" for a value glibc does not know.
 const char* ErrnoName(int err);
+// Async-signal-safe: the signal's abbreviation without "SIG" ("SEGV",
+// "ABRT"), from glibc's sigabbrev_np, or "?" (real-time signals too).
+const char* SignalAbbrev(int sig);
 
 }  // namespace cppdiag

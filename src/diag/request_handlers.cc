@@ -74,11 +74,9 @@ double Ms(uint64_t ns) { return static_cast<double>(ns) / 1e6; }
 // "pwrite /dumps/core.1: No space left on device (ENOSPC); nothing was left
 // behind": the errno by name, so a full disk reads as one.
 Error DumpFailure(int err, const dump::SelfDumpResult& result) {
-  std::string name = ErrnoName(err);  // "ENOSPC (no space left on device)"
-  name.resize(std::min(name.size(), name.find(' ')));
   return Error(err, "",
                std::string(result.failed_call) + " " + result.path + ": " + std::strerror(err) +
-                   " (" + name + "); nothing was left behind");
+                   " (" + ErrnoName(err) + "); nothing was left behind");
 }
 
 // Writes a dump where the request says (confined to CPPDIAG_DUMP_DIR), in
@@ -129,7 +127,7 @@ Result<nlohmann::json> Dump(const RuntimeInfo& rt, const nlohmann::json& req,
     return Error(err, "",
                  std::string("the dump writer process was killed by signal ") +
                      std::to_string(result.writer_signal) + " (SIG" +
-                     sigabbrev_np(result.writer_signal) +
+                     SignalAbbrev(result.writer_signal) +
                      (result.writer_signal == SIGKILL ? ", out of memory?" : "") + ") writing " +
                      result.path);
   }

@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/async_safe.h"
 #include "common/proc.h"
 #include "diag/counters/catalog.h"
 #include "diag/dump/self_dump.h"
@@ -14,12 +15,6 @@
 
 namespace cppdiag::counters {
 namespace {
-
-int64_t Now(clockid_t clock) {
-  timespec ts{};
-  ::clock_gettime(clock, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 std::optional<uint64_t> CountOpenFds() {
   DIR* dir = ::opendir("/proc/self/fd");
@@ -52,8 +47,8 @@ std::optional<double> SampledLiveBytes() {
 Sample CollectCounters(CollectDetail* detail) {
   Sample s;
   s.pid = ::getpid();
-  s.monotonic_ns = Now(CLOCK_MONOTONIC);
-  s.unix_ns = Now(CLOCK_REALTIME);
+  s.monotonic_ns = static_cast<int64_t>(MonotonicNs());
+  s.unix_ns = static_cast<int64_t>(RealtimeNs());
   auto& v = s.values;
   auto d = [](uint64_t x) { return static_cast<double>(x); };
 

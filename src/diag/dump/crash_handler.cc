@@ -4,7 +4,6 @@
 #include "diag/dump/crash_handler.h"
 
 #include <cxxabi.h>
-#include <linux/futex.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -14,8 +13,10 @@
 #include <climits>
 #include <cstdlib>
 #include <exception>
+#include <string>
 #include <typeinfo>
 
+#include "common/async_safe.h"
 #include "common/raw_log.h"
 #include "diag/dump/cppdiag_note.h"
 #include "diag/dump/self_dump.h"
@@ -39,8 +40,6 @@ std::atomic<bool> g_installed[kSignalCount];
 std::terminate_handler g_previous_terminate = nullptr;
 // The thread that raised SIGABRT from OnTerminate to dump before that handler.
 std::atomic<pid_t> g_terminate_tid{0};
-
-pid_t Tid() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
 
 void AddSize(RawLine& line, uint64_t bytes) {
   static const char* const kUnits[] = {"KiB", "MiB", "GiB", "TiB"};
@@ -66,7 +65,7 @@ void ResetAndReraise(int sig, const siginfo_t* info) {
   sigemptyset(&sa.sa_mask);
   ::sigaction(sig, &sa, nullptr);
   bool kernel_fault = info != nullptr && info->si_code > 0 && sig != SIGABRT;
-  if (!kernel_fault) ::syscall(SYS_tgkill, ::getpid(), Tid(), sig);
+  if (!kernel_fault) ::syscall(SYS_tgkill, CurrentPid(), CurrentTid(), sig);
 }
 
 const struct sigaction* PreviousAction(int sig) {
@@ -133,7 +132,8 @@ void DumpForCrash(int sig, siginfo_t* info, void* context) {
       .Add(" dump to ")
       .Add(path)
       .Add(" (reason: crash, signal ")
-      .Add(SignalName(sig))
+      .Add("SIG")
+      .Add(SignalAbbrev(sig))
       .Add(")")
       .WriteTo(STDERR_FILENO);
   SelfDumpResult res;
@@ -159,14 +159,15 @@ void DumpForCrash(int sig, siginfo_t* info, void* context) {
 
 void CrashSignalHandler(int sig, siginfo_t* info, void* context) {
   int saved_errno = errno;
-  pid_t me = Tid();
+  pid_t me = CurrentTid();
   pid_t first = 0;
   if (!g_crashing_tid.compare_exchange_strong(first, me)) {
     if (first == me && g_dump_done.load(std::memory_order_acquire) == 0) {
       // A fault in the dump itself: handing it on would only repeat it.
       RawLine()
           .Add("cppdiag: ")
-          .Add(SignalName(sig))
+          .Add("SIG")
+          .Add(SignalAbbrev(sig))
           .Add(" while writing the crash dump; giving up")
           .WriteTo(STDERR_FILENO);
       ResetAndReraise(sig, info);
@@ -177,8 +178,7 @@ void CrashSignalHandler(int sig, siginfo_t* info, void* context) {
     // first) or is over: wait for it, then the signal goes on as if we were
     // not there.
     while (g_dump_done.load(std::memory_order_acquire) == 0) {
-      ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&g_dump_done),
-                FUTEX_WAIT | FUTEX_PRIVATE_FLAG, 0, nullptr, nullptr, 0);
+      FutexWait(&g_dump_done, 0);
     }
     ChainToPrevious(sig, info, context);
     errno = saved_errno;
@@ -190,8 +190,7 @@ void CrashSignalHandler(int sig, siginfo_t* info, void* context) {
     RawLine().Add("cppdiag: no dump written: self-dump not prepared").WriteTo(STDERR_FILENO);
   }
   g_dump_done.store(1, std::memory_order_release);
-  ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&g_dump_done), FUTEX_WAKE | FUTEX_PRIVATE_FLAG,
-            INT_MAX, nullptr, nullptr, 0);
+  FutexWake(&g_dump_done, INT_MAX);
   // OnTerminate raised it to dump first: it calls the program's terminate
   // handler next, then aborts (and that SIGABRT is handed on).
   if (sig != SIGABRT || g_terminate_tid.load() != me) ChainToPrevious(sig, info, context);
@@ -222,8 +221,8 @@ void CrashSignalHandler(int sig, siginfo_t* info, void* context) {
   std::terminate_handler previous = g_previous_terminate;
   if (previous != nullptr && previous != &__gnu_cxx::__verbose_terminate_handler &&
       previous != &OnTerminate) {
-    g_terminate_tid.store(Tid());
-    ::syscall(SYS_tgkill, ::getpid(), Tid(), SIGABRT);
+    g_terminate_tid.store(CurrentTid());
+    ::syscall(SYS_tgkill, CurrentPid(), CurrentTid(), SIGABRT);
     g_terminate_tid.store(0);
     previous();
   }
@@ -231,35 +230,6 @@ void CrashSignalHandler(int sig, siginfo_t* info, void* context) {
 }
 
 }  // namespace
-
-const char* SignalName(int sig) {
-  switch (sig) {
-    case SIGSEGV:
-      return "SIGSEGV";
-    case SIGBUS:
-      return "SIGBUS";
-    case SIGILL:
-      return "SIGILL";
-    case SIGFPE:
-      return "SIGFPE";
-    case SIGABRT:
-      return "SIGABRT";
-    case SIGTRAP:
-      return "SIGTRAP";
-    case SIGKILL:
-      return "SIGKILL";
-    case SIGTERM:
-      return "SIGTERM";
-    case SIGQUIT:
-      return "SIGQUIT";
-    case SIGUSR1:
-      return "SIGUSR1";
-    case SIGUSR2:
-      return "SIGUSR2";
-    default:
-      return "SIG?";
-  }
-}
 
 Status InstallAltStackForCurrentThread(size_t bytes) {
   if (bytes == 0) bytes = g_alt_stack_bytes.load();
@@ -297,7 +267,7 @@ Status InstallCrashHandler(const CrashHandlerOptions& options) {
     int sig = kSignals[i];
     // The previous action is saved before ours can run.
     if (::sigaction(sig, nullptr, &g_previous[i]) != 0) {
-      return Error::FromErrno("sigaction", SignalName(sig));
+      return Error::FromErrno("sigaction", std::string("SIG") + SignalAbbrev(sig));
     }
     struct sigaction sa {};
     sa.sa_sigaction = &CrashSignalHandler;
@@ -306,7 +276,7 @@ Status InstallCrashHandler(const CrashHandlerOptions& options) {
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
     sigemptyset(&sa.sa_mask);
     if (::sigaction(sig, &sa, nullptr) != 0) {
-      return Error::FromErrno("sigaction", SignalName(sig));
+      return Error::FromErrno("sigaction", std::string("SIG") + SignalAbbrev(sig));
     }
     g_installed[i].store(true);
   }

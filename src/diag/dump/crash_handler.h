@@ -68,7 +68,4 @@ Status InstallCrashHandler(const CrashHandlerOptions& options = {});
 // overflows dumped too. The stack lives until the process ends.
 Status InstallAltStackForCurrentThread(size_t bytes = 0);
 
-// "SIGSEGV", "SIGABRT"... ("SIG?" for others). Async-signal-safe.
-const char* SignalName(int sig);
-
 }  // namespace cppdiag::dump

@@ -1,5 +1,7 @@
 #include "diag/dump/crash_handler.h"
 
+#include "common/raw_log.h"
+
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -253,10 +255,11 @@ TEST(CrashHandlerTest, AltStackForAnotherThread) {
 }
 
 TEST(CrashHandlerTest, SignalNames) {
-  EXPECT_STREQ(SignalName(SIGSEGV), "SIGSEGV");
-  EXPECT_STREQ(SignalName(SIGABRT), "SIGABRT");
-  EXPECT_STREQ(SignalName(SIGFPE), "SIGFPE");
-  EXPECT_STREQ(SignalName(1000), "SIG?");
+  EXPECT_STREQ(SignalAbbrev(SIGSEGV), "SEGV");
+  EXPECT_STREQ(SignalAbbrev(SIGABRT), "ABRT");
+  EXPECT_STREQ(SignalAbbrev(SIGFPE), "FPE");
+  EXPECT_STREQ(SignalAbbrev(1000), "?");
+  EXPECT_STREQ(SignalAbbrev(SIGRTMIN), "?");  // glibc names no real-time signal
 }
 
 }  // namespace

@@ -11,8 +11,8 @@
 #include <cstdio>  // renameat2
 #include <cstring>
 
+#include "common/async_safe.h"
 #include "common/io.h"
-#include "diag/dump/fork_snapshot.h"  // FormatDecimal
 
 namespace cppdiag::dump {
 namespace {
@@ -35,7 +35,7 @@ bool Append(char* out, size_t size, size_t* n, const char* s, size_t len) {
 }
 
 bool AppendNumber(char* out, size_t size, size_t* n, uint64_t v) {
-  char digits[24];
+  char digits[kMaxDecimalChars];
   size_t d = FormatDecimal(v, digits, sizeof digits);
   return Append(out, size, n, digits, d);
 }
@@ -115,7 +115,7 @@ int OpenTempByName(DumpFile* file) {
   if (!Append(file->temp_name, sizeof file->temp_name, &n, file->name, std::strlen(file->name)) ||
       !Append(file->temp_name, sizeof file->temp_name, &n, kSuffix, sizeof kSuffix - 1) ||
       !AppendNumber(file->temp_name, sizeof file->temp_name, &n,
-                    static_cast<uint64_t>(::syscall(SYS_getpid)))) {
+                    static_cast<uint64_t>(CurrentPid()))) {
     file->temp_name[0] = '\0';
     return -ENAMETOOLONG;
   }
@@ -161,7 +161,7 @@ int LinkTmpfile(DumpFile* file, const char* name, bool replace, const char** fai
   const char kSuffix[] = ".tmp-";
   if (!Append(temp, sizeof temp, &n, name, std::strlen(name)) ||
       !Append(temp, sizeof temp, &n, kSuffix, sizeof kSuffix - 1) ||
-      !AppendNumber(temp, sizeof temp, &n, static_cast<uint64_t>(::syscall(SYS_getpid)))) {
+      !AppendNumber(temp, sizeof temp, &n, static_cast<uint64_t>(CurrentPid()))) {
     return ENAMETOOLONG;
   }
   ::unlinkat(dir, temp, 0);  // a stale one of an earlier process with our pid

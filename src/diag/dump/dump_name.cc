@@ -3,6 +3,8 @@
 
 #include <cerrno>
 
+#include "common/async_safe.h"
+
 namespace cppdiag::dump {
 namespace {
 
@@ -22,17 +24,9 @@ class Out {
     for (; s != nullptr && *s != '\0'; ++s) Char(*s == '/' ? '_' : *s);
   }
   void Number(int64_t v) {
-    if (v < 0) {
-      Char('-');
-      v = -v;
-    }
-    char tmp[24];
-    int n = 0;
-    do {
-      tmp[n++] = static_cast<char>('0' + v % 10);
-      v /= 10;
-    } while (v != 0);
-    while (n > 0) Char(tmp[--n]);
+    char digits[kMaxDecimalChars];
+    size_t n = FormatDecimal(v, digits, sizeof digits);
+    for (size_t i = 0; i < n; ++i) Char(digits[i]);
   }
   int Finish() {
     if (size_ == 0) return ENAMETOOLONG;

@@ -3,23 +3,22 @@
 #include "diag/dump/elf_core_writer.h"
 
 #include <elf.h>
-#include <sys/mman.h>
 #include <sys/procfs.h>
 
 #include <algorithm>
 #include <cstring>
 #include <utility>
 
+#include "diag/dump/internal/note_writer.h"
+
 namespace cppdiag::dump {
 namespace {
 
-// NT_FILE is capped like the kernel's (MAX_FILE_NOTE_SIZE).
-constexpr uint64_t kMaxFileNoteSize = 4 << 20;
-constexpr size_t kMaxQueryPages = 512;
-// Not yet in every elf.h: the kernel's note describing the XSAVE layout.
-constexpr uint32_t kNtX86XsaveLayout = 0x205;
+using internal::NoteWriter;
+using internal::WriteNotes;
 
-uint64_t Align4(uint64_t v) { return (v + 3) & ~uint64_t{3}; }
+constexpr size_t kMaxQueryPages = 512;
+
 uint64_t PageUp(uint64_t v) { return (v + kPageSize - 1) & ~(kPageSize - 1); }
 
 bool IsZero(const uint8_t* p, size_t len) {
@@ -34,232 +33,6 @@ bool IsZero(const uint8_t* p, size_t len) {
     if (*p != 0) return false;
   }
   return true;
-}
-
-// Emits notes into a sink, or only counts them (sink == null). A limit keeps
-// a provider to the size it measured: a note that does not fit is dropped and
-// short descriptors are zero-padded.
-class NoteWriter : public NoteOutput {
- public:
-  explicit NoteWriter(Sink* sink) : sink_(sink) {}
-
-  void Begin(const char* name, uint32_t type, size_t desc_size) override {
-    End();
-    size_t namesz = strlen(name) + 1;
-    uint64_t total = sizeof(Elf64_Nhdr) + Align4(namesz) + Align4(desc_size);
-    // A note that does not fit is dropped; one that would leave less room
-    // than a padding note needs is dropped too.
-    uint64_t left = limit_ - bytes_;
-    if (total > left ||
-        (left - total != 0 && left - total < sizeof(Elf64_Nhdr) && limit_ != UINT64_MAX)) {
-      dropping_ = true;
-      return;
-    }
-    Elf64_Nhdr h{static_cast<Elf64_Word>(namesz), static_cast<Elf64_Word>(desc_size), type};
-    Emit(&h, sizeof h);
-    Emit(name, namesz);
-    Pad(Align4(namesz) - namesz);
-    desc_left_ = desc_size;
-    desc_pad_ = Align4(desc_size) - desc_size;
-    in_note_ = true;
-  }
-
-  void Append(const void* data, size_t len) override {
-    if (dropping_ || !in_note_) return;
-    size_t n = std::min(len, desc_left_);
-    Emit(data, n);
-    desc_left_ -= n;
-  }
-
-  // Finishes the open note (pads a short descriptor).
-  void End() {
-    if (in_note_) {
-      Pad(desc_left_ + desc_pad_);
-      desc_left_ = desc_pad_ = 0;
-      in_note_ = false;
-    }
-    dropping_ = false;
-  }
-
-  // Whole note in one call.
-  void Note(const char* name, uint32_t type, const void* desc, size_t size) {
-    Begin(name, type, size);
-    Append(desc, size);
-    End();
-  }
-
-  // Holds what follows to `bytes` more bytes (the provider's measured size).
-  void LimitTo(uint64_t bytes) { limit_ = bytes_ + bytes; }
-  // Ends a limited stretch: fills what is left up to the limit with one
-  // padding note (no name, type 0, zero descriptor) and lifts the limit.
-  void PadToLimit() {
-    End();
-    if (limit_ != UINT64_MAX && bytes_ < limit_) {
-      uint64_t left = limit_ - bytes_;  // >= 12 and a multiple of 4, as Begin ensures
-      Elf64_Nhdr h{0, static_cast<Elf64_Word>(left - sizeof h), 0};
-      Emit(&h, sizeof h);
-      Pad(left - sizeof h);
-    }
-    limit_ = UINT64_MAX;
-  }
-
-  uint64_t bytes() const { return bytes_; }
-  int error() const { return error_; }
-
- private:
-  void Emit(const void* data, size_t len) {
-    if (len == 0) return;
-    if (sink_ != nullptr && error_ == 0) error_ = sink_->Write(data, len);
-    bytes_ += len;
-  }
-  void Pad(uint64_t len) {
-    static const uint8_t kZeros[64] = {};
-    while (len > 0) {
-      size_t n = std::min<uint64_t>(len, sizeof kZeros);
-      Emit(kZeros, n);
-      len -= n;
-    }
-  }
-
-  Sink* sink_;
-  uint64_t bytes_ = 0;
-  uint64_t limit_ = UINT64_MAX;
-  size_t desc_left_ = 0;
-  size_t desc_pad_ = 0;
-  bool in_note_ = false;
-  bool dropping_ = false;
-  int error_ = 0;
-};
-
-void FillPrstatus(const ProcessSnapshot& s, const ThreadSnapshot& t, elf_prstatus* pr) {
-  std::memset(pr, 0, sizeof *pr);
-  const ProcessInfo& p = s.process();
-  // As the kernel does: every thread carries the signal that ended the process.
-  int sig = s.siginfo() != nullptr ? s.siginfo()->si_signo : t.cursig;
-  pr->pr_info.si_signo = sig;
-  pr->pr_cursig = static_cast<short>(sig);
-  pr->pr_sigpend = t.sigpend;
-  pr->pr_sighold = t.sighold;
-  pr->pr_pid = t.tid;
-  pr->pr_ppid = p.ppid;
-  pr->pr_pgrp = p.pgrp;
-  pr->pr_sid = p.sid;
-  pr->pr_utime.tv_sec = t.utime_us / 1000000;
-  pr->pr_utime.tv_usec = t.utime_us % 1000000;
-  pr->pr_stime.tv_sec = t.stime_us / 1000000;
-  pr->pr_stime.tv_usec = t.stime_us % 1000000;
-  static_assert(sizeof pr->pr_reg == sizeof t.regs, "pr_reg is user_regs_struct");
-  std::memcpy(&pr->pr_reg, &t.regs, sizeof t.regs);
-  pr->pr_fpvalid = t.has_fpregs ? 1 : 0;
-}
-
-void FillPrpsinfo(const ProcessSnapshot& s, elf_prpsinfo* ps) {
-  std::memset(ps, 0, sizeof *ps);
-  const ProcessInfo& p = s.process();
-  ps->pr_state = 0;
-  ps->pr_sname = 'R';
-  ps->pr_nice = static_cast<char>(p.nice);
-  ps->pr_uid = p.uid;
-  ps->pr_gid = p.gid;
-  ps->pr_pid = p.pid;
-  ps->pr_ppid = p.ppid;
-  ps->pr_pgrp = p.pgrp;
-  ps->pr_sid = p.sid;
-  std::memcpy(ps->pr_fname, p.comm, std::min(sizeof ps->pr_fname, sizeof p.comm));
-  ps->pr_fname[sizeof ps->pr_fname - 1] = '\0';
-  std::memcpy(ps->pr_psargs, p.psargs, std::min(sizeof ps->pr_psargs, sizeof p.psargs));
-  ps->pr_psargs[sizeof ps->pr_psargs - 1] = '\0';
-}
-
-// NT_FILE: count, page size, (start, end, offset in pages) per file mapping,
-// then the names, NUL-terminated. Returns the descriptor size.
-uint64_t FileNoteSize(const ProcessSnapshot& s, size_t* count) {
-  uint64_t size = 2 * sizeof(uint64_t);
-  size_t n = 0;
-  for (size_t i = 0; i < s.mapping_count(); ++i) {
-    const MappingSnapshot& m = s.mapping(i);
-    if (!m.file_backed()) continue;
-    uint64_t more = 3 * sizeof(uint64_t) + m.path.size() + 1;
-    if (size + more > kMaxFileNoteSize) break;
-    size += more;
-    ++n;
-  }
-  *count = n;
-  return size;
-}
-
-void WriteFileNote(const ProcessSnapshot& s, NoteWriter* w) {
-  size_t count = 0;
-  uint64_t size = FileNoteSize(s, &count);
-  w->Begin("CORE", NT_FILE, size);
-  uint64_t head[2] = {count, kPageSize};
-  w->Append(head, sizeof head);
-  size_t n = 0;
-  for (size_t i = 0; i < s.mapping_count() && n < count; ++i) {
-    const MappingSnapshot& m = s.mapping(i);
-    if (!m.file_backed()) continue;
-    uint64_t e[3] = {m.start, m.end, m.offset / kPageSize};
-    w->Append(e, sizeof e);
-    ++n;
-  }
-  n = 0;
-  for (size_t i = 0; i < s.mapping_count() && n < count; ++i) {
-    const MappingSnapshot& m = s.mapping(i);
-    if (!m.file_backed()) continue;
-    w->Append(m.path.data(), m.path.size());
-    w->Append("", 1);
-    ++n;
-  }
-  w->End();
-}
-
-void WriteThreadRegisterNotes(const ThreadSnapshot& t, NoteWriter* w) {
-  if (t.has_fpregs) w->Note("CORE", NT_PRFPREG, &t.fpregs, sizeof t.fpregs);
-  if (t.xstate != nullptr && t.xstate_size > 0) {
-    w->Note("LINUX", NT_X86_XSTATE, t.xstate, t.xstate_size);
-  }
-}
-
-// All notes, in the kernel's order, then ours. `provider_sizes` is filled
-// when measuring and enforced when writing.
-void WriteNotes(const ProcessSnapshot& s, const CoreWriterOptions& o, NoteWriter* w,
-                uint64_t* provider_sizes, bool measuring) {
-  for (size_t i = 0; i < s.thread_count(); ++i) {
-    const ThreadSnapshot& t = s.thread(i);
-    elf_prstatus pr;
-    FillPrstatus(s, t, &pr);
-    w->Note("CORE", NT_PRSTATUS, &pr, sizeof pr);
-    if (i == 0) {
-      elf_prpsinfo ps;
-      FillPrpsinfo(s, &ps);
-      w->Note("CORE", NT_PRPSINFO, &ps, sizeof ps);
-      if (const siginfo_t* si = s.siginfo()) w->Note("CORE", NT_SIGINFO, si, sizeof *si);
-      std::span<const uint8_t> auxv = s.auxv();
-      if (!auxv.empty()) w->Note("CORE", NT_AUXV, auxv.data(), auxv.size());
-      WriteFileNote(s, w);
-    }
-    WriteThreadRegisterNotes(t, w);
-  }
-  std::span<const uint8_t> layout = s.xsave_layout();
-  if (!layout.empty()) w->Note("LINUX", kNtX86XsaveLayout, layout.data(), layout.size());
-  if (o.info != nullptr) {
-    uint8_t desc[kCppdiagInfoSize];
-    EncodeCppdiagInfo(*o.info, desc);
-    w->Note(kCppdiagNoteName, kNtCppdiagInfo, desc, sizeof desc);
-  }
-  for (size_t i = 0; i < o.provider_count && i < kMaxNoteProviders; ++i) {
-    if (o.providers[i].fn == nullptr) continue;
-    uint64_t before = w->bytes();
-    if (!measuring) w->LimitTo(provider_sizes[i]);
-    o.providers[i].fn(o.providers[i].context, w);
-    if (measuring) {
-      w->End();
-      provider_sizes[i] = w->bytes() - before;
-    } else {
-      w->PadToLimit();
-    }
-  }
-  w->End();
 }
 
 struct Headers {
@@ -499,14 +272,10 @@ Result<CoreWriterBuffersOwner> CoreWriterBuffersOwner::Allocate(size_t max_mappi
   size_t seg_bytes = PageUp(segments * sizeof(PlannedSegment));
   size_t range_bytes = PageUp(ranges * sizeof(ByteRange));
   size_t total = io_size + seg_bytes + range_bytes;
-  void* p = ::mmap(nullptr, total, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-  if (p == MAP_FAILED) return Error::FromErrno("mmap", "core writer buffers");
-  ::madvise(p, total, MADV_DONTDUMP);  // keep the dumper's buffers out of kernel cores too
   CoreWriterBuffersOwner owner;
-  owner.base_ = p;
-  owner.size_ = total;
-  auto* bytes = static_cast<uint8_t*>(p);
+  owner.mapping_ = ScopedMmap::Anonymous(total, /*populate=*/true);  // out of every core
+  if (!owner.mapping_.ok()) return Error::FromErrno("mmap", "core writer buffers");
+  auto* bytes = static_cast<uint8_t*>(owner.mapping_.get());
   owner.buffers_.io = bytes;
   owner.buffers_.io_size = io_size;
   owner.buffers_.plan.segments = reinterpret_cast<PlannedSegment*>(bytes + io_size);
@@ -514,25 +283,6 @@ Result<CoreWriterBuffersOwner> CoreWriterBuffersOwner::Allocate(size_t max_mappi
   owner.buffers_.plan.ranges = reinterpret_cast<ByteRange*>(bytes + io_size + seg_bytes);
   owner.buffers_.plan.range_capacity = ranges;
   return owner;
-}
-
-CoreWriterBuffersOwner::CoreWriterBuffersOwner(CoreWriterBuffersOwner&& other) noexcept
-    : base_(std::exchange(other.base_, nullptr)),
-      size_(std::exchange(other.size_, 0)),
-      buffers_(std::exchange(other.buffers_, {})) {}
-
-CoreWriterBuffersOwner& CoreWriterBuffersOwner::operator=(CoreWriterBuffersOwner&& other) noexcept {
-  if (this != &other) {
-    if (base_ != nullptr) ::munmap(base_, size_);
-    base_ = std::exchange(other.base_, nullptr);
-    size_ = std::exchange(other.size_, 0);
-    buffers_ = std::exchange(other.buffers_, {});
-  }
-  return *this;
-}
-
-CoreWriterBuffersOwner::~CoreWriterBuffersOwner() {
-  if (base_ != nullptr) ::munmap(base_, size_);
 }
 
 }  // namespace cppdiag::dump

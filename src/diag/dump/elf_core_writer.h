@@ -31,6 +31,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "common/async_safe.h"
 #include "common/status.h"
 #include "diag/dump/cppdiag_note.h"
 #include "diag/dump/dump_type.h"
@@ -80,18 +81,14 @@ class CoreWriterBuffersOwner {
   // inclusions (stacks, module headers, module list), and an I/O buffer.
   static Result<CoreWriterBuffersOwner> Allocate(size_t max_mappings, size_t max_extra_ranges,
                                                  size_t io_size);
-  CoreWriterBuffersOwner(CoreWriterBuffersOwner&& other) noexcept;
-  CoreWriterBuffersOwner& operator=(CoreWriterBuffersOwner&& other) noexcept;
-  CoreWriterBuffersOwner(const CoreWriterBuffersOwner&) = delete;
-  CoreWriterBuffersOwner& operator=(const CoreWriterBuffersOwner&) = delete;
-  ~CoreWriterBuffersOwner();
+  CoreWriterBuffersOwner(CoreWriterBuffersOwner&&) noexcept = default;
+  CoreWriterBuffersOwner& operator=(CoreWriterBuffersOwner&&) noexcept = default;
 
   const CoreWriterBuffers& get() const { return buffers_; }
 
  private:
   CoreWriterBuffersOwner() = default;
-  void* base_ = nullptr;
-  size_t size_ = 0;
+  ScopedMmap mapping_;  // the buffers_ point into it
   CoreWriterBuffers buffers_;
 };
 

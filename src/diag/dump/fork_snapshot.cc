@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/async_safe.h"
 #include "common/io.h"
 
 namespace cppdiag::dump {
@@ -27,26 +28,20 @@ void Append(char* out, size_t size, size_t* n, const char* s) {
 
 void AppendMiB(char* out, size_t size, size_t* n, uint64_t bytes) {
   char digits[24];
-  size_t d = FormatDecimal(bytes >> 20, digits, sizeof digits - 1);
-  digits[d] = '\0';
+  FormatDecimal(static_cast<uint64_t>(bytes >> 20), digits, sizeof digits);
   Append(out, size, n, digits);
   Append(out, size, n, " MiB");
 }
 
+// The decimal number after any blanks at p; *ok says whether there was one.
 uint64_t ParseDecimal(const char* p, const char* end, bool* ok) {
   while (p < end && (*p == ' ' || *p == '\t')) ++p;
   uint64_t v = 0;
-  const char* start = p;
-  for (; p < end && *p >= '0' && *p <= '9'; ++p) v = v * 10 + static_cast<uint64_t>(*p - '0');
-  *ok = p != start;
+  *ok = cppdiag::ParseDecimal(std::string_view(p, static_cast<size_t>(end - p)), &v) > 0;
   return v;
 }
 
-uint64_t NowMs() {
-  timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
-}
+uint64_t NowMs() { return MonotonicNs() / 1000000; }
 
 }  // namespace
 
@@ -290,18 +285,6 @@ int WaitForkChild(pid_t pid, const ForkReport* report, uint32_t interval_ms,
   }
   if (pidfd >= 0) ::close(pidfd);
   return err;
-}
-
-size_t FormatDecimal(uint64_t v, char* out, size_t size) {
-  char digits[24];
-  size_t d = 0;
-  do {
-    digits[d++] = static_cast<char>('0' + v % 10);
-    v /= 10;
-  } while (v > 0);
-  size_t n = 0;
-  while (d > 0 && n < size) out[n++] = digits[--d];
-  return n;
 }
 
 }  // namespace cppdiag::dump

@@ -148,8 +148,4 @@ int WaitForkChild(pid_t pid, const ForkReport* report, uint32_t interval_ms,
                   uint32_t stall_timeout_ms, void (*progress)(void*, uint64_t, uint64_t),
                   void* context, int* status);
 
-// Fills `out` with a decimal number (helpers for the reasons). Returns the
-// number of characters written (no NUL).
-size_t FormatDecimal(uint64_t v, char* out, size_t size);
-
 }  // namespace cppdiag::dump

@@ -5,9 +5,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <charconv>
 #include <string>
 
+#include "common/async_safe.h"
 #include "common/io.h"
 #include "common/thread_signals.h"
 
@@ -18,9 +18,7 @@ namespace {
 bool ReadUsage(int fd, uint64_t* out) {
   char buf[32];
   ssize_t n = HANDLE_EINTR(::pread(fd, buf, sizeof buf - 1, 0));
-  if (n <= 0) return false;
-  auto [ptr, ec] = std::from_chars(buf, buf + n, *out);
-  return ec == std::errc() && ptr != buf;
+  return n > 0 && ParseDecimal(std::string_view(buf, static_cast<size_t>(n)), out) > 0;
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // Async-signal-safe: nothing here allocates, locks or uses stdio.
 #include "diag/dump/process_snapshot.h"
 
+#include "common/async_safe.h"
+
 namespace cppdiag::dump {
 
 size_t FindMapping(const ProcessSnapshot& snapshot, uint64_t addr) {
@@ -42,15 +44,9 @@ bool ParseVmFlagsLine(std::string_view line, MappingSnapshot* m) {
 }
 
 uint32_t ParseCoredumpFilter(std::string_view text) {
-  uint32_t v = 0;
-  size_t digits = 0;
-  for (char c : text) {
-    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-    if (d < 0) break;
-    if (++digits > 8) return kDefaultCoredumpFilter;
-    v = v << 4 | static_cast<uint32_t>(d);
-  }
-  return digits == 0 ? kDefaultCoredumpFilter : v;
+  uint64_t v = 0;
+  size_t digits = ParseHex(text, &v);
+  return digits == 0 || v > UINT32_MAX ? kDefaultCoredumpFilter : static_cast<uint32_t>(v);
 }
 
 }  // namespace cppdiag::dump

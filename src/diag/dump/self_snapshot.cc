@@ -10,6 +10,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "common/async_safe.h"
 #include "common/io.h"
 #include "common/proc.h"
 
@@ -102,7 +103,7 @@ int SelfSnapshot::Load(bool* truncated) {
   if (int err = LoadMappings(truncated)) return err;
 
   info_ = ProcessInfo{};
-  info_.pid = static_cast<pid_t>(::syscall(SYS_getpid));
+  info_.pid = CurrentPid();
   info_.ppid = ::getppid();
   info_.pgrp = ::getpgid(0);
   info_.sid = ::getsid(0);
@@ -133,7 +134,7 @@ ssize_t SelfSnapshot::ReadWithProcessVm(uint64_t addr, uint8_t* out, size_t len)
     total += chunk;
   }
   iovec local{out, total};
-  pid_t pid = static_cast<pid_t>(::syscall(SYS_getpid));
+  pid_t pid = CurrentPid();
   return HANDLE_EINTR(::process_vm_readv(pid, &local, 1, remote, n, 0));
 }
 

@@ -3,9 +3,7 @@
 #include "diag/dump/thread_capture.h"
 
 #include <asm/prctl.h>
-#include <cpuid.h>
 #include <fcntl.h>
-#include <linux/futex.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -17,7 +15,9 @@
 #include <cstring>
 #include <new>
 
+#include "common/async_safe.h"
 #include "common/io.h"
+#include "diag/dump/x86_64_registers.h"
 
 namespace cppdiag::dump {
 namespace {
@@ -56,28 +56,16 @@ Control g;
 static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t), "futex word");
 static_assert(std::atomic<int>::is_always_lock_free, "handlers need lock-free atomics");
 
-pid_t Tid() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
-pid_t Pid() { return static_cast<pid_t>(::syscall(SYS_getpid)); }
-
-long Futex(std::atomic<uint32_t>* word, int op, uint32_t val, const timespec* timeout) {
-  return ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), op | FUTEX_PRIVATE_FLAG, val,
-                   timeout, nullptr, 0);
-}
-
-uint64_t NowMs() {
-  timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
-}
+uint64_t NowMs() { return MonotonicNs() / 1000000; }
 
 void CaptureHandler(int /*sig*/, siginfo_t* si, void* context) {
   int saved_errno = errno;
   // Only our own tgkill counts; anything else sending this signal is ignored.
-  if (si->si_code != SI_TKILL || si->si_pid != Pid()) {
+  if (si->si_code != SI_TKILL || si->si_pid != CurrentPid()) {
     errno = saved_errno;
     return;
   }
-  pid_t tid = Tid();
+  pid_t tid = CurrentTid();
   size_t n = g.active_slots.load(std::memory_order_acquire);
   Slot* slot = nullptr;
   for (size_t i = 0; i < n; ++i) {
@@ -100,23 +88,15 @@ void CaptureHandler(int /*sig*/, siginfo_t* si, void* context) {
   slot->state.store(kCaptured, std::memory_order_release);
   if (!self) {
     if (g.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      Futex(&g.pending, FUTEX_WAKE, 1, nullptr);
+      FutexWake(&g.pending, 1);
     }
     slot->state.store(kParked, std::memory_order_release);
     // Stay here, so this thread changes no memory, until the dump is written.
     while (g.release.load(std::memory_order_acquire) == release) {
-      Futex(&g.release, FUTEX_WAIT, release, nullptr);
+      FutexWait(&g.release, release);
     }
   }
   errno = saved_errno;
-}
-
-size_t XstateCapacity() {
-  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-  // CPUID.(EAX=0xD,ECX=0): EBX = XSAVE size for the features enabled in XCR0.
-  if (__get_cpuid_count(0xd, 0, &eax, &ebx, &ecx, &edx) == 0 || ebx < 576) return 4096;
-  size_t size = (ebx + 63) & ~size_t{63};
-  return size > (64 << 10) ? (64 << 10) : size;
 }
 
 // Calls fn(tid) for each entry of /proc/self/task (raw getdents64: no opendir,
@@ -133,16 +113,11 @@ void ForEachTask(int dir_fd, Fn fn) {
       uint16_t reclen;
       std::memcpy(&reclen, buf + off + 16, sizeof reclen);
       const char* name = buf + off + 19;
-      pid_t tid = 0;
-      bool digits = name[0] != '\0';
-      for (const char* p = name; *p != '\0'; ++p) {
-        if (*p < '0' || *p > '9') {
-          digits = false;
-          break;
-        }
-        tid = tid * 10 + (*p - '0');
+      std::string_view entry(name);
+      uint64_t tid = 0;
+      if (ParseDecimal(entry, &tid) == entry.size() && tid > 0 && tid <= INT32_MAX) {
+        fn(static_cast<pid_t>(tid));
       }
-      if (digits && tid > 0) fn(tid);
       off += reclen;
     }
   }
@@ -162,9 +137,7 @@ bool WaitPending(uint64_t deadline_ms) {
     if (p == 0) return true;
     uint64_t now = NowMs();
     if (now >= deadline_ms) return false;
-    uint64_t left = deadline_ms - now;
-    timespec ts{static_cast<time_t>(left / 1000), static_cast<long>((left % 1000) * 1000000)};
-    Futex(&g.pending, FUTEX_WAIT, p, &ts);
+    FutexWait(&g.pending, p, static_cast<int64_t>(deadline_ms - now) * 1000000);
   }
 }
 
@@ -210,16 +183,9 @@ void CaptureSelf(const CaptureOptions& o, Slot* s0, pid_t pid, pid_t me) {
 
 void RecordFromProc(int task_dir_fd, Slot* s) {
   pid_t tid = s->tid.load(std::memory_order_relaxed);
-  char path[32];
-  {
-    // "<tid>/syscall" without snprintf.
-    char digits[16];
-    int n = 0;
-    for (pid_t v = tid; v > 0 && n < 15; v /= 10) digits[n++] = static_cast<char>('0' + v % 10);
-    int p = 0;
-    while (n > 0) path[p++] = digits[--n];
-    std::memcpy(path + p, "/syscall", 9);
-  }
+  char path[kMaxDecimalChars + 16];  // "<tid>/syscall"
+  size_t n = FormatDecimal(static_cast<int64_t>(tid), path, sizeof path);
+  std::memcpy(path + n, "/syscall", 9);
   s->thread = ThreadSnapshot{};
   s->thread.tid = tid;
   int fd = HANDLE_EINTR(::openat(task_dir_fd, path, O_RDONLY | O_CLOEXEC));
@@ -249,24 +215,6 @@ __attribute__((no_sanitize("address"))) void CopyOwnStack(const CaptureOptions& 
   result->stack_copy = StackCopy{from, g.stack_copy, size};
 }
 
-bool ParseHex(const char** p, const char* end, uint64_t* out) {
-  const char* s = *p;
-  while (s < end && *s == ' ') ++s;
-  if (end - s > 2 && s[0] == '0' && s[1] == 'x') s += 2;
-  uint64_t v = 0;
-  const char* start = s;
-  for (; s < end; ++s) {
-    char c = *s;
-    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-    if (d < 0) break;
-    v = v * 16 + static_cast<uint64_t>(d);
-  }
-  if (s == start) return false;
-  *p = s;
-  *out = v;
-  return true;
-}
-
 }  // namespace
 
 Status InstallThreadCapture(int signal, size_t max_threads) {
@@ -277,10 +225,10 @@ Status InstallThreadCapture(int signal, size_t max_threads) {
     size_t order_bytes = (max_threads * sizeof(void*) + 63) & ~size_t{63};  // pointers
     size_t total = slot_bytes + order_bytes + max_threads * xcap + kStackCopyBytes;
     total = (total + 4095) & ~size_t{4095};
-    void* p = ::mmap(nullptr, total, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-    if (p == MAP_FAILED) return Error::FromErrno("mmap", "thread capture slots");
-    ::madvise(p, total, MADV_DONTDUMP);
+    ScopedMmap mapping = ScopedMmap::Anonymous(total, /*populate=*/true);
+    if (!mapping.ok()) return Error::FromErrno("mmap", "thread capture slots");
+    // Never unmapped: a handler may still look at the slots while the process exits.
+    void* p = mapping.release();
     auto* bytes = static_cast<uint8_t*>(p);
     g.slots = reinterpret_cast<Slot*>(bytes);
     for (size_t i = 0; i < max_threads; ++i) {
@@ -315,8 +263,8 @@ int CaptureAllThreads(const CaptureOptions& o, CaptureResult* result) {
   if (g.slots == nullptr || g.signal == 0) return EINVAL;
   int expected = 0;
   if (!g.busy.compare_exchange_strong(expected, 1)) return EBUSY;
-  pid_t pid = Pid();
-  pid_t me = Tid();
+  pid_t pid = CurrentPid();
+  pid_t me = CurrentTid();
   uint64_t deadline = NowMs() + o.timeout_ms;
   g.dumper.store(me);
   g.pending.store(0);
@@ -390,127 +338,9 @@ void ReleaseThreads() {
   if (g.slots == nullptr) return;
   g.active_slots.store(0, std::memory_order_release);
   g.release.fetch_add(1, std::memory_order_acq_rel);
-  Futex(&g.release, FUTEX_WAKE, INT_MAX, nullptr);
+  FutexWake(&g.release, INT_MAX);
   g.dumper.store(0);
   g.busy.store(0, std::memory_order_release);
-}
-
-void FillThreadFromContext(const ucontext_t* uc, pid_t tid, uint64_t fs_base, uint8_t* xstate,
-                           size_t xstate_capacity, ThreadSnapshot* t) {
-  *t = ThreadSnapshot{};
-  t->tid = tid;
-  t->source = RegisterSource::kSignalFrame;
-  const greg_t* g_regs = uc->uc_mcontext.gregs;
-  auto r = [&](int i) { return static_cast<unsigned long long>(g_regs[i]); };
-  user_regs_struct& u = t->regs;
-  u.r15 = r(REG_R15);
-  u.r14 = r(REG_R14);
-  u.r13 = r(REG_R13);
-  u.r12 = r(REG_R12);
-  u.rbp = r(REG_RBP);
-  u.rbx = r(REG_RBX);
-  u.r11 = r(REG_R11);
-  u.r10 = r(REG_R10);
-  u.r9 = r(REG_R9);
-  u.r8 = r(REG_R8);
-  u.rax = r(REG_RAX);
-  u.rcx = r(REG_RCX);
-  u.rdx = r(REG_RDX);
-  u.rsi = r(REG_RSI);
-  u.rdi = r(REG_RDI);
-  u.orig_rax = ~0ULL;  // not in a signal frame; -1 means "not in a syscall"
-  u.rip = r(REG_RIP);
-  u.eflags = r(REG_EFL);
-  u.rsp = r(REG_RSP);
-  uint64_t csgsfs = r(REG_CSGSFS);
-  u.cs = csgsfs & 0xffff;
-  u.gs = (csgsfs >> 16) & 0xffff;
-  u.fs = (csgsfs >> 32) & 0xffff;
-  u.ss = (csgsfs >> 48) & 0xffff;
-  if (u.cs == 0) u.cs = 0x33;
-  if (u.ss == 0) u.ss = 0x2b;  // older kernels leave ss out of the frame
-  u.fs_base = fs_base;
-  std::memcpy(&t->sighold, &uc->uc_sigmask, sizeof t->sighold);
-
-  const auto* fp = reinterpret_cast<const uint8_t*>(uc->uc_mcontext.fpregs);
-  if (fp == nullptr) return;
-  std::memcpy(&t->fpregs, fp, sizeof t->fpregs);
-  t->has_fpregs = true;
-  // Bytes 464..511 of the FXSAVE area are the kernel's software-reserved
-  // struct _fpx_sw_bytes; they do not belong in NT_PRFPREG.
-  constexpr size_t kSwBytes = 464;
-  std::memset(reinterpret_cast<uint8_t*>(&t->fpregs) + kSwBytes, 0, 512 - kSwBytes);
-  _fpx_sw_bytes sw;
-  std::memcpy(&sw, fp + kSwBytes, sizeof sw);
-  if (sw.magic1 != FP_XSTATE_MAGIC1 || sw.xstate_size < 576 || xstate == nullptr ||
-      sw.xstate_size > xstate_capacity || sw.extended_size < sw.xstate_size + 4) {
-    return;
-  }
-  uint32_t magic2;
-  std::memcpy(&magic2, fp + sw.xstate_size, sizeof magic2);
-  if (magic2 != FP_XSTATE_MAGIC2) return;
-  std::memcpy(xstate, fp, sw.xstate_size);
-  // NT_X86_XSTATE keeps XCR0 (the enabled features) in bytes 464..471.
-  std::memset(xstate + kSwBytes, 0, 512 - kSwBytes);
-  uint64_t xcr0 = sw.xstate_bv;  // the kernel puts the enabled features (XCR0) here
-  std::memcpy(xstate + kSwBytes, &xcr0, sizeof xcr0);
-  t->xstate = xstate;
-  t->xstate_size = sw.xstate_size;
-}
-
-size_t BuildXsaveLayout(uint8_t* out, size_t capacity) {
-  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-  if (__get_cpuid(1, &eax, &ebx, &ecx, &edx) == 0 || !(ecx & bit_OSXSAVE)) return 0;
-  uint32_t lo = 0, hi = 0;
-  asm volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-  uint64_t xcr0 = (uint64_t{hi} << 32) | lo;
-  size_t n = 0;
-  for (unsigned i = 2; i < 64; ++i) {
-    if (!((xcr0 >> i) & 1)) continue;
-    if (n + 16 > capacity) return 0;
-    __get_cpuid_count(0xd, i, &eax, &ebx, &ecx, &edx);
-    uint32_t rec[4] = {i, eax, ebx, 0};  // type, size, offset, flags
-    std::memcpy(out + n, rec, sizeof rec);
-    n += sizeof rec;
-  }
-  return n;
-}
-
-bool FillThreadFromSyscallFile(const char* text, size_t len, ThreadSnapshot* t) {
-  const char* p = text;
-  const char* end = text + len;
-  if (len >= 7 && std::memcmp(text, "running", 7) == 0) return false;
-  bool negative = p < end && *p == '-';
-  if (negative) ++p;
-  uint64_t nr = 0;
-  const char* digits = p;
-  while (p < end && *p >= '0' && *p <= '9') nr = nr * 10 + static_cast<uint64_t>(*p++ - '0');
-  if (p == digits) return false;
-  uint64_t v[8];
-  size_t n = 0;
-  while (n < 8 && ParseHex(&p, end, &v[n])) ++n;
-  user_regs_struct& u = t->regs;
-  if (negative && n >= 2) {  // "-1 sp pc": blocked, not in a syscall
-    u.rsp = v[0];
-    u.rip = v[1];
-  } else if (!negative && n == 8) {
-    u.orig_rax = nr;
-    u.rdi = v[0];
-    u.rsi = v[1];
-    u.rdx = v[2];
-    u.r10 = v[3];
-    u.r8 = v[4];
-    u.r9 = v[5];
-    u.rsp = v[6];
-    u.rip = v[7];
-    u.rcx = v[7];  // the syscall instruction leaves the return address in rcx
-  } else {
-    return false;
-  }
-  u.cs = 0x33;
-  u.ss = 0x2b;
-  t->source = RegisterSource::kKernelSyscall;
-  return true;
 }
 
 }  // namespace cppdiag::dump

@@ -1,4 +1,5 @@
 #include "diag/dump/thread_capture.h"
+#include "diag/dump/x86_64_registers.h"
 
 #include <cpuid.h>
 #include <fcntl.h>

@@ -3,6 +3,9 @@
 
 set(CPPDIAG_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor
     -Wno-missing-field-initializers)
+if(CPPDIAG_WERROR)
+  list(APPEND CPPDIAG_WARNINGS -Werror)
+endif()
 
 # cppdiag_library(NAME name SRCS ... DEPS ... [PUBLIC_DEPS ...])
 function(cppdiag_library)

@@ -14,8 +14,8 @@
 #include "diag/heap/allocation_hooks.h"
 #include "diag/heap/heap_note.h"
 #include "diag/heap/heap_profiler.h"
-#include "diag/request_handlers.h"
 #include "diag/ipc/server.h"
+#include "diag/request_handlers.h"
 
 namespace cppdiag {
 namespace {

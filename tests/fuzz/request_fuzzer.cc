@@ -38,9 +38,9 @@
 #include "common/io.h"
 #include "common/scoped_fd.h"
 #include "diag/dump/self_dump.h"
-#include "diag/request_handlers.h"
 #include "diag/ipc/protocol.h"
 #include "diag/ipc/request.h"
+#include "diag/request_handlers.h"
 
 using namespace cppdiag;
 

@@ -1,0 +1,53 @@
+// The listening side of leakapp's HTTP server: binds, accepts, and serves
+// each connection on a thread of its own (http_connection.h), at most
+// kMaxConnections at once; a client beyond them gets a fixed 503 and a close.
+// Shutdown stops accepting and ends every connection promptly.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "leakapp/http_message.h"
+
+namespace leakapp {
+
+class HttpListener {
+ public:
+  // Connections served at once (a thread each); more are answered 503.
+  static constexpr int kMaxConnections = 32;
+
+  // `handler` answers every request, on the connection's thread.
+  explicit HttpListener(HttpHandler handler);
+  ~HttpListener();
+  HttpListener(const HttpListener&) = delete;
+  HttpListener& operator=(const HttpListener&) = delete;
+
+  // Binds and listens on host:port; from then on ready() is true (the kernel
+  // queues connections until Serve() accepts them).
+  cppdiag::Status Bind(const std::string& host, int port);
+
+  // Accepts and serves until Shutdown(). Call once, after Bind succeeded.
+  cppdiag::Status Serve();
+
+  // Thread-safe, may come before Serve() starts: ready() turns false, the
+  // listener stops accepting, idle and reading connections are closed (a
+  // reply being written is finished), and Serve() returns once every
+  // connection thread has ended. Waits until the listener has stopped
+  // accepting.
+  void Shutdown();
+
+  // Bound, and not shutting down.
+  bool ready() const { return bound_ && !shutting_down_; }
+
+ private:
+  struct Net;
+
+  HttpHandler handler_;
+  std::unique_ptr<Net> net_;
+  std::atomic<bool> bound_{false};
+  std::atomic<bool> shutting_down_{false};
+};
+
+}  // namespace leakapp

@@ -1,4 +1,4 @@
-#include "diag/dump/dump_name.h"
+#include "diag/dump/internal/dump_name.h"
 
 #include <gtest/gtest.h>
 

@@ -35,7 +35,7 @@
 #include "common/status.h"
 #include "diag/dump/cppdiag_note.h"
 #include "diag/dump/dump_type.h"
-#include "diag/dump/memory_plan.h"
+#include "diag/dump/internal/memory_plan.h"
 #include "diag/dump/note_provider.h"
 #include "diag/dump/process_snapshot.h"
 #include "diag/dump/sink.h"

@@ -1,4 +1,4 @@
-#include "diag/dump/memory_plan.h"
+#include "diag/dump/internal/memory_plan.h"
 
 #include <elf.h>
 #include <gtest/gtest.h>

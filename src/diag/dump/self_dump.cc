@@ -14,7 +14,7 @@
 
 #include "common/async_safe.h"
 #include "common/raw_log.h"
-#include "diag/dump/dump_name.h"
+#include "diag/dump/internal/dump_name.h"
 #include "diag/dump/internal/self_dump_state.h"
 
 namespace cppdiag::dump {

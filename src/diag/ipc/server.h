@@ -33,7 +33,7 @@
 
 #include "common/scoped_fd.h"
 #include "common/status.h"
-#include "diag/ipc/peer_auth.h"
+#include "diag/ipc/internal/peer_auth.h"
 #include "diag/ipc/protocol.h"
 #include "diag/ipc/request.h"
 

@@ -1,4 +1,4 @@
-#include "diag/ipc/peer_auth.h"
+#include "diag/ipc/internal/peer_auth.h"
 
 #include <sys/stat.h>
 #include <sys/syscall.h>

@@ -1,5 +1,5 @@
 // Async-signal-safe: nothing here allocates, locks or uses stdio.
-#include "diag/dump/memory_plan.h"
+#include "diag/dump/internal/memory_plan.h"
 
 #include <elf.h>
 

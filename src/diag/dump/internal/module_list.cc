@@ -1,5 +1,5 @@
 // Async-signal-safe: nothing here allocates, locks or uses stdio.
-#include "diag/dump/module_list.h"
+#include "diag/dump/internal/module_list.h"
 
 #include <elf.h>
 #include <link.h>

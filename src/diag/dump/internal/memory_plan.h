@@ -35,7 +35,7 @@
 #include <cstdint>
 
 #include "diag/dump/dump_type.h"
-#include "diag/dump/module_list.h"
+#include "diag/dump/internal/module_list.h"
 #include "diag/dump/process_snapshot.h"
 
 namespace cppdiag::dump {

@@ -1,5 +1,5 @@
 // Async-signal-safe: nothing here allocates, locks or uses stdio.
-#include "diag/dump/dump_name.h"
+#include "diag/dump/internal/dump_name.h"
 
 #include <cerrno>
 

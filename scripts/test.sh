@@ -7,7 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
-scripts/build.sh release
+# The tree as .clang-format and DESIGN.md's layering say (the layering check
+# also runs in every build), then the release build with warnings as errors.
+scripts/check_format.sh
+CPPDIAG_WERROR=ON scripts/build.sh release
 
 status=0
 labels=${1:-}

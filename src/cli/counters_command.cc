@@ -24,6 +24,7 @@
 #include "cli/counters/format.h"
 #include "cli/discovery.h"
 #include "cli/display.h"
+#include "cli/options.h"
 #include "cli/target_watch.h"
 #include "common/io.h"
 #include "common/parse.h"
@@ -40,8 +41,8 @@ using counters::Sample;
 
 struct CountersOptions {
   int pid = 0;
-  std::string interval = "1s";
-  std::string duration;
+  std::chrono::nanoseconds interval = std::chrono::seconds(1);
+  std::optional<std::chrono::nanoseconds> duration;  // none: until stopped
   std::string format = "csv";
   std::string output;
   bool overwrite = false;
@@ -192,18 +193,6 @@ class Poller {
   std::optional<Sample> previous_;
 };
 
-Result<std::chrono::nanoseconds> PositiveDuration(const std::string& text, const char* what) {
-  auto d = ParseDuration(text);
-  if (!d)
-    return Error::Invalid(std::string("bad ") + what + " \"" + text + "\": " + d.error().message());
-  if (d->count() <= 0) return Error::Invalid(std::string(what) + " must be more than 0");
-  return *d;
-}
-
-std::string Seconds(std::chrono::nanoseconds d) {
-  return counters::FormatNumber(static_cast<double>(d.count()) / 1e9) + " s";
-}
-
 int List() {
   std::printf("%-52s %-8s %-8s %s\n", "NAME", "KIND", "UNIT", "DESCRIPTION");
   for (const counters::CounterInfo& c : counters::Catalog()) {
@@ -218,8 +207,6 @@ int List() {
 }
 
 int Monitor(const CountersOptions& o) {
-  auto interval = PositiveDuration(o.interval, "interval");
-  if (!interval) return Fail(interval.error().message());
   auto poller = Poller::Connect(o.pid);
   if (!poller) return Fail(poller.error().message());
   auto sample = poller->Next();
@@ -231,8 +218,7 @@ int Monitor(const CountersOptions& o) {
   int key_fd = raw && raw->active() ? STDIN_FILENO : -1;
   ScopedStopSignals stop;
   std::string title = "[cppdiag] process " + std::to_string(o.pid) + " (" +
-                      ForTerminal(poller->target().name) + "), every " +
-                      Seconds(std::chrono::duration_cast<std::chrono::nanoseconds>(*interval));
+                      ForTerminal(poller->target().name) + "), every " + FormatSeconds(o.interval);
 
   size_t drawn = 0;
   auto next = Clock::now();
@@ -271,7 +257,7 @@ int Monitor(const CountersOptions& o) {
       std::fputs(out.c_str(), stdout);
       std::fflush(stdout);
 
-      next = std::max(next + *interval, Clock::now());  // a slow reply does not bunch up refreshes
+      next = std::max(next + o.interval, Clock::now());  // a slow reply does not bunch up refreshes
       Wake wake = WaitUntil(next, stop.fd(), key_fd);
       if (wake == Wake::kStop || wake == Wake::kQuit) break;
       sample = poller->Next();
@@ -295,14 +281,7 @@ int Monitor(const CountersOptions& o) {
 int Collect(const CountersOptions& o) {
   auto format = counters::ParseOutputFormat(o.format);
   if (!format) return Fail(format.error().message());
-  auto interval = PositiveDuration(o.interval, "interval");
-  if (!interval) return Fail(interval.error().message());
-  std::optional<std::chrono::nanoseconds> duration;
-  if (!o.duration.empty()) {
-    auto d = PositiveDuration(o.duration, "duration");
-    if (!d) return Fail(d.error().message());
-    duration = *d;
-  }
+  const std::optional<std::chrono::nanoseconds>& duration = o.duration;
   if (!o.overwrite && ::access(o.output.c_str(), F_OK) == 0) {
     return Fail(o.output + " exists (use --overwrite to replace it)");
   }
@@ -334,12 +313,12 @@ int Collect(const CountersOptions& o) {
     if (auto w = put(writer.Row(*sample, elapsed)); !w) return Fail(w.error().message());
     ++rows;
     if (progress) {
-      std::string of = duration ? " of " + Seconds(*duration) : " (Ctrl-C to stop)";
+      std::string of = duration ? " of " + FormatSeconds(*duration) : " (Ctrl-C to stop)";
       std::fprintf(stderr,
                    "\r\x1b[2KCollecting counters of process %d to %s: %zu sample(s), %s s%s", o.pid,
                    o.output.c_str(), rows, counters::FormatNumber(elapsed).c_str(), of.c_str());
     }
-    next += *interval;
+    next += o.interval;
     if (duration && next - start > *duration) {
       why = "";
       break;
@@ -381,8 +360,8 @@ void AddCountersCommand(CLI::App& app, int* exit_code) {
   auto* monitor = cmd->add_subcommand(
       "monitor", "Show a process's counters in a table that refreshes in place (q to quit)");
   monitor->add_option("-p,--process-id", o->pid, "Target process id")->required();
-  monitor->add_option("--interval", o->interval, "Time between refreshes (500ms, 2s)")
-      ->capture_default_str();
+  AddDurationOption(monitor, "--interval", &o->interval, "Time between refreshes (500ms, 2s)",
+                    Zero::kRefused);
   monitor->callback([o, exit_code] { *exit_code = Monitor(*o); });
 
   auto* collect =
@@ -391,9 +370,10 @@ void AddCountersCommand(CLI::App& app, int* exit_code) {
   collect->add_option("-o,--output", o->output, "File to write")->required();
   collect->add_option("--format", o->format, "csv, json (an array) or jsonl (JSON lines)")
       ->capture_default_str();
-  collect->add_option("--duration", o->duration, "Stop after this long (30s, 5m); default: Ctrl-C");
-  collect->add_option("--interval", o->interval, "Time between samples (250ms, 1s)")
-      ->capture_default_str();
+  AddDurationOption(collect, "--duration", &o->duration,
+                    "Stop after this long (30s, 5m); default: Ctrl-C", Zero::kRefused);
+  AddDurationOption(collect, "--interval", &o->interval, "Time between samples (250ms, 1s)",
+                    Zero::kRefused);
   collect->add_flag("--overwrite", o->overwrite, "Replace an existing file");
   collect->callback([o, exit_code] { *exit_code = Collect(*o); });
 }

@@ -5,8 +5,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/ioctl.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,8 +24,8 @@
 #include "cli/display.h"
 #include "cli/options.h"
 #include "cli/target_watch.h"
+#include "cli/terminal.h"
 #include "common/io.h"
-#include "common/parse.h"
 #include "common/scoped_fd.h"
 #include "diag/counters/catalog.h"
 #include "diag/counters/sample.h"
@@ -86,49 +84,6 @@ class ScopedStopSignals {
   static constexpr std::array<int, 4> kSignals = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
   ScopedFd read_, write_;
   std::array<struct sigaction, 4> old_{};
-};
-
-// The terminal in non-canonical mode without echo, so `q` arrives at once;
-// restored on destruction.
-class ScopedRawTerminal {
- public:
-  explicit ScopedRawTerminal(int fd) : fd_(fd) {
-    if (::tcgetattr(fd_, &saved_) != 0) return;
-    termios raw = saved_;
-    raw.c_lflag &= ~static_cast<tcflag_t>(ICANON | ECHO);
-    raw.c_cc[VMIN] = 0;
-    raw.c_cc[VTIME] = 0;
-    active_ = ::tcsetattr(fd_, TCSANOW, &raw) == 0;
-  }
-  ~ScopedRawTerminal() {
-    if (active_) ::tcsetattr(fd_, TCSANOW, &saved_);
-  }
-  bool active() const { return active_; }
-
- private:
-  int fd_;
-  termios saved_{};
-  bool active_ = false;
-};
-
-// The cursor hidden while the table is redrawn, shown again however the
-// redraw loop ends (an error or an exception included).
-class ScopedHiddenCursor {
- public:
-  explicit ScopedHiddenCursor(bool active) : active_(active) {
-    if (active_) std::fputs("\x1b[?25l", stdout);
-  }
-  ~ScopedHiddenCursor() {
-    if (active_) {
-      std::fputs("\x1b[?25h", stdout);
-      std::fflush(stdout);
-    }
-  }
-  ScopedHiddenCursor(const ScopedHiddenCursor&) = delete;
-  ScopedHiddenCursor& operator=(const ScopedHiddenCursor&) = delete;
-
- private:
-  bool active_;
 };
 
 enum class Wake { kTick, kStop, kQuit };
@@ -212,50 +167,35 @@ int Monitor(const CountersOptions& o) {
   auto sample = poller->Next();
   if (!sample) return Fail(sample.error().message());
 
-  const bool tty = ::isatty(STDOUT_FILENO) == 1;
+  const bool tty = IsTerminal(stdout);
   std::unique_ptr<ScopedRawTerminal> raw;
-  if (tty && ::isatty(STDIN_FILENO) == 1) raw = std::make_unique<ScopedRawTerminal>(STDIN_FILENO);
+  if (tty) raw = std::make_unique<ScopedRawTerminal>(STDIN_FILENO);
   int key_fd = raw && raw->active() ? STDIN_FILENO : -1;
   ScopedStopSignals stop;
   std::string title = "[cppdiag] process " + std::to_string(o.pid) + " (" +
                       ForTerminal(poller->target().name) + "), every " + FormatSeconds(o.interval);
 
-  size_t drawn = 0;
+  InPlaceBlock table(stdout);
   auto next = Clock::now();
   std::string end_message;
   int code = 0;
   {
-    ScopedHiddenCursor hidden(tty);
+    ScopedHiddenCursor hidden(stdout);
     for (;;) {
       std::vector<std::string> lines;
       lines.push_back(tty ? (key_fd >= 0 ? "Press q or Ctrl-C to quit" : "Press Ctrl-C to quit")
                           : "");
       lines.push_back(title + "   " + counters::FormatTimestamp(sample->unix_ns));
       for (auto& l : counters::TableLines(*sample)) lines.push_back(std::move(l));
-      std::string out;
       if (tty) {
-        // Moving up works only within the screen: a table taller than the
-        // terminal is cut, saying so, rather than redrawn out of place.
-        winsize ws{};
-        if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 3 &&
-            lines.size() > static_cast<size_t>(ws.ws_row) - 1) {
-          size_t keep = static_cast<size_t>(ws.ws_row) - 2;
-          size_t cut = lines.size() - keep;
-          lines.resize(keep);
-          lines.push_back("    ... " + std::to_string(cut) +
-                          " more (a taller terminal shows them)");
-        }
-        // Back to the table's first line, rewrite each line, clear what is left.
-        if (drawn > 0) out += "\x1b[" + std::to_string(drawn) + "A\r";
-        for (const auto& l : lines) out += "\x1b[2K" + l + "\n";
-        out += "\x1b[J";
-        drawn = lines.size();
+        table.Draw(lines);
       } else {
+        // Not a terminal: each sample's table after the last, without the key hint.
+        std::string out;
         for (size_t i = 1; i < lines.size(); ++i) out += lines[i] + "\n";
-        out += "\n";
+        std::fputs((out + "\n").c_str(), stdout);
+        std::fflush(stdout);
       }
-      std::fputs(out.c_str(), stdout);
-      std::fflush(stdout);
 
       next = std::max(next + o.interval, Clock::now());  // a slow reply does not bunch up refreshes
       Wake wake = WaitUntil(next, stop.fd(), key_fd);
@@ -301,7 +241,7 @@ int Collect(const CountersOptions& o) {
   };
   if (auto w = put(writer.Begin()); !w) return Fail(w.error().message());
 
-  const bool progress = ::isatty(STDERR_FILENO) == 1;
+  ProgressLine progress;
   ScopedStopSignals stop;
   const int64_t first_ns = sample->monotonic_ns;
   const auto start = Clock::now();
@@ -312,11 +252,11 @@ int Collect(const CountersOptions& o) {
     double elapsed = static_cast<double>(sample->monotonic_ns - first_ns) / 1e9;
     if (auto w = put(writer.Row(*sample, elapsed)); !w) return Fail(w.error().message());
     ++rows;
-    if (progress) {
+    if (progress.active()) {
       std::string of = duration ? " of " + FormatSeconds(*duration) : " (Ctrl-C to stop)";
-      std::fprintf(stderr,
-                   "\r\x1b[2KCollecting counters of process %d to %s: %zu sample(s), %s s%s", o.pid,
-                   o.output.c_str(), rows, counters::FormatNumber(elapsed).c_str(), of.c_str());
+      progress.Show("Collecting counters of process " + std::to_string(o.pid) + " to " +
+                    ForTerminal(o.output) + ": " + std::to_string(rows) + " sample(s), " +
+                    counters::FormatNumber(elapsed) + " s" + of);
     }
     next += o.interval;
     if (duration && next - start > *duration) {
@@ -332,7 +272,7 @@ int Collect(const CountersOptions& o) {
     if (!sample) {
       if (!poller->TargetGone()) {
         (void)put(writer.End());
-        if (progress) std::fputc('\n', stderr);
+        progress.Finish();
         return Fail(sample.error().message());
       }
       why = " (process " + std::to_string(o.pid) + " exited)";
@@ -341,7 +281,7 @@ int Collect(const CountersOptions& o) {
   }
   if (auto w = put(writer.End()); !w) return Fail(w.error().message());
   if (::close(file->release()) != 0) return Fail(Error::FromErrno("close", o.output).message());
-  if (progress) std::fputc('\n', stderr);
+  progress.Finish();
   std::printf("Wrote %zu sample(s) of process %d to %s%s\n", rows, o.pid, o.output.c_str(),
               why.c_str());
   return 0;

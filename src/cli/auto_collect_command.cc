@@ -1,8 +1,8 @@
 // cppdiag auto-collect: the entrypoint of a shell-less debug image (what the
 // .NET app's "pid-finder" image does). Finds the one instrumented process in
 // this PID namespace, asks it to write its own dump, says where the dump is
-// and how to fetch it with `kubectl cp`, then waits --linger seconds so the
-// debug container is still there while the dump is copied.
+// and how to fetch it with `kubectl cp`, then waits --linger (a duration) so
+// the debug container is still there while the dump is copied.
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,6 +17,7 @@
 #include "cli/discovery.h"
 #include "cli/display.h"
 #include "cli/dump_request.h"
+#include "cli/options.h"
 #include "cli/target_root.h"
 
 namespace cppdiag::cli {
@@ -31,7 +32,7 @@ struct AutoCollectOptions {
   std::string name;
   std::string output;
   std::string type;
-  unsigned linger_seconds = 0;
+  std::chrono::nanoseconds linger{0};
 };
 
 std::string Basename(const std::string& path) {
@@ -84,17 +85,17 @@ std::string PodName() {
   return kUnknownPod;
 }
 
-// Waits `seconds`, or less if SIGTERM or SIGINT comes: as the first process
+// Waits `how_long`, or less if SIGTERM or SIGINT comes: as the first process
 // of a container, whose signals without a handler are ignored, a plain sleep
 // would hold `kubectl delete` up until its grace period ends.
-void Linger(unsigned seconds) {
-  if (seconds == 0) return;
+void Linger(std::chrono::nanoseconds how_long) {
+  if (how_long <= std::chrono::nanoseconds::zero()) return;
   sigset_t stop;
   sigemptyset(&stop);
   sigaddset(&stop, SIGTERM);
   sigaddset(&stop, SIGINT);
   ::pthread_sigmask(SIG_BLOCK, &stop, nullptr);
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  auto deadline = std::chrono::steady_clock::now() + how_long;
   for (;;) {
     auto left = deadline - std::chrono::steady_clock::now();
     if (left <= std::chrono::nanoseconds::zero()) return;
@@ -173,11 +174,12 @@ int AutoCollect(const AutoCollectOptions& o) {
       "  kubectl exec -n %s %s -c <debugger> -- cat %s > ./%s\n",
       ns_word.c_str(), pod.c_str(), ShellWord(dump->path).c_str(), base.c_str(), ns_word.c_str(),
       pod.c_str(), ShellWord(here).c_str(), base.c_str());
-  if (o.linger_seconds > 0) {
-    std::printf("Waiting %u s (--linger) so the dump can be copied\n", o.linger_seconds);
+  if (o.linger.count() > 0) {
+    std::printf("Waiting %s (--linger) so the dump can be copied\n",
+                FormatSeconds(o.linger).c_str());
   }
   std::fflush(stdout);
-  Linger(o.linger_seconds);
+  Linger(o.linger);
   return 0;
 }
 
@@ -193,10 +195,10 @@ void AddAutoCollectCommand(CLI::App& app, int* exit_code) {
                   "Only the process whose name (comm) or argv[0] file name is this");
   cmd->add_option("-o,--output", opts->output,
                   "Dump path in the target's filesystem (default: its CPPDIAG_DUMP_NAME)");
-  cmd->add_option("--type", opts->type, "full, heap, mini or triage (default: the target's)")
-      ->check(CLI::IsMember({"full", "heap", "mini", "triage", "1", "2", "3", "4"}));
-  cmd->add_option("--linger", opts->linger_seconds,
-                  "Seconds to wait after the dump, so `kubectl cp` can fetch it (default 0)");
+  AddDumpTypeOption(cmd, &opts->type);
+  AddDurationOption(cmd, "--linger", &opts->linger,
+                    "How long to wait after the dump, so `kubectl cp` can fetch it (90s, 5m)",
+                    Zero::kAllowed);
   cmd->callback([opts, exit_code] { *exit_code = AutoCollect(*opts); });
 }
 

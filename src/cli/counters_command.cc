@@ -5,8 +5,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/ioctl.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,9 +22,10 @@
 #include "cli/counters/format.h"
 #include "cli/discovery.h"
 #include "cli/display.h"
+#include "cli/options.h"
 #include "cli/target_watch.h"
+#include "cli/terminal.h"
 #include "common/io.h"
-#include "common/parse.h"
 #include "common/raw_log.h"
 #include "common/scoped_fd.h"
 #include "diag/counters/catalog.h"
@@ -41,8 +40,8 @@ using counters::Sample;
 
 struct CountersOptions {
   int pid = 0;
-  std::string interval = "1s";
-  std::string duration;
+  std::chrono::nanoseconds interval = std::chrono::seconds(1);
+  std::optional<std::chrono::nanoseconds> duration;  // none: until stopped
   std::string format = "csv";
   std::string output;
   bool overwrite = false;
@@ -86,49 +85,6 @@ class ScopedStopSignals {
   static constexpr std::array<int, 4> kSignals = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
   ScopedFd read_, write_;
   std::array<struct sigaction, 4> old_{};
-};
-
-// The terminal in non-canonical mode without echo, so `q` arrives at once;
-// restored on destruction.
-class ScopedRawTerminal {
- public:
-  explicit ScopedRawTerminal(int fd) : fd_(fd) {
-    if (::tcgetattr(fd_, &saved_) != 0) return;
-    termios raw = saved_;
-    raw.c_lflag &= ~static_cast<tcflag_t>(ICANON | ECHO);
-    raw.c_cc[VMIN] = 0;
-    raw.c_cc[VTIME] = 0;
-    active_ = ::tcsetattr(fd_, TCSANOW, &raw) == 0;
-  }
-  ~ScopedRawTerminal() {
-    if (active_) ::tcsetattr(fd_, TCSANOW, &saved_);
-  }
-  bool active() const { return active_; }
-
- private:
-  int fd_;
-  termios saved_{};
-  bool active_ = false;
-};
-
-// The cursor hidden while the table is redrawn, shown again however the
-// redraw loop ends (an error or an exception included).
-class ScopedHiddenCursor {
- public:
-  explicit ScopedHiddenCursor(bool active) : active_(active) {
-    if (active_) std::fputs("\x1b[?25l", stdout);
-  }
-  ~ScopedHiddenCursor() {
-    if (active_) {
-      std::fputs("\x1b[?25h", stdout);
-      std::fflush(stdout);
-    }
-  }
-  ScopedHiddenCursor(const ScopedHiddenCursor&) = delete;
-  ScopedHiddenCursor& operator=(const ScopedHiddenCursor&) = delete;
-
- private:
-  bool active_;
 };
 
 enum class Wake { kTick, kStop, kQuit };
@@ -193,18 +149,6 @@ class Poller {
   std::optional<Sample> previous_;
 };
 
-Result<std::chrono::nanoseconds> PositiveDuration(const std::string& text, const char* what) {
-  auto d = ParseDuration(text);
-  if (!d)
-    return Error::Invalid(std::string("bad ") + what + " \"" + text + "\": " + d.error().message());
-  if (d->count() <= 0) return Error::Invalid(std::string(what) + " must be more than 0");
-  return *d;
-}
-
-std::string Seconds(std::chrono::nanoseconds d) {
-  return counters::FormatNumber(static_cast<double>(d.count()) / 1e9) + " s";
-}
-
 int List() {
   std::printf("%-52s %-8s %-8s %s\n", "NAME", "KIND", "UNIT", "DESCRIPTION");
   for (const counters::CounterInfo& c : counters::Catalog()) {
@@ -219,60 +163,42 @@ int List() {
 }
 
 int Monitor(const CountersOptions& o) {
-  auto interval = PositiveDuration(o.interval, "interval");
-  if (!interval) return Fail(interval.error().message());
   auto poller = Poller::Connect(o.pid);
   if (!poller) return Fail(poller.error().message());
   auto sample = poller->Next();
   if (!sample) return Fail(sample.error().message());
 
-  const bool tty = ::isatty(STDOUT_FILENO) == 1;
+  const bool tty = IsTerminal(stdout);
   std::unique_ptr<ScopedRawTerminal> raw;
-  if (tty && ::isatty(STDIN_FILENO) == 1) raw = std::make_unique<ScopedRawTerminal>(STDIN_FILENO);
+  if (tty) raw = std::make_unique<ScopedRawTerminal>(STDIN_FILENO);
   int key_fd = raw && raw->active() ? STDIN_FILENO : -1;
   ScopedStopSignals stop;
   std::string title = "[cppdiag] process " + std::to_string(o.pid) + " (" +
-                      ForTerminal(poller->target().name) + "), every " +
-                      Seconds(std::chrono::duration_cast<std::chrono::nanoseconds>(*interval));
+                      ForTerminal(poller->target().name) + "), every " + FormatSeconds(o.interval);
 
-  size_t drawn = 0;
+  InPlaceBlock table(stdout);
   auto next = Clock::now();
   std::string end_message;
   int code = 0;
   {
-    ScopedHiddenCursor hidden(tty);
+    ScopedHiddenCursor hidden(stdout);
     for (;;) {
       std::vector<std::string> lines;
       lines.push_back(tty ? (key_fd >= 0 ? "Press q or Ctrl-C to quit" : "Press Ctrl-C to quit")
                           : "");
       lines.push_back(title + "   " + counters::FormatTimestamp(sample->unix_ns));
       for (auto& l : counters::TableLines(*sample)) lines.push_back(std::move(l));
-      std::string out;
       if (tty) {
-        // Moving up works only within the screen: a table taller than the
-        // terminal is cut, saying so, rather than redrawn out of place.
-        winsize ws{};
-        if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 3 &&
-            lines.size() > static_cast<size_t>(ws.ws_row) - 1) {
-          size_t keep = static_cast<size_t>(ws.ws_row) - 2;
-          size_t cut = lines.size() - keep;
-          lines.resize(keep);
-          lines.push_back("    ... " + std::to_string(cut) +
-                          " more (a taller terminal shows them)");
-        }
-        // Back to the table's first line, rewrite each line, clear what is left.
-        if (drawn > 0) out += "\x1b[" + std::to_string(drawn) + "A\r";
-        for (const auto& l : lines) out += "\x1b[2K" + l + "\n";
-        out += "\x1b[J";
-        drawn = lines.size();
+        table.Draw(lines);
       } else {
+        // Not a terminal: each sample's table after the last, without the key hint.
+        std::string out;
         for (size_t i = 1; i < lines.size(); ++i) out += lines[i] + "\n";
-        out += "\n";
+        std::fputs((out + "\n").c_str(), stdout);
+        std::fflush(stdout);
       }
-      std::fputs(out.c_str(), stdout);
-      std::fflush(stdout);
 
-      next = std::max(next + *interval, Clock::now());  // a slow reply does not bunch up refreshes
+      next = std::max(next + o.interval, Clock::now());  // a slow reply does not bunch up refreshes
       Wake wake = WaitUntil(next, stop.fd(), key_fd);
       if (wake == Wake::kStop || wake == Wake::kQuit) break;
       sample = poller->Next();
@@ -296,14 +222,7 @@ int Monitor(const CountersOptions& o) {
 int Collect(const CountersOptions& o) {
   auto format = counters::ParseOutputFormat(o.format);
   if (!format) return Fail(format.error().message());
-  auto interval = PositiveDuration(o.interval, "interval");
-  if (!interval) return Fail(interval.error().message());
-  std::optional<std::chrono::nanoseconds> duration;
-  if (!o.duration.empty()) {
-    auto d = PositiveDuration(o.duration, "duration");
-    if (!d) return Fail(d.error().message());
-    duration = *d;
-  }
+  const std::optional<std::chrono::nanoseconds>& duration = o.duration;
   if (!o.overwrite && ::access(o.output.c_str(), F_OK) == 0) {
     return Fail(o.output + " exists (use --overwrite to replace it)");
   }
@@ -323,7 +242,7 @@ int Collect(const CountersOptions& o) {
   };
   if (auto w = put(writer.Begin()); !w) return Fail(w.error().message());
 
-  const bool progress = ::isatty(STDERR_FILENO) == 1;
+  ProgressLine progress;
   ScopedStopSignals stop;
   const int64_t first_ns = sample->monotonic_ns;
   const auto start = Clock::now();
@@ -334,13 +253,13 @@ int Collect(const CountersOptions& o) {
     double elapsed = static_cast<double>(sample->monotonic_ns - first_ns) / 1e9;
     if (auto w = put(writer.Row(*sample, elapsed)); !w) return Fail(w.error().message());
     ++rows;
-    if (progress) {
-      std::string of = duration ? " of " + Seconds(*duration) : " (Ctrl-C to stop)";
-      std::fprintf(stderr,
-                   "\r\x1b[2KCollecting counters of process %d to %s: %zu sample(s), %s s%s", o.pid,
-                   o.output.c_str(), rows, counters::FormatNumber(elapsed).c_str(), of.c_str());
+    if (progress.active()) {
+      std::string of = duration ? " of " + FormatSeconds(*duration) : " (Ctrl-C to stop)";
+      progress.Show("Collecting counters of process " + std::to_string(o.pid) + " to " +
+                    ForTerminal(o.output) + ": " + std::to_string(rows) + " sample(s), " +
+                    counters::FormatNumber(elapsed) + " s" + of);
     }
-    next += *interval;
+    next += o.interval;
     if (duration && next - start > *duration) {
       why = "";
       break;
@@ -354,7 +273,7 @@ int Collect(const CountersOptions& o) {
     if (!sample) {
       if (!poller->TargetGone()) {
         (void)put(writer.End());
-        if (progress) std::fputc('\n', stderr);
+        progress.Finish();
         return Fail(sample.error().message());
       }
       why = " (process " + std::to_string(o.pid) + " exited)";
@@ -363,7 +282,7 @@ int Collect(const CountersOptions& o) {
   }
   if (auto w = put(writer.End()); !w) return Fail(w.error().message());
   if (::close(file->release()) != 0) return Fail(Error::FromErrno("close", o.output).message());
-  if (progress) std::fputc('\n', stderr);
+  progress.Finish();
   std::printf("Wrote %zu sample(s) of process %d to %s%s\n", rows, o.pid, o.output.c_str(),
               why.c_str());
   return 0;
@@ -382,8 +301,8 @@ void AddCountersCommand(CLI::App& app, int* exit_code) {
   auto* monitor = cmd->add_subcommand(
       "monitor", "Show a process's counters in a table that refreshes in place (q to quit)");
   monitor->add_option("-p,--process-id", o->pid, "Target process id")->required();
-  monitor->add_option("--interval", o->interval, "Time between refreshes (500ms, 2s)")
-      ->capture_default_str();
+  AddDurationOption(monitor, "--interval", &o->interval, "Time between refreshes (500ms, 2s)",
+                    Zero::kRefused);
   monitor->callback([o, exit_code] { *exit_code = Monitor(*o); });
 
   auto* collect =
@@ -392,9 +311,10 @@ void AddCountersCommand(CLI::App& app, int* exit_code) {
   collect->add_option("-o,--output", o->output, "File to write")->required();
   collect->add_option("--format", o->format, "csv, json (an array) or jsonl (JSON lines)")
       ->capture_default_str();
-  collect->add_option("--duration", o->duration, "Stop after this long (30s, 5m); default: Ctrl-C");
-  collect->add_option("--interval", o->interval, "Time between samples (250ms, 1s)")
-      ->capture_default_str();
+  AddDurationOption(collect, "--duration", &o->duration,
+                    "Stop after this long (30s, 5m); default: Ctrl-C", Zero::kRefused);
+  AddDurationOption(collect, "--interval", &o->interval, "Time between samples (250ms, 1s)",
+                    Zero::kRefused);
   collect->add_flag("--overwrite", o->overwrite, "Replace an existing file");
   collect->callback([o, exit_code] { *exit_code = Collect(*o); });
 }

@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "cli/discovery.h"
 #include "cli/dump_request.h"
+#include "cli/options.h"
 
 namespace cppdiag::cli {
 namespace {
@@ -27,15 +28,15 @@ int Collect(const CollectOptions& o) {
 }  // namespace
 
 void AddDumpCommand(CLI::App& app, int* exit_code) {
-  auto* dump = app.add_subcommand("dump", "Collect or analyze dumps");
+  // Only collect for now: `dump analyze` is not built yet (issue 11).
+  auto* dump = app.add_subcommand("dump", "Collect dumps: a process writes a core of itself");
   dump->require_subcommand(1);
   auto opts = std::make_shared<CollectOptions>();
   auto* collect = dump->add_subcommand("collect", "Ask a process to write a dump of itself");
   collect->add_option("-p,--process-id", opts->pid, "Target process id")->required();
   collect->add_option("-o,--output", opts->output,
                       "Dump path in the target's filesystem (default: its CPPDIAG_DUMP_NAME)");
-  collect->add_option("--type", opts->type, "full, heap, mini or triage (default: the target's)")
-      ->check(CLI::IsMember({"full", "heap", "mini", "triage", "1", "2", "3", "4"}));
+  AddDumpTypeOption(collect, &opts->type);
   collect->add_flag("--overwrite", opts->overwrite, "Replace an existing file at the path");
   collect->callback([opts, exit_code] { *exit_code = Collect(*opts); });
 }

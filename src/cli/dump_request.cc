@@ -1,47 +1,44 @@
 #include "cli/dump_request.h"
 
-#include <unistd.h>
-
 #include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "cli/display.h"
 #include "cli/target_watch.h"
+#include "cli/terminal.h"
 #include "common/parse.h"
 #include "diag/ipc/client.h"
 
 namespace cppdiag::cli {
 namespace {
 
-// Shows the dump's progress on a terminal: one line on stderr, rewritten in
-// place ("\r"): percent, MiB written, elapsed time.
-class ProgressLine {
+// The dump's progress, for the progress line: percent, MiB written, elapsed
+// time.
+class DumpProgress {
  public:
-  ProgressLine() : tty_(::isatty(STDERR_FILENO) == 1), start_(std::chrono::steady_clock::now()) {}
+  DumpProgress() : start_(std::chrono::steady_clock::now()) {}
   void Update(uint64_t written, uint64_t total) {
-    if (!tty_ || (written == 0 && total == 0)) return;
+    if (!line_.active() || (written == 0 && total == 0)) return;
     double elapsed =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
     constexpr double kMiB = 1024.0 * 1024.0;
+    char text[128];
     if (total > 0) {
-      std::fprintf(stderr, "\r  %3.0f%%  %.1f / %.1f MiB  %.1f s   ",
-                   100.0 * static_cast<double>(written) / static_cast<double>(total),
-                   static_cast<double>(written) / kMiB, static_cast<double>(total) / kMiB, elapsed);
+      std::snprintf(text, sizeof text, "  %3.0f%%  %.1f / %.1f MiB  %.1f s",
+                    100.0 * static_cast<double>(written) / static_cast<double>(total),
+                    static_cast<double>(written) / kMiB, static_cast<double>(total) / kMiB,
+                    elapsed);
     } else {
-      std::fprintf(stderr, "\r  %.1f MiB  %.1f s   ", static_cast<double>(written) / kMiB, elapsed);
+      std::snprintf(text, sizeof text, "  %.1f MiB  %.1f s", static_cast<double>(written) / kMiB,
+                    elapsed);
     }
-    std::fflush(stderr);
-    shown_ = true;
+    line_.Show(text);
   }
-  void Clear() {
-    if (shown_) std::fprintf(stderr, "\r\033[K");
-    shown_ = false;
-  }
+  void Clear() { line_.Clear(); }
 
  private:
-  bool tty_;
-  bool shown_ = false;
+  ProgressLine line_;
   std::chrono::steady_clock::time_point start_;
 };
 
@@ -57,7 +54,7 @@ Result<DumpOutcome> RequestDump(const DiagTarget& target, const DumpRequestOptio
   if (!options.type.empty()) request["type"] = options.type;
   if (!options.path.empty()) request["path"] = options.path;
   TargetWatch watch(target.pid);
-  ProgressLine line;
+  DumpProgress line;
   bool announced = false;
   // The target's first progress frame names the path and type before the
   // dump is written (a target that sends none: announced with the reply).

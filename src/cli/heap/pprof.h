@@ -4,6 +4,8 @@
 //
 // The structs hold resolved strings; the encoder builds the string table
 // ("" first, as the format requires) and the decoder resolves it.
+// pprof_encode.cc and pprof_decode.cc (over internal/protobuf_wire.h) do the
+// messages, pprof_gzip.cc the compression, pprof_file.cc the files.
 //
 //   pprof::Profile p;
 //   p.sample_types = {{"inuse_objects", "count"}, {"inuse_space", "bytes"}};

@@ -239,10 +239,11 @@ TEST_F(OnDemandTest, AutoCollectDumpsTheOnlyTargetAndSaysHowToFetchIt) {
       << plain.out;
   EXPECT_TRUE(Inspect(mini).exists);
 
-  // SIGTERM ends the wait at once (as when the debug pod is deleted).
+  // SIGTERM ends the wait at once (as when the debug pod is deleted). --linger
+  // takes any duration (above: a bare number, seconds).
   auto lingering = StartInToolNamespace(pod_, kNobodyNoCaps,
                                         {Cppdiag(), "auto-collect", "--type", "mini", "-o",
-                                         dumps_.path() + "/linger.core", "--linger", "600"});
+                                         dumps_.path() + "/linger.core", "--linger", "10m"});
   ASSERT_TRUE(lingering->WaitForOutput("Waiting 600 s", 60s)) << Finish(*lingering, 0s).ToString();
   pid_t tool = ProgramChildOf(lingering->pid());
   ASSERT_GT(tool, 0);

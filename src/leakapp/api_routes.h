@@ -11,6 +11,9 @@
 //   GET  /metrics           Prometheus text format (cppdiag_* and leakapp_*)
 //   POST /crash?kind=segv|abort|oom   202, then the process crashes
 //
+// /status and /metrics share one reading of the process (process_metrics.h's
+// MetricsCache) for kMetricsMaxAge; the leak controls make the next one fresh.
+//
 // A bad parameter gets 400 {"error": "...", "parameter": "chunkKb"}
 // (request_params.h). Probes and scrapes (/healthz, /readyz, /metrics,
 // /status) are logged at debug level.
@@ -25,6 +28,8 @@
 #include "leakapp/leak_engine.h"
 
 namespace leakapp {
+
+inline constexpr std::chrono::milliseconds kMetricsMaxAge{10};
 
 struct ApiContext {
   LeakEngine& engine;                             // must outlive the routes

@@ -4,11 +4,12 @@
 //
 // Errors are JSON: {"error": "...", "parameter": "chunkKb"} (400, the
 // parameter named), {"error": "..."} for 404, 405 (with an Allow header), 409,
-// 500 (a handler threw), 413/431 (body over 64 KiB, header over 8 KiB) and
-// 503 (more than kMaxConnections connections at once). HEAD works wherever GET
-// does. Each request is logged as "GET /target -> 200" (probes and scrapes at
-// debug level). Connections are kept alive until the client closes, 10 s
-// pass without a complete request, or the server shuts down.
+// 500 (a handler threw), 413/431 (body over 64 KiB, header over 8 KiB). HEAD
+// works wherever GET does. Each request is logged as "GET /target -> 200"
+// (probes and scrapes at debug level). Connections are kept alive until the
+// client closes, 10 s pass without a complete request, the server needs the
+// slot of an idle one (over max_connections, http_listener.h), or the server
+// shuts down.
 #pragma once
 
 #include <cstdint>
@@ -24,12 +25,11 @@ namespace leakapp {
 
 class HttpServer {
  public:
-  // Connections served at once (a thread each); more are answered 503.
-  static constexpr int kMaxConnections = HttpListener::kMaxConnections;
-
   // `heap_hard_limit_bytes` (nullopt when off) is reported by /status and
-  // /metrics. `engine` must outlive the server.
-  HttpServer(LeakEngine& engine, std::optional<uint64_t> heap_hard_limit_bytes);
+  // /metrics. `engine` must outlive the server. At most `max_connections`
+  // are served at once; more wait (http_listener.h).
+  HttpServer(LeakEngine& engine, std::optional<uint64_t> heap_hard_limit_bytes,
+             int max_connections = HttpListener::kDefaultMaxConnections);
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 

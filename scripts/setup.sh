@@ -61,6 +61,16 @@ if ! command -v npm >/dev/null; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi
+# --- src/leakapp/page: uPlot, embedded in leakapp at build time -------------
+# Pinned in src/leakapp/page/package-lock.json; after this the build needs no
+# network (src/leakapp/CMakeLists.txt embeds node_modules/uplot/dist).
+page_dir="$(cd "$(dirname "$0")/.." && pwd)/src/leakapp/page"
+if [ ! -d "$page_dir/node_modules" ] ||
+   [ "$page_dir/package-lock.json" -nt "$page_dir/node_modules" ]; then
+  echo "setup: npm ci --prefix src/leakapp/page"
+  npm ci --prefix "$page_dir" --no-audit --no-fund --ignore-scripts --loglevel=error
+  touch "$page_dir/node_modules"
+fi
 if [ ! -d "$deploy_tests/node_modules" ] ||
    [ "$deploy_tests/package-lock.json" -nt "$deploy_tests/node_modules" ]; then
   echo "setup: npm ci --prefix tests/deploy"

@@ -1,5 +1,5 @@
-// leakapp's endpoints (DESIGN.md's leakapp table, except GET /: the page
-// comes later), added to a route table:
+// leakapp's endpoints (DESIGN.md's leakapp table; GET / and /logs are
+// page_routes.h's), added to a route table:
 //
 //   GET  /triggerMemoryLeak?chunkKb=1024&intervalMs=100&maxMb=0&pattern=vector
 //          200 {"status":"started",...}; 409 while a leak runs; 400 on a bad value

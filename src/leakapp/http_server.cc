@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "leakapp/api_routes.h"
+#include "leakapp/page_routes.h"
 
 namespace leakapp {
 
@@ -14,6 +15,7 @@ HttpServer::HttpServer(LeakEngine& engine, std::optional<uint64_t> heap_hard_lim
                          .heap_hard_limit_bytes = heap_hard_limit_bytes,
                          .started = std::chrono::steady_clock::now(),
                          .ready = [this] { return listener_.ready(); }});
+  AddPageRoutes(router_);
 }
 
 }  // namespace leakapp

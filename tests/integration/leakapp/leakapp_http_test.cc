@@ -139,3 +139,47 @@ TEST_F(LeakappHttpTest, HundredsOfIdleKeepAliveConnectionsDoNotKeepAProbeOut) {
 
 }  // namespace
 }  // namespace cppdiag::testing
+
+namespace cppdiag::testing {
+namespace {
+
+TEST_F(LeakappHttpTest, ThePageAndItsAssetsAreServedFromTheBinary) {
+  auto page = app_.Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  EXPECT_EQ(page->get_header_value("Content-Type"), "text/html");
+  EXPECT_NE(page->body.find("<script src=\"page/uPlot.iife.min.js\">"), std::string::npos);
+  // Every asset the page names is there, and none is fetched from elsewhere.
+  EXPECT_EQ(page->body.find("http"), std::string::npos) << "an absolute URL in the page";
+  for (const char* asset :
+       {"/page/app.js", "/page/style.css", "/page/uPlot.iife.min.js", "/page/uPlot.min.css"}) {
+    auto res = app_.Get(asset);
+    ASSERT_TRUE(res) << asset;
+    EXPECT_EQ(res->status, 200) << asset;
+    EXPECT_GT(res->body.size(), 1000u) << asset;
+  }
+  EXPECT_NE(app_.Get("/page/uPlot.iife.min.js")->body.find("uPlot"), std::string::npos);
+
+  nlohmann::json versions = app_.GetJson("/page/versions.json");
+  EXPECT_TRUE(versions["leakapp"].is_string()) << versions.dump();
+  EXPECT_TRUE(versions["uPlot"].is_string()) << versions.dump();
+}
+
+TEST_F(LeakappHttpTest, LogsGivesTheLastLinesOfTheLog) {
+  nlohmann::json logs = app_.GetJson("/logs");
+  ASSERT_TRUE(logs["lines"].is_array()) << logs.dump();
+  bool listening = false;
+  for (const auto& line : logs["lines"]) {
+    listening =
+        listening || line.get<std::string>().find("Listening on http://") != std::string::npos;
+    EXPECT_FALSE(line.get<std::string>().ends_with("\n")) << line;
+  }
+  EXPECT_TRUE(listening) << logs.dump();
+  EXPECT_EQ(app_.GetJson("/logs?lines=1")["lines"].size(), 1u);
+  auto bad = app_.Get("/logs?lines=0");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+}
+
+}  // namespace
+}  // namespace cppdiag::testing

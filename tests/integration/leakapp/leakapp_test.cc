@@ -73,6 +73,7 @@ TEST_F(LeakappTest, StatusReportsTheDocumentedFields) {
   EXPECT_TRUE(s["rssMb"].is_number());
   EXPECT_GE(s["peakRssBytes"].get<uint64_t>(), s["rssBytes"].get<uint64_t>());
   ASSERT_TRUE(s["heapInUseBytes"].is_number_unsigned());
+  EXPECT_EQ(s["dumpsWritten"], 0);
   if (!kSanitizerBuild) {
     EXPECT_GT(s["heapInUseBytes"].get<uint64_t>(), 0u);
   }

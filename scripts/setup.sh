@@ -23,6 +23,8 @@ packages=(
   slirp4netns uidmap fuse-overlayfs busybox-static
   # the e2e pod-workflow test reads rendered manifests with Python
   python3-yaml
+  # tests/browser drives leakapp's page in a headless chromium (playwright-core)
+  chromium
 )
 
 # kubectl renders the kustomize overlays; the base image has a recent one
@@ -70,6 +72,14 @@ if [ ! -d "$page_dir/node_modules" ] ||
   echo "setup: npm ci --prefix src/leakapp/page"
   npm ci --prefix "$page_dir" --no-audit --no-fund --ignore-scripts --loglevel=error
   touch "$page_dir/node_modules"
+fi
+# --- tests/browser: playwright-core, driving Debian's chromium --------------
+browser_tests="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
+if [ ! -d "$browser_tests/node_modules" ] ||
+   [ "$browser_tests/package-lock.json" -nt "$browser_tests/node_modules" ]; then
+  echo "setup: npm ci --prefix tests/browser"
+  npm ci --prefix "$browser_tests" --no-audit --no-fund --ignore-scripts --loglevel=error
+  touch "$browser_tests/node_modules"
 fi
 if [ ! -d "$deploy_tests/node_modules" ] ||
    [ "$deploy_tests/package-lock.json" -nt "$deploy_tests/node_modules" ]; then

@@ -22,10 +22,9 @@
     el.dataset.bytes = bytes === null || bytes === undefined ? "" : String(bytes);
   };
 
-  // Series in MiB against seconds since the page opened: time, RSS, heap in
-  // use, cgroup usage, cgroup limit, heap hard limit.
+  // Series in MiB against the time of each reading (unix seconds): time,
+  // RSS, heap in use, cgroup usage, cgroup limit, heap hard limit.
   const data = [[], [], [], [], [], []];
-  const t0 = Date.now() / 1000;
   const css = getComputedStyle(document.documentElement);
   const color = (v) => css.getPropertyValue(v).trim();
   const mib = (b) => (b === null || b === undefined ? null : b / MiB);
@@ -33,13 +32,10 @@
     {
       width: Math.max(400, $("chart").clientWidth || 900),
       height: 340,
-      scales: { x: { time: false } },
-      axes: [
-        { label: "seconds", values: (u, ticks) => ticks.map((t) => t.toFixed(0)) },
-        { label: "MiB", size: 70 },
-      ],
+      scales: { x: { time: true } },
+      axes: [{}, { label: "MiB", size: 70 }],
       series: [
-        { label: "t (s)", value: (u, v) => (v === null ? "" : v.toFixed(1)) },
+        {},
         { label: "RSS", stroke: color("--rss"), width: 2 },
         { label: "heap in use", stroke: color("--heap"), width: 2 },
         { label: "cgroup usage", stroke: color("--cg"), width: 1.5 },
@@ -75,7 +71,7 @@
       leak.state + (leak.pattern ? " (" + leak.pattern + ", " + leak.rounds + " rounds)" : "");
     $("dumps").textContent = String(s.dumpsWritten ?? "–");
 
-    data[0].push(Date.now() / 1000 - t0);
+    data[0].push(Date.now() / 1000);
     data[1].push(mib(s.rssBytes));
     data[2].push(mib(s.heapInUseBytes));
     data[3].push(mib(cg ? cg.usageBytes : null));

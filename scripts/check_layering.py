@@ -30,7 +30,8 @@ ALLOWED = {
     # and tables (dump_type.h's table is header-only).
     "cli": ["common", "diag/ipc/client.h", "diag/ipc/protocol.h", "diag/ipc/heap_snapshot.h",
             "diag/counters/catalog.h", "diag/counters/sample.h", "diag/heap/heap_profile.h",
-            "diag/dump/cppdiag_note_layout.h", "diag/dump/dump_type.h"],
+            "diag/dump/cppdiag_note_layout.h", "diag/dump/dump_type.h",
+            "diag/heap/heap_note_layout.h"],
     "leakapp": ["common", "diag/runtime.h", "diag/config.h", "diag/counters/catalog.h",
                 "diag/counters/collect.h", "diag/counters/sample.h"],
 }

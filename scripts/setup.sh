@@ -9,6 +9,8 @@ packages=(
   # libraries (DESIGN.md: dependencies come from Debian)
   libcpp-httplib-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
   libdw-dev libelf-dev libunwind-dev libzstd-dev zlib1g-dev
+  # the `dump analyze` prompt's line editing and history (libedit: BSD licence)
+  libedit-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # leakapp's HTTP server (Beast, header-only, so leakapp links statically)
   libboost1.81-dev

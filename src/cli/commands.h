@@ -10,6 +10,8 @@ namespace cppdiag::cli {
 
 void AddPsCommand(CLI::App& app, int* exit_code);
 void AddDumpCommand(CLI::App& app, int* exit_code);
+// `dump analyze`, under the `dump` command (analyze_command.cc).
+void AddDumpAnalyzeCommand(CLI::App* dump, int* exit_code);
 void AddAutoCollectCommand(CLI::App& app, int* exit_code);
 void AddHeapCommand(CLI::App& app, int* exit_code);
 void AddCountersCommand(CLI::App& app, int* exit_code);

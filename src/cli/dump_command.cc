@@ -1,6 +1,7 @@
 // cppdiag dump collect: ask a process to write its own dump over its
 // diagnostic socket (no ptrace: the tool needs no capability, and the dump
-// lands in the target's own filesystem).
+// lands in the target's own filesystem). `dump analyze` is added from
+// analyze_command.cc.
 #include <string>
 
 #include "cli/commands.h"
@@ -28,8 +29,8 @@ int Collect(const CollectOptions& o) {
 }  // namespace
 
 void AddDumpCommand(CLI::App& app, int* exit_code) {
-  // Only collect for now: `dump analyze` is not built yet (issue 11).
-  auto* dump = app.add_subcommand("dump", "Collect dumps: a process writes a core of itself");
+  auto* dump =
+      app.add_subcommand("dump", "Collect dumps (a process writes a core of itself) and read them");
   dump->require_subcommand(1);
   auto opts = std::make_shared<CollectOptions>();
   auto* collect = dump->add_subcommand("collect", "Ask a process to write a dump of itself");
@@ -39,6 +40,7 @@ void AddDumpCommand(CLI::App& app, int* exit_code) {
   AddDumpTypeOption(collect, &opts->type);
   collect->add_flag("--overwrite", opts->overwrite, "Replace an existing file at the path");
   collect->callback([opts, exit_code] { *exit_code = Collect(*opts); });
+  AddDumpAnalyzeCommand(dump, exit_code);
 }
 
 }  // namespace cppdiag::cli

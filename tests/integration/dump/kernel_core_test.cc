@@ -20,6 +20,7 @@
 #include "common/io.h"
 #include "diag/dump/testing/core_file_reader.h"
 #include "marker.h"
+#include "support/scoped_core_pattern.h"
 #include "support/subprocess.h"
 
 namespace cppdiag::dump {
@@ -27,55 +28,10 @@ namespace {
 
 using cppdiag::dump_test::Marker;
 using cppdiag::testing::BuiltBinary;
+using cppdiag::testing::ScopedCorePattern;
 using cppdiag::testing::Subprocess;
 using cppdiag::testing::SubprocessOptions;
 namespace fs = std::filesystem;
-
-constexpr const char* kCorePattern = "/proc/sys/kernel/core_pattern";
-
-// Makes the kernel write cores as a plain file in the crashing process's
-// working directory, and restores the system's setting when it goes.
-class ScopedCorePattern {
- public:
-  ScopedCorePattern() {
-    auto saved = ReadFileToString(kCorePattern);
-    if (!saved.ok()) {
-      why_not_ = "cannot read " + std::string(kCorePattern);
-      return;
-    }
-    saved_ = *saved;
-    while (!saved_.empty() && saved_.back() == '\n') saved_.pop_back();
-    if (!saved_.empty() && saved_[0] != '|' && saved_.find('/') == std::string::npos) {
-      ok_ = true;  // already a file name in the working directory
-      return;
-    }
-    if (::geteuid() != 0) {
-      why_not_ = "core_pattern is '" + saved_ + "' and changing it needs root";
-      return;
-    }
-    if (!WriteStringToFile(kCorePattern, "core").ok()) {
-      why_not_ = "cannot set core_pattern (a container without its own sysctls?)";
-      return;
-    }
-    changed_ = ok_ = true;
-  }
-  ~ScopedCorePattern() {
-    if (changed_ && !WriteStringToFile(kCorePattern, saved_).ok()) {
-      ADD_FAILURE() << "could not restore core_pattern '" << saved_ << "'";
-    }
-  }
-  ScopedCorePattern(const ScopedCorePattern&) = delete;
-  ScopedCorePattern& operator=(const ScopedCorePattern&) = delete;
-
-  bool ok() const { return ok_; }
-  const std::string& why_not() const { return why_not_; }
-
- private:
-  std::string saved_;
-  std::string why_not_;
-  bool ok_ = false;
-  bool changed_ = false;
-};
 
 struct CoreSize {
   uint64_t load_bytes = 0;  // sum of PT_LOAD p_filesz

@@ -1,0 +1,118 @@
+// A multithreaded program with no libcppdiag, for `dump collect --ptrace`:
+//   ptrace_target [--workers N] [--churn]
+// N threads block in wait_on_pipe(), one spins in spin_forever(), the main
+// thread waits for signals in main_wait(): SIGUSR1 prints "ALIVE <n>", SIGTERM
+// exits 0. --churn adds a thread that keeps starting short-lived threads (for
+// attaches that race thread creation and exit). Two 1 MiB anonymous regions
+// hold markers decoded at run time (so no copy sits in the binary): one
+// MADV_DONTDUMP ("PTRACE-DONTDUMP-MARKER"), one plain ("PTRACE-KEEP-MARKER").
+// Prints "READY pid=<pid> threads=<count>" once every thread runs.
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static pthread_barrier_t started;
+static volatile unsigned long spins;
+
+// The markers, each byte + 1, so the binary holds no copy.
+static const char kDontDump[] = "QUSBDF.EPOUEVNQ.NBSLFS";
+static const char kKeep[] = "QUSBDF.LFFQ.NBSLFS";
+
+static void fill_marker(char* region, size_t size, const char* encoded) {
+  size_t len = strlen(encoded);
+  for (size_t at = 0; at + len < size; at += 4096)
+    for (size_t i = 0; i < len; ++i) region[at + i] = (char)(encoded[i] - 1);
+}
+
+// `size` bytes of fresh anonymous memory between two PROT_NONE pages, so
+// that it merges with no neighbour (a thread's stack, say) into one mapping.
+static char* guarded_region(size_t size) {
+  char* p = mmap(NULL, size + 8192, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED || mprotect(p + 4096, size, PROT_READ | PROT_WRITE) != 0) return NULL;
+  return p + 4096;
+}
+
+__attribute__((noinline)) static void wait_on_pipe(int fd) {
+  char c;
+  while (read(fd, &c, 1) != 0) {
+  }
+}
+
+static void* worker(void* arg) {
+  int fds[2];
+  if (pipe(fds) != 0) abort();
+  pthread_barrier_wait(&started);
+  wait_on_pipe(fds[0]);
+  (void)arg;
+  return NULL;
+}
+
+__attribute__((noinline)) static void spin_forever(void) {
+  for (;;) spins = spins + 1;
+}
+
+static void* spinner(void* arg) {
+  pthread_barrier_wait(&started);
+  spin_forever();
+  (void)arg;
+  return NULL;
+}
+
+static void* short_lived(void* arg) { return arg; }
+
+static void* churner(void* arg) {
+  pthread_barrier_wait(&started);
+  for (;;) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, short_lived, NULL) == 0) pthread_join(t, NULL);
+  }
+  (void)arg;
+  return NULL;
+}
+
+__attribute__((noinline)) static int main_wait(sigset_t* set) {
+  int sig = 0;
+  sigwait(set, &sig);
+  return sig;
+}
+
+int main(int argc, char** argv) {
+  int workers = 4, churn = 0;
+  for (int i = 1; i < argc; ++i) {
+    if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) workers = atoi(argv[++i]);
+    if (strcmp(argv[i], "--churn") == 0) churn = 1;
+  }
+  const size_t size = 1 << 20;
+  char* dontdump = guarded_region(size);
+  char* keep = guarded_region(size);
+  if (dontdump == NULL || keep == NULL) return 1;
+  if (madvise(dontdump, size, MADV_DONTDUMP) != 0) return 1;
+  fill_marker(dontdump, size, kDontDump);
+  fill_marker(keep, size, kKeep);
+
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGUSR1);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);  // inherited: only main_wait takes them
+
+  int threads = workers + 1 + churn;
+  pthread_barrier_init(&started, NULL, (unsigned)threads + 1);
+  pthread_t t;
+  for (int i = 0; i < workers; ++i) pthread_create(&t, NULL, worker, NULL);
+  pthread_create(&t, NULL, spinner, NULL);
+  if (churn) pthread_create(&t, NULL, churner, NULL);
+  pthread_barrier_wait(&started);
+  printf("READY pid=%d threads=%d\n", getpid(), threads + 1);
+  fflush(stdout);
+  for (int alive = 1;; ++alive) {
+    if (main_wait(&set) == SIGTERM) return 0;
+    printf("ALIVE %d\n", alive);
+    fflush(stdout);
+  }
+}

@@ -1,5 +1,5 @@
 // Control of the sampling heap profiler that lives in the allocation hooks
-// (allocation_hooks.cc). The runtime starts it from CPPDIAG_HEAP_SAMPLE_BYTES;
+// (internal/profiler_hooks.cc). The runtime starts it from CPPDIAG_HEAP_SAMPLE_BYTES;
 // CollectHeapProfile (heap_profile.h) reads it; heap_note.h puts it in dumps.
 //
 //   cppdiag::heap::StartHeapProfiler(512 * 1024);   // at start, normal context

@@ -2,8 +2,8 @@
 """The layering of src/ that DESIGN.md draws, checked on every build.
 
 Each folder under src/ may include only its own headers and those of the
-layers below it (DESIGN.md: common <- diag/dump, diag/heap, diag/counters <-
-diag/ipc <- the runtime (src/diag) <- leakapp and the preload library; the CLI
+layers below it (DESIGN.md: common <- diag/dump, diag/heap, diag/counters, diag/cpu
+<- diag/ipc <- the runtime (src/diag) <- leakapp and the preload library; the CLI
 uses common and the protocol's codec). A header in an `internal/` folder is
 private to the folder that holds it. A wrong include makes this script fail,
 and with it the build (the `check_layering` target is part of ALL).
@@ -22,14 +22,16 @@ ALLOWED = {
     # The profiler adds its live table to dumps through the note-provider hook.
     "diag/heap": ["common", "diag/dump/note_provider.h"],
     "diag/counters": ["common", "diag/dump/self_dump.h", "diag/heap"],
+    "diag/cpu": ["common"],
     "diag/ipc": ["common", "diag/dump", "diag/heap", "diag/counters"],
     # The runtime itself: config, start-up, the request handlers.
-    "diag": ["common", "diag/dump", "diag/heap", "diag/counters", "diag/ipc"],
+    "diag": ["common", "diag/dump", "diag/heap", "diag/counters", "diag/cpu", "diag/ipc"],
     "diag/preload": ["diag/runtime.h"],
     # The CLI: common, the socket's client and codecs, the shared data layouts
     # and tables (dump_type.h's table is header-only), and the ptrace dumper
     # (`dump collect --ptrace`: the tool writes the core of another process).
     "cli": ["common", "diag/ipc/client.h", "diag/ipc/protocol.h", "diag/ipc/heap_snapshot.h",
+            "diag/ipc/trace_data.h",
             "diag/counters/catalog.h", "diag/counters/sample.h", "diag/heap/heap_profile.h",
             "diag/dump/cppdiag_note_layout.h", "diag/dump/dump_type.h",
             "diag/heap/heap_note_layout.h", "diag/dump/ptrace_dump.h"],

@@ -37,11 +37,12 @@ if [ -z "$labels" ]; then
   done
 
   # Sanitizers on a focused subset: the code with threads, parsers and sockets,
-  # and the heap sampler's table (8 threads allocating and freeing across threads).
+  # the heap sampler's table (8 threads allocating and freeing across threads) and
+  # the CPU sampler's rings (producers in signal handlers, one drain).
   # (The dump engine reads its own address space and the heap hooks replace
   # the allocator: both are exercised by the release run instead.)
   sanitized=(common_unit_test ipc_unit_test diag_unit_test leakapp_unit_test heap_unit_test
-             counters_unit_test cli_counters_unit_test)
+             counters_unit_test cli_counters_unit_test cpu_unit_test)
   for preset in asan tsan; do
     echo "=== $preset: ${sanitized[*]}"
     scripts/build.sh "$preset" --target "${sanitized[@]}" >/dev/null

@@ -16,6 +16,7 @@
 #include "diag/heap/heap_profile.h"
 #include "diag/ipc/dump_path.h"
 #include "diag/ipc/heap_snapshot.h"
+#include "diag/trace_request.h"
 
 namespace cppdiag {
 namespace {
@@ -195,6 +196,10 @@ DiagnosticServer::Handlers MakeRequestHandlers(const RuntimeInfo& runtime) {
       ReadsMemory([](const nlohmann::json&, const PeerInfo&) -> Result<nlohmann::json> {
         return HeapProfileToJson(heap::CollectHeapProfile());
       });
+  // CPU or wall-clock samples streamed as progress frames (trace_request.h):
+  // stacks are memory, as guarded as a dump. trace-stop ends it early.
+  h[Command::kTrace] = ReadsMemory(&RunTrace);
+  h[Command::kTraceStop] = [](const nlohmann::json&, const PeerInfo&) { return StopTrace(); };
   if (dump::SelfDumpPrepared()) {
     h[Command::kDump] = ReadsMemory([&runtime](const nlohmann::json& req, const PeerInfo& peer) {
       return Dump(runtime, req, peer);

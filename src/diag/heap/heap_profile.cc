@@ -70,6 +70,8 @@ int AddBuildId(dl_phdr_info* info, size_t, void* data) {
   return 0;
 }
 
+}  // namespace
+
 std::vector<HeapMapping> ExecutableMappings() {
   std::map<std::string, std::string> ids;
   dl_iterate_phdr(AddBuildId, &ids);
@@ -94,8 +96,6 @@ std::vector<HeapMapping> ExecutableMappings() {
   }
   return out;
 }
-
-}  // namespace
 
 HeapProfile CollectHeapProfile() {
   HeapProfile profile;

@@ -38,6 +38,10 @@ struct HeapProfile {
   std::vector<HeapMapping> mappings;
 };
 
+// The process's executable file mappings now (/proc/self/maps, build IDs
+// from the loaded modules' notes), to symbolize its pcs. Normal context.
+std::vector<HeapMapping> ExecutableMappings();
+
 // Collects the live table now (normal context: allocates). Returns an empty
 // profile with sample_period_bytes 0 when the profiler is off.
 HeapProfile CollectHeapProfile();

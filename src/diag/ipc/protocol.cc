@@ -110,6 +110,8 @@ const char* CommandName(uint16_t code) {
       return "heap-snapshot";
     case Command::kTrace:
       return "trace";
+    case Command::kTraceStop:
+      return "trace-stop";
   }
   return "unknown";
 }

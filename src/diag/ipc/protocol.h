@@ -39,7 +39,8 @@ enum class Command : uint16_t {
   kDump = 2,          // {"type": "full", "path": "...", "overwrite": false}
   kCounters = 3,      // {} → pid, monotonic_ns, unix_ns, values (diag/counters/sample.h)
   kHeapSnapshot = 4,  // reserved: live heap (issue 5)
-  kTrace = 5,         // reserved: trace (later)
+  kTrace = 5,         // {"profile": "cpu", "rate_hz": 99, "duration_ms": N} → CPU/wall samples
+  kTraceStop = 6,     // {} → ends the running trace early (its reply then comes)
 };
 
 enum class ReplyStatus : uint16_t {

@@ -121,6 +121,7 @@ std::string Dispatch(const Handlers& handlers, const Request& request, const Pee
       } catch (...) {  // only news: the reply still tells how it went
       }
     };
+    context.gone = [progress] { return progress->broken(); };
   }
   try {
     Result<nlohmann::json> result = it->second(request.body, context);

@@ -34,6 +34,9 @@ struct PeerInfo {
   // reply. Null otherwise. Call it only from the handler's thread, before it
   // returns; it never throws, and a failed send is ignored (the reply will tell).
   std::function<void(const nlohmann::json&)> progress;
+  // Set with `progress`: true once a frame could not be sent (the peer left
+  // or stopped reading), so a long handler (a trace) can end. Null otherwise.
+  std::function<bool()> gone;
 };
 
 using Handler = std::function<Result<nlohmann::json>(const nlohmann::json&, const PeerInfo&)>;

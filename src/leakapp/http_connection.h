@@ -57,7 +57,10 @@ class ConnectionSocket {
   }
 
   // The listener: ends the connection if it is still idle and open; its
-  // thread then reads end-of-stream and finishes. True if it did.
+  // thread then reads end-of-stream and finishes. True if it did. (As with
+  // any server that closes idle keep-alive connections, a request the client
+  // sends at that very moment gets the close instead of a reply; clients
+  // retry such requests on a new connection.)
   bool CloseIfIdle() {
     std::lock_guard lock(mu_);
     if (!fd_.is_valid() || idle_since_ns_.load(std::memory_order_relaxed) == 0) return false;

@@ -93,13 +93,16 @@ cppdiag::Status HttpListener::Bind(const std::string& host, int port) {
   if (!ec) acceptor.bind(endpoint, ec);
   if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
   if (!ec) acceptor.non_blocking(true, ec);
+  net::ip::tcp::endpoint local;
+  if (!ec) local = acceptor.local_endpoint(ec);
   if (ec) {
     std::string why = ec.message();
     acceptor.close(ec);
     return fail(why);
   }
+  port_ = local.port();
   bound_ = true;
-  spdlog::info("Listening on http://{}:{}", host, port);
+  spdlog::info("Listening on http://{}:{}", host, port_.load());
   return cppdiag::OkStatus();
 }
 
@@ -153,13 +156,16 @@ cppdiag::Status HttpListener::Serve() {
     // exception end Serve().
     try {
       Connection& c = connections.emplace_back();
+      ++open_connections_;
       try {
         // The raw fd, so that `fd` still owns it if the thread cannot start.
         c.thread = std::thread([this, done = c.done, raw = fd.get()] {
           ServeHttpConnection(cppdiag::ScopedFd(raw), net_->wake.get(), handler_, shutting_down_);
+          --open_connections_;
           *done = true;
         });
       } catch (...) {
+        --open_connections_;
         connections.pop_back();
         throw;
       }

@@ -1,10 +1,8 @@
 #include "support/subprocess.h"
 
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -185,18 +183,6 @@ std::string GdbBatch(const std::string& exe, const std::string& core,
   for (const auto& cmd : extra) argv.insert(argv.end(), {"-ex", cmd});
   argv.insert(argv.end(), {exe, core});
   return RunToCompletion(std::move(argv));
-}
-
-int FreeTcpPort() {
-  ScopedFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return -1;
-  socklen_t len = sizeof addr;
-  ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len);
-  return ntohs(addr.sin_port);
 }
 
 std::optional<int> WaitForListeningPort(Subprocess& p, std::chrono::milliseconds timeout) {

@@ -85,10 +85,6 @@ std::string ReadAll(const std::string& path);
 std::string GdbBatch(const std::string& exe, const std::string& core,
                      const std::vector<std::string>& extra = {});
 
-// A free TCP port on 127.0.0.1 (bound then released). Racy: prefer starting
-// the server on port 0 and reading the port it bound (WaitForListeningPort).
-int FreeTcpPort();
-
 // The port of the first complete "Listening on http://HOST:PORT" line the
 // child has printed (leakapp's, once bound: start it with --port 0 and read
 // the port here, never pick one by bind-and-release); nullopt when the child

@@ -98,13 +98,16 @@ cppdiag::Status HttpListener::Bind(const std::string& host, int port) {
   if (!ec) acceptor.bind(endpoint, ec);
   if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
   if (!ec) acceptor.non_blocking(true, ec);
+  net::ip::tcp::endpoint local;
+  if (!ec) local = acceptor.local_endpoint(ec);
   if (ec) {
     std::string why = ec.message();
     acceptor.close(ec);
     return fail(why);
   }
+  port_ = local.port();
   bound_ = true;
-  spdlog::info("Listening on http://{}:{}", host, port);
+  spdlog::info("Listening on http://{}:{}", host, port_.load());
   return cppdiag::OkStatus();
 }
 
@@ -200,14 +203,17 @@ cppdiag::Status HttpListener::Serve() {
     // exception end Serve().
     try {
       Connection& c = connections.emplace_back(std::move(fd));
+      ++open_connections_;
       try {
         c.thread = std::thread([this, &c, ended_fd = ended.get()] {
           ServeHttpConnection(c.socket, net_->wake.get(), handler_, shutting_down_);
+          --open_connections_;
           c.done = true;
           uint64_t count = 1;
           (void)!::write(ended_fd, &count, sizeof count);
         });
       } catch (const std::exception& e) {
+        --open_connections_;
         spdlog::warn("no thread for a connection: {}", e.what());
         RejectBusy(c.socket.fd());
         connections.pop_back();

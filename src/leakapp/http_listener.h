@@ -32,9 +32,17 @@ class HttpListener {
   HttpListener(const HttpListener&) = delete;
   HttpListener& operator=(const HttpListener&) = delete;
 
-  // Binds and listens on host:port; from then on ready() is true (the kernel
-  // queues connections until Serve() accepts them).
+  // Binds and listens on host:port (port 0: one the kernel picks, see
+  // port()); from then on ready() is true (the kernel queues connections
+  // until Serve() accepts them). Logs "Listening on http://HOST:PORT" with
+  // the port bound.
   cppdiag::Status Bind(const std::string& host, int port);
+
+  // The port bound by Bind(), 0 before.
+  int port() const { return port_; }
+
+  // Connection threads serving now (each ends when its connection closes).
+  int open_connections() const { return open_connections_; }
 
   // Accepts and serves until Shutdown(). Call once, after Bind succeeded.
   cppdiag::Status Serve();
@@ -56,6 +64,8 @@ class HttpListener {
   int max_connections_;
   std::unique_ptr<Net> net_;
   std::atomic<bool> bound_{false};
+  std::atomic<int> port_{0};
+  std::atomic<int> open_connections_{0};
   std::atomic<bool> shutting_down_{false};
 };
 

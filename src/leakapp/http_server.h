@@ -33,9 +33,16 @@ class HttpServer {
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  // Binds and listens on host:port; from then on /readyz answers 200 (the
-  // kernel queues connections until Serve() accepts them).
+  // Binds and listens on host:port (0: a port the kernel picks, logged and
+  // given by port()); from then on /readyz answers 200 (the kernel queues
+  // connections until Serve() accepts them).
   cppdiag::Status Bind(const std::string& host, int port) { return listener_.Bind(host, port); }
+
+  // The port bound, 0 before Bind().
+  int port() const { return listener_.port(); }
+
+  // Connection threads serving now.
+  int open_connections() const { return listener_.open_connections(); }
 
   // Accepts and serves until Shutdown(). Call once, after Bind succeeded.
   cppdiag::Status Serve() { return listener_.Serve(); }

@@ -12,9 +12,15 @@
 
 #include "common/proc.h"
 #include "common/scoped_fd.h"
+#include "support/scoped_temp_dir.h"
+#include "support/status_matchers.h"
 
 namespace cppdiag::dump {
 namespace {
+
+using ::cppdiag::testing::IsOk;
+
+using ::cppdiag::testing::ScopedTempDir;
 
 constexpr size_t kPage = 4096;
 
@@ -142,7 +148,7 @@ TEST_F(SelfSnapshotSmapsTest, TheMappingsAreThoseOfProcSelfMaps) {
   bool truncated = true;
   ASSERT_EQ(Load(1 << 20, 4096, &truncated), 0);
   auto maps = ReadMaps(::getpid());
-  ASSERT_TRUE(maps.ok());
+  ASSERT_THAT(maps, IsOk());
   // Read twice: the mappings may differ where the test framework allocated
   // in between, so compare the ones that are in both.
   size_t same = 0;
@@ -164,14 +170,11 @@ TEST_F(SelfSnapshotSmapsTest, ALineLongerThanTheWindowIsCutNotMisread) {
   // A file whose path is longer than the window (a quarter of 8 KiB), mapped
   // low so that it comes first, then a DONTDUMP page: the file's maps line
   // is kept cut, and the flags after it go to the page, not to the file.
-  std::string dir = "/tmp/cppdiag-long-XXXXXX";
-  ASSERT_NE(::mkdtemp(dir.data()), nullptr);
-  std::string path = dir;
-  std::vector<std::string> made;
+  ScopedTempDir dir("cppdiag-long");
+  std::string path = dir.path();
   while (path.size() < 3000) {
     path += "/" + std::string(200, 'd');
     ASSERT_EQ(::mkdir(path.c_str(), 0700), 0);
-    made.push_back(path);
   }
   path += "/file";
   ScopedFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
@@ -197,9 +200,6 @@ TEST_F(SelfSnapshotSmapsTest, ALineLongerThanTheWindowIsCutNotMisread) {
   ASSERT_NE(dd, nullptr);
   EXPECT_TRUE(dd->dont_dump);
   ::munmap(low, 3 * kPage);
-  ::unlink(path.c_str());
-  for (auto it = made.rbegin(); it != made.rend(); ++it) ::rmdir(it->c_str());
-  ::rmdir(dir.c_str());
 }
 
 TEST_F(SelfSnapshotSmapsTest, TooManyMappingsForTheRoomIsTruncated) {

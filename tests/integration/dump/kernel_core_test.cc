@@ -21,10 +21,13 @@
 #include "diag/dump/testing/core_file_reader.h"
 #include "marker.h"
 #include "support/scoped_core_pattern.h"
+#include "support/scoped_temp_dir.h"
 #include "support/subprocess.h"
 
 namespace cppdiag::dump {
 namespace {
+
+using ::cppdiag::testing::ScopedTempDir;
 
 using cppdiag::dump_test::Marker;
 using cppdiag::testing::BuiltBinary;
@@ -57,9 +60,8 @@ bool FileContains(const std::string& path, const std::string& needle) {
 TEST(KernelCoreTest, AHeapDumpHoldsAboutWhatTheKernelsCoreHolds) {
   ScopedCorePattern pattern;
   if (!pattern.ok()) GTEST_SKIP() << pattern.why_not();
-  char tmpl[] = "/tmp/cppdiag-kernel-core-XXXXXX";
-  ASSERT_NE(::mkdtemp(tmpl), nullptr);
-  const std::string dir = tmpl;
+  ScopedTempDir tmp("cppdiag-kernel-core");
+  const std::string dir = tmp.path();
   const uint64_t secret = 21000 + ::getpid(), control = 22000 + ::getpid();
 
   // 128 MiB of MADV_DONTDUMP memory beside a 16 MiB heap: the kernel leaves
@@ -113,9 +115,6 @@ TEST(KernelCoreTest, AHeapDumpHoldsAboutWhatTheKernelsCoreHolds) {
   EXPECT_TRUE(FileContains(kernel, Marker(control)));
   EXPECT_FALSE(FileContains(kernel, Marker(secret)));
   EXPECT_FALSE(FileContains(ours, Marker(secret)));
-
-  std::error_code ec;
-  if (std::getenv("CPPDIAG_KEEP_TEST_OUTPUT") == nullptr) fs::remove_all(dir, ec);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <string>
 
+#include "support/scoped_temp_dir.h"
 #include "support/subprocess.h"
 
 namespace cppdiag::testing {
@@ -73,8 +74,8 @@ std::string SocketOf(const std::string& tmpdir, pid_t pid) {
 }
 
 TEST(Preload, PlainCProgramGetsADiagnosticSocket) {
-  std::string tmp = std::filesystem::temp_directory_path() / "heap-preload-XXXXXX";
-  ASSERT_NE(mkdtemp(tmp.data()), nullptr);
+  ScopedTempDir dir("heap-preload", std::filesystem::temp_directory_path().string());
+  const std::string& tmp = dir.path();
   {
     Subprocess leaky({.argv = {HEAP_LEAKY_C, "leak", "32"},
                       .env = {{"LD_PRELOAD", CPPDIAG_PRELOAD_LIB}, {"TMPDIR", tmp}}});
@@ -90,12 +91,11 @@ TEST(Preload, PlainCProgramGetsADiagnosticSocket) {
       EXPECT_EQ(st.st_mode & 0777, 0600u);
     }
   }  // ~Subprocess kills the child
-  std::filesystem::remove_all(tmp);
 }
 
 TEST(Preload, PlainCProgramCrashWritesADump) {
-  std::string tmp = std::filesystem::temp_directory_path() / "heap-preload-XXXXXX";
-  ASSERT_NE(mkdtemp(tmp.data()), nullptr);
+  ScopedTempDir dir("heap-preload", std::filesystem::temp_directory_path().string());
+  const std::string& tmp = dir.path();
   Subprocess leaky({.argv = {HEAP_LEAKY_C, "segv"},
                     .env = {{"LD_PRELOAD", CPPDIAG_PRELOAD_LIB},
                             {"TMPDIR", tmp},
@@ -109,7 +109,6 @@ TEST(Preload, PlainCProgramCrashWritesADump) {
   struct stat st {};
   ASSERT_EQ(::stat(dump.c_str(), &st), 0) << "no " << dump << "\n" << leaky.Stderr();
   EXPECT_GT(st.st_size, 4096);
-  std::filesystem::remove_all(tmp);
 }
 
 }  // namespace

@@ -71,6 +71,7 @@ int CollectWithPtrace(const PtraceCollectOptions& o) {
   auto report = dump::WritePtraceDump(d);
   progress.Clear();
   if (!report) return Fail(report.error().message());
+  if (!report->warning.empty()) std::fprintf(stderr, "cppdiag: %s\n", report->warning.c_str());
   std::string mode = report->mode + (report->mode_reason.empty() ? "" : ": " + report->mode_reason);
   std::printf("Complete: %s in %.0f ms (target paused %.1f ms, %s)\n",
               FormatBytes(report->size_bytes).c_str(), report->total_ms, report->pause_ms,

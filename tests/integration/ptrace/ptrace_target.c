@@ -1,11 +1,13 @@
 // A multithreaded program with no libcppdiag, for `dump collect --ptrace`:
-//   ptrace_target [--workers N] [--churn] [--fill-mb M] [--main-read | --main-sleep]
+//   ptrace_target [--workers N] [--churn] [--fill-mb M] [--leak-mb L]
+//                 [--main-read | --main-sleep]
 // N threads block in wait_on_pipe(), one spins in spin_forever(), the main
 // thread waits for signals in main_wait(): SIGUSR1 prints "ALIVE <n>", SIGTERM
 // exits 0. --fill-mb writes M MiB of anonymous memory with non-zero bytes
-// (a dump with that much to write). --churn adds a thread that keeps starting short-lived threads
-// (for attaches that race thread creation and exit). Two 1 MiB anonymous regions hold markers
-// decoded at run time (so no copy sits in the binary): one MADV_DONTDUMP
+// (a dump with that much to write); --leak-mb writes L MiB more at each
+// SIGUSR1, before "ALIVE" (RSS that grows on demand). --churn adds a thread that keeps starting
+// short-lived threads (for attaches that race thread creation and exit). Two 1 MiB anonymous
+// regions hold markers decoded at run time (so no copy sits in the binary): one MADV_DONTDUMP
 // ("PTRACE-DONTDUMP-MARKER"), one plain ("PTRACE-KEEP-MARKER"). Prints "READY pid=<pid>
 // threads=<count>" once every thread runs.
 #define _GNU_SOURCE
@@ -132,11 +134,12 @@ static int handler_loop(int use_read) {
 }
 
 int main(int argc, char** argv) {
-  int workers = 4, churn = 0, fill_mb = 0, main_mode = 0;
+  int workers = 4, churn = 0, fill_mb = 0, main_mode = 0, leak_mb = 0;
   for (int i = 1; i < argc; ++i) {
     if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) workers = atoi(argv[++i]);
     if (strcmp(argv[i], "--churn") == 0) churn = 1;
     if (strcmp(argv[i], "--fill-mb") == 0 && i + 1 < argc) fill_mb = atoi(argv[++i]);
+    if (strcmp(argv[i], "--leak-mb") == 0 && i + 1 < argc) leak_mb = atoi(argv[++i]);
     if (strcmp(argv[i], "--main-read") == 0) main_mode = 1;
     if (strcmp(argv[i], "--main-sleep") == 0) main_mode = 2;
   }
@@ -172,6 +175,11 @@ int main(int argc, char** argv) {
   if (main_mode != 0) return handler_loop(main_mode == 1);
   for (int alive = 1;; ++alive) {
     if (main_wait(&set) == SIGTERM) return 0;
+    if (leak_mb > 0) {
+      char* leak = malloc((size_t)leak_mb << 20);
+      if (leak == NULL) return 1;
+      memset(leak, 0x5a, (size_t)leak_mb << 20);
+    }
     printf("ALIVE %d\n", alive);
     fflush(stdout);
   }

@@ -359,6 +359,30 @@ TEST_F(PtraceDumpTest, ForkWhileThreadsStartAndExit) {
   ExpectAlive(1);
 }
 
+// SIGINT during the write: the tool stops, lets the target go, leaves no
+// file, and says so in one line. (1 GiB to write: the signal comes while it
+// writes, once it has said "Writing".)
+TEST_F(PtraceDumpTest, SigintDuringTheWriteLeavesNoFileAndTheTargetRuns) {
+  Start({"--fill-mb", "1024"});
+  const std::string core = Path("core.sigint");
+  Subprocess cli(SubprocessOptions{.argv = {cppdiag::testing::BuiltBinary("cppdiag"), "dump",
+                                            "collect", "--ptrace", "-p", Pid(), "-o", core,
+                                            "--type", "full", "--snapshot", "stop"}});
+  ASSERT_TRUE(cli.WaitForOutput("Writing full dump", seconds(60))) << cli.Stderr();
+  cli.Signal(SIGINT);
+  auto end = cli.Wait(seconds(60));
+  ASSERT_TRUE(end.has_value());
+  ASSERT_TRUE(end->exit_code.has_value()) << end->ToString();
+  if (*end->exit_code == 0) GTEST_SKIP() << "the dump was complete before the signal";
+  EXPECT_EQ(*end->exit_code, 1);
+  EXPECT_EQ(cli.Stderr(), "cppdiag: interrupted: no dump written\n");
+  EXPECT_FALSE(fs::exists(core));
+  std::ifstream status("/proc/" + Pid() + "/status");
+  std::string text((std::istreambuf_iterator<char>(status)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("TracerPid:\t0\n"), std::string::npos) << text;
+  ExpectAlive(1);
+}
+
 // A second tracer: one line naming it, no file, and the target unharmed.
 TEST_F(PtraceDumpTest, AlreadyTracedIsOneLineError) {
   Start();

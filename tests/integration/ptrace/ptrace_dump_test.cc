@@ -16,6 +16,7 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -356,6 +357,56 @@ TEST_F(PtraceDumpTest, ForkWhileThreadsStartAndExit) {
     EXPECT_EQ(Frames(gdb, "wait_on_pipe"), 4) << gdb;
   }
   EXPECT_EQ(Children(target_->pid()), "");
+  ExpectAlive(1);
+}
+
+// For each "Thread N (... LWP tid)" block of gdb's "thread apply all bt",
+// the function of each frame, in order: "tid: f0 f1 f2 ...", sorted by tid.
+std::vector<std::string> FunctionsByThread(const std::string& gdb) {
+  std::vector<std::string> rows;
+  static const std::regex kThread(R"(^Thread \d+ .*LWP (\d+)\))");
+  static const std::regex kFrame(R"(^#\d+\s+(?:0x[0-9a-f]+ in )?(\S+) \()");
+  std::istringstream in(gdb);
+  std::smatch m;
+  for (std::string line; std::getline(in, line);) {
+    if (std::regex_search(line, m, kThread)) {
+      rows.push_back(m[1].str() + ":");
+    } else if (!rows.empty() && std::regex_search(line, m, kFrame)) {
+      rows.back() += " " + m[1].str();
+    }
+  }
+  std::sort(rows.begin(), rows.end());
+  return rows;
+}
+
+// The same stopped state dumped by cppdiag and by gdb's gcore: every
+// thread's backtrace (function by function) is the same in both cores.
+TEST_F(PtraceDumpTest, BacktracesEqualGcoresOfTheSameStoppedState) {
+  Start();
+  target_->Signal(SIGSTOP);
+  ASSERT_TRUE(cppdiag::testing::PollUntil(
+      [&] {
+        std::ifstream in("/proc/" + Pid() + "/stat");
+        std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        size_t close = stat.rfind(')');
+        return close != std::string::npos && stat.compare(close + 2, 1, "T") == 0;
+      },
+      seconds(30)));
+  auto run = Dump(Path("core.ours"), "full");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  std::string gcore =
+      cppdiag::testing::RunToCompletion({"/usr/bin/gcore", "-o", Path("core.gcore"), Pid()});
+  const std::string gcore_core = Path("core.gcore") + "." + Pid();
+  ASSERT_TRUE(fs::exists(gcore_core)) << gcore;
+  target_->Signal(SIGCONT);
+  auto ours = FunctionsByThread(cppdiag::testing::GdbBatch(kTarget, Path("core.ours")));
+  auto theirs = FunctionsByThread(cppdiag::testing::GdbBatch(kTarget, gcore_core));
+  ASSERT_EQ(ours.size(), static_cast<size_t>(threads_));
+  EXPECT_EQ(ours, theirs);
+  int with_worker = 0;
+  for (const std::string& row : ours)
+    with_worker += row.find(" wait_on_pipe worker ") != std::string::npos;
+  EXPECT_EQ(with_worker, 4) << ::testing::PrintToString(ours);
   ExpectAlive(1);
 }
 

@@ -15,6 +15,7 @@ void AddDumpAnalyzeCommand(CLI::App* dump, int* exit_code);
 void AddAutoCollectCommand(CLI::App& app, int* exit_code);
 void AddHeapCommand(CLI::App& app, int* exit_code);
 void AddCountersCommand(CLI::App& app, int* exit_code);
+void AddMonitorCommand(CLI::App& app, int* exit_code);
 
 // Prints "cppdiag: <message>" on stderr, escaped for the terminal
 // (ForTerminal), and returns `code`.

@@ -58,8 +58,9 @@ void AddDumpCommand(CLI::App& app, int* exit_code) {
                     "(needs CAP_SYS_PTRACE or Yama ptrace_scope 0 and the same uid)");
   collect
       ->add_option("--snapshot", opts->snapshot,
-                   "With --ptrace: stop (the target stays stopped for the whole write, the "
-                   "default; fork is not built yet)")
+                   "With --ptrace: fork (the target pauses only for an injected copy-on-write "
+                   "fork; the default when the cgroup has room) or stop (stopped for the whole "
+                   "write)")
       ->check(CLI::IsMember({"fork", "stop"}));
   collect->callback([opts, exit_code] { *exit_code = Collect(*opts); });
   AddDumpAnalyzeCommand(dump, exit_code);

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <optional>
 
 #include "cli/commands.h"
 #include "cli/display.h"
@@ -41,7 +42,7 @@ class ScopedCancelSignals {
 
 }  // namespace
 
-int CollectWithPtrace(const PtraceCollectOptions& o) {
+int CollectWithPtrace(const PtraceCollectOptions& o, std::string* written) {
   dump::PtraceDumpOptions d;
   d.pid = o.pid;
   d.path = o.output;
@@ -64,18 +65,25 @@ int CollectWithPtrace(const PtraceCollectOptions& o) {
     std::printf("Writing %s dump to %s\n", type.c_str(), ForTerminal(path).c_str());
     std::fflush(stdout);
   };
-  d.progress = [&](uint64_t written, uint64_t total) { progress.Update(written, total); };
-  g_cancel.store(false);
-  d.cancel = &g_cancel;
-  ScopedCancelSignals signals;
+  d.progress = [&](uint64_t done, uint64_t total) { progress.Update(done, total); };
+  std::optional<ScopedCancelSignals> signals;
+  if (o.cancel != nullptr) {
+    d.cancel = o.cancel;
+  } else {
+    g_cancel.store(false);
+    d.cancel = &g_cancel;
+    signals.emplace();
+  }
   auto report = dump::WritePtraceDump(d);
   progress.Clear();
   if (!report) return Fail(report.error().message());
+  if (!report->warning.empty()) std::fprintf(stderr, "cppdiag: %s\n", report->warning.c_str());
   std::string mode = report->mode + (report->mode_reason.empty() ? "" : ": " + report->mode_reason);
   std::printf("Complete: %s in %.0f ms (target paused %.1f ms, %s)\n",
               FormatBytes(report->size_bytes).c_str(), report->total_ms, report->pause_ms,
               ForTerminal(mode).c_str());
   std::fflush(stdout);
+  if (written != nullptr) *written = report->path;
   return 0;
 }
 

@@ -38,7 +38,8 @@ void Nap(int attempt) {
 }
 
 // Waits for `tid` (seized and interrupted) to report a stop or its end.
-StopOutcome WaitForStop(pid_t pid, pid_t tid, const std::atomic<bool>* cancel, int* signal) {
+StopOutcome WaitForStop(pid_t pid, pid_t tid, const std::atomic<bool>* cancel, int* signal,
+                        bool* group_stop = nullptr) {
   *signal = 0;
   auto deadline = std::chrono::steady_clock::now() + kStopTimeout;
   for (int attempt = 0;; ++attempt) {
@@ -50,7 +51,11 @@ StopOutcome WaitForStop(pid_t pid, pid_t tid, const std::atomic<bool>* cancel, i
       if (WIFSTOPPED(status)) {
         // PTRACE_EVENT_STOP: our interrupt (SIGTRAP) or a group-stop;
         // otherwise a signal-delivery-stop, whose signal is handed back.
-        if ((status >> 16) != PTRACE_EVENT_STOP) *signal = WSTOPSIG(status);
+        if ((status >> 16) != PTRACE_EVENT_STOP) {
+          *signal = WSTOPSIG(status);
+        } else if (group_stop != nullptr) {
+          *group_stop = WSTOPSIG(status) != SIGTRAP;
+        }
         return StopOutcome::kStopped;
       }
       continue;
@@ -157,12 +162,14 @@ Result<PtraceAttachment> PtraceAttachment::Attach(pid_t pid, const std::atomic<b
       added = true;
       a.threads_.push_back({tid, 0});  // held from now on: the destructor lets it go
       int signal = 0;
+      bool group_stop = false;
       StopOutcome outcome = ::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) == 0
-                                ? WaitForStop(pid, tid, cancel, &signal)
+                                ? WaitForStop(pid, tid, cancel, &signal, &group_stop)
                                 : StopOutcome::kExited;
       switch (outcome) {
         case StopOutcome::kStopped:
           a.threads_.back().pending_signal = signal;
+          a.threads_.back().group_stop = group_stop;
           break;
         case StopOutcome::kExited:
           a.threads_.pop_back();
@@ -187,6 +194,24 @@ Result<PtraceAttachment> PtraceAttachment::Attach(pid_t pid, const std::atomic<b
   // The leader first (the core's first thread is the one gdb selects).
   std::stable_partition(a.threads_.begin(), a.threads_.end(),
                         [pid](const StoppedThread& t) { return t.tid == pid; });
+  return a;
+}
+
+Result<PtraceAttachment> PtraceAttachment::AttachThread(pid_t pid, pid_t tid) {
+  PtraceAttachment a(pid);
+  if (::ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) {
+    return Error::FromErrno("ptrace(PTRACE_SEIZE)", "thread " + std::to_string(tid));
+  }
+  a.threads_.push_back({tid, 0});
+  int signal = 0;
+  bool group_stop = false;
+  if (::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0 ||
+      WaitForStop(pid, tid, nullptr, &signal, &group_stop) != StopOutcome::kStopped) {
+    a.threads_.clear();
+    return Error(ESRCH, "", "thread " + std::to_string(tid) + " did not stop");
+  }
+  a.threads_.back().pending_signal = signal;
+  a.threads_.back().group_stop = group_stop;
   return a;
 }
 

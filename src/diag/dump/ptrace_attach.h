@@ -36,6 +36,9 @@ struct StoppedThread {
   // The signal it was about to receive (signal-delivery-stop), re-delivered
   // at detach; 0 when it stopped for our interrupt or in a group-stop.
   int pending_signal = 0;
+  // Stopped in a group-stop (the process was stopped by SIGSTOP and the
+  // like): it must not be made to run.
+  bool group_stop = false;
 };
 
 class PtraceAttachment {
@@ -44,6 +47,10 @@ class PtraceAttachment {
   // waiting: once true, Attach detaches what it holds and fails (ECANCELED).
   static Result<PtraceAttachment> Attach(pid_t pid, const std::atomic<bool>* cancel = nullptr);
 
+  // Stops only thread `tid` of `pid` (to make it run one injected syscall
+  // while the others run on).
+  static Result<PtraceAttachment> AttachThread(pid_t pid, pid_t tid);
+
   PtraceAttachment(PtraceAttachment&& other) noexcept;
   PtraceAttachment& operator=(PtraceAttachment&&) = delete;
   ~PtraceAttachment() { Detach(); }
@@ -51,6 +58,10 @@ class PtraceAttachment {
   pid_t pid() const { return pid_; }
   // The stopped threads, the thread-group leader first when it is alive.
   const std::vector<StoppedThread>& threads() const { return threads_; }
+
+  // The signal threads()[i] is let go with (one that arrived while it was
+  // made to run an injected syscall).
+  void set_pending_signal(size_t i, int signal) { threads_[i].pending_signal = signal; }
 
   // Lets every thread go (idempotent).
   void Detach();

@@ -1,6 +1,8 @@
 #include "diag/dump/ptrace_dump.h"
 
 #include <limits.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -8,6 +10,7 @@
 #include <ctime>
 #include <optional>
 
+#include "common/cgroup.h"
 #include "common/io.h"
 #include "diag/dump/cppdiag_note.h"
 #include "diag/dump/dump_file.h"
@@ -15,6 +18,7 @@
 #include "diag/dump/fork_snapshot.h"
 #include "diag/dump/internal/dump_name.h"
 #include "diag/dump/ptrace_attach.h"
+#include "diag/dump/ptrace_fork.h"
 #include "diag/dump/ptrace_snapshot.h"
 #include "diag/dump/sink.h"
 
@@ -99,7 +103,8 @@ class OutputFile {
     std::snprintf(buf, sizeof buf, "%s", path->c_str());
     const char* failed = "";
     if (int err = PublishDumpFile(&file_, false, replace, buf, sizeof buf, &failed)) {
-      return Error(err, failed, *path + (err == EEXIST ? " (use --overwrite to replace it)" : ""));
+      if (err == EEXIST) return Error(err, "", *path + " exists (use --overwrite to replace it)");
+      return Error(err, failed, *path);
     }
     SyncDumpDirectory(file_);
     published_ = true;
@@ -151,6 +156,85 @@ Status WriteCore(const PtraceSnapshot& snapshot, const PtraceDumpOptions& o, int
   return {};
 }
 
+// What fork mode needs that can be learnt before the target is stopped: a
+// syscall instruction in it, and (auto) whether its cgroup has room for the
+// copy-on-write copies.
+struct ForkPlan {
+  bool fork = false;
+  uint64_t syscall_at = 0;
+  std::string reason;
+};
+
+uint64_t RssAnonBytes(pid_t pid) {
+  auto status = ReadFileToString("/proc/" + std::to_string(pid) + "/status");
+  if (!status) return kUnknownBytes;
+  size_t at = status->find("RssAnon:");
+  if (at == std::string::npos) return kUnknownBytes;
+  return std::strtoull(status->c_str() + at + 8, nullptr, 10) * 1024;
+}
+
+ForkPlan PlanFork(const PtraceDumpOptions& o) {
+  ForkPlan plan;
+  if (o.mode == PtraceSnapshotMode::kStop) return plan;
+  auto at = FindSyscallInstruction(o.pid);
+  if (!at) {
+    plan.reason = "fork impossible: " + at.error().message();
+    return plan;
+  }
+  plan.syscall_at = *at;
+  if (o.mode == PtraceSnapshotMode::kFork) {
+    plan.fork = true;
+    return plan;
+  }
+  uint64_t limit = kUnknownBytes, usage = kUnknownBytes;
+  if (auto cg = CgroupReader().ReadMemory(o.pid)) {
+    usage = cg->usage_bytes;
+    if (cg->limit_bytes) limit = *cg->limit_bytes;
+  }
+  char reason[128];
+  plan.fork = ChooseForkForHeadroom(limit, usage, RssAnonBytes(o.pid), reason, sizeof reason);
+  plan.reason = reason;
+  return plan;
+}
+
+// The frozen copy-on-write child, killed (and reaped) on every path.
+struct InjectedChild {
+  pid_t pid = 0;
+  pid_t tid = 0;  // the target thread that forked it, and will reap it
+  uint64_t syscall_at = 0;
+  ~InjectedChild() {
+    if (pid != 0) ::kill(pid, SIGKILL);  // the tracee's tracer dies with us: EXITKILL
+  }
+  Status Kill(pid_t target) {
+    Status st = KillInjectedChild(target, tid, pid, syscall_at);
+    pid = 0;
+    return st;
+  }
+};
+
+// Makes a thread of the stopped target fork. The thread chosen must be able
+// to run: not in a group-stop, not holding a signal for delivery.
+Status ForkTarget(PtraceAttachment* attached, uint64_t syscall_at, InjectedChild* child) {
+  const auto& threads = attached->threads();
+  for (size_t i = 0; i < threads.size(); ++i) {
+    if (threads[i].group_stop || threads[i].pending_signal != 0) continue;
+    int signal = 0;
+    auto forked = InjectFork(threads[i].tid, syscall_at, &signal);
+    if (signal != 0) attached->set_pending_signal(i, signal);
+    if (!forked) {
+      if (signal != 0) continue;  // that thread has a signal to take: try another
+      return forked.error();
+    }
+    child->pid = *forked;
+    child->tid = threads[i].tid;
+    child->syscall_at = syscall_at;
+    return {};
+  }
+  return Error(EAGAIN, "",
+               "no thread of the target can run an injected fork (stopped by job "
+               "control, or receiving signals)");
+}
+
 }  // namespace
 
 Result<PtraceDumpReport> WritePtraceDump(const PtraceDumpOptions& o) {
@@ -161,14 +245,17 @@ Result<PtraceDumpReport> WritePtraceDump(const PtraceDumpOptions& o) {
   } else {
     report.path = o.path;
   }
+  // Said now rather than after the write (the final link refuses it anyway).
+  struct stat st;
+  if (!o.overwrite && ::lstat(report.path.c_str(), &st) == 0) {
+    return Error(EEXIST, "", report.path + " exists (use --overwrite to replace it)");
+  }
   OutputFile out;
   CPPDIAG_RETURN_IF_ERROR(out.Create(report.path));
 
-  if (o.mode == PtraceSnapshotMode::kFork) {
-    return Error(ENOTSUP, "", "--snapshot fork is not available yet; use --snapshot stop");
-  }
-  report.mode = "stop";
-  if (o.mode == PtraceSnapshotMode::kAuto) report.mode_reason = "fork mode not built yet";
+  // Everything fork needs that can be known before the target stops.
+  ForkPlan plan = PlanFork(o);
+  report.mode_reason = plan.reason;
 
   const auto attach_start = Clock::now();
   std::optional<PtraceAttachment> attached;
@@ -180,16 +267,41 @@ Result<PtraceDumpReport> WritePtraceDump(const PtraceDumpOptions& o) {
   PtraceSnapshot snapshot;
   if (o.force_proc_mem) snapshot.set_memory_access(PtraceSnapshot::MemoryAccess::kProcMem);
   CPPDIAG_RETURN_IF_ERROR(snapshot.CaptureThreads(*attached));
+
+  InjectedChild child;
+  if (plan.fork) {
+    auto forked = ForkTarget(&*attached, plan.syscall_at, &child);
+    if (!forked) {
+      if (o.mode == PtraceSnapshotMode::kFork) return forked.error();
+      report.mode_reason = "fork failed (" + forked.error().message() + ")";
+    } else {
+      attached->Detach();  // the target runs on from here
+      report.pause_ms = MsSince(attach_start);
+    }
+  }
+  report.mode = child.pid != 0 ? "fork" : "stop";
+  // The child's pages are shared copy-on-write with the target. A read
+  // through process_vm_readv pins them (FOLL_PIN), and the kernel (since
+  // 5.19) unshares a shared anonymous page before a read-only pin: every
+  // page read would be copied into the child, as much memory again as the
+  // target's. /proc/<pid>/mem reads without pinning, so nothing is copied.
+  if (child.pid != 0 && !o.force_proc_mem)
+    snapshot.set_memory_access(PtraceSnapshot::MemoryAccess::kProcMemFirst);
   CPPDIAG_RETURN_IF_ERROR(snapshot.LoadProcess(o.pid));
-  CPPDIAG_RETURN_IF_ERROR(snapshot.LoadMemory(o.pid));
+  CPPDIAG_RETURN_IF_ERROR(snapshot.LoadMemory(child.pid != 0 ? child.pid : o.pid));
   report.capture_ms = MsSince(attach_start);
 
   if (o.on_start) o.on_start(report.path, report.mode);
   const auto write_start = Clock::now();
   Status written = WriteCore(snapshot, o, out.fd(), &report);
   report.write_ms = MsSince(write_start);
-  attached->Detach();
-  report.pause_ms = MsSince(attach_start);
+  if (child.pid == 0) {
+    attached->Detach();
+    report.pause_ms = MsSince(attach_start);
+  } else if (Status reaped = child.Kill(o.pid); !reaped) {
+    report.warning = "the dump's child " + std::to_string(child.pid) +
+                     " may be left as a zombie of the target: " + reaped.error().message();
+  }
   if (!written) return written.error();
   CPPDIAG_RETURN_IF_ERROR(out.Publish(o.overwrite, &report.path));
   report.total_ms = MsSince(start);

@@ -62,12 +62,14 @@ struct PtraceDumpReport {
   uint32_t threads = 0;
   uint32_t threads_not_captured = 0;
   // How long the target's threads were stopped: attach to detach. With
-  // fork, that is the register capture and the injected fork only.
+  // fork, that is the register capture and the injected fork only (the
+  // reaping of the child later stops one thread for one wait4).
   double pause_ms = 0;
-  double capture_ms = 0;  // attach and registers
+  double capture_ms = 0;  // attach, registers, (fork,) mappings
   double write_ms = 0;    // the core's write
   double total_ms = 0;
   bool used_proc_mem = false;  // memory was read through /proc/<pid>/mem
+  std::string warning;         // something to tell, though the dump is written
 };
 
 Result<PtraceDumpReport> WritePtraceDump(const PtraceDumpOptions& options);

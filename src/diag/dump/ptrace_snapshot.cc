@@ -219,6 +219,14 @@ ssize_t PtraceSnapshot::ReadMemory(uint64_t addr, void* buf, size_t len) const {
   auto* out = static_cast<uint8_t*>(buf);
   size_t done = 0;
   while (done < len) {
+    if (access_ == MemoryAccess::kProcMemFirst && !mem_fd_.is_valid() && !process_vm_refused_) {
+      auto fd = OpenFile(ProcPath(memory_pid_, "mem"), O_RDONLY);
+      if (fd) {
+        mem_fd_ = std::move(*fd);
+      } else {
+        access_ = MemoryAccess::kAuto;  // no mem file: process_vm_readv it is
+      }
+    }
     bool vm = access_ == MemoryAccess::kProcessVm ||
               (access_ == MemoryAccess::kAuto && !process_vm_refused_);
     ssize_t n = vm ? ReadWithProcessVm(addr + done, out + done, len - done)

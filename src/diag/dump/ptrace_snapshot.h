@@ -37,8 +37,10 @@ namespace cppdiag::dump {
 class PtraceSnapshot final : public ProcessSnapshot {
  public:
   // How memory is read: process_vm_readv, falling back to /proc/<pid>/mem
-  // when it is refused (kAuto), or only one of them (tests).
-  enum class MemoryAccess { kAuto, kProcessVm, kProcMem };
+  // when it is refused (kAuto); /proc/<pid>/mem, falling back to
+  // process_vm_readv when it cannot be opened (kProcMemFirst: for the fork
+  // child, see ptrace_dump.cc); or only one of them (tests).
+  enum class MemoryAccess { kAuto, kProcMemFirst, kProcessVm, kProcMem };
 
   PtraceSnapshot() = default;
   PtraceSnapshot(const PtraceSnapshot&) = delete;
@@ -55,8 +57,9 @@ class PtraceSnapshot final : public ProcessSnapshot {
   void set_memory_access(MemoryAccess access) { access_ = access; }
   // Threads listed but whose registers could not be read (they died).
   size_t threads_not_captured() const { return not_captured_; }
-  // Whether a read fell back to /proc/<pid>/mem.
+  // Whether memory was read through /proc/<pid>/mem.
   bool used_proc_mem() const { return mem_fd_.is_valid(); }
+  MemoryAccess memory_access() const { return access_; }
 
   const ProcessInfo& process() const override { return info_; }
   size_t thread_count() const override { return threads_.size(); }
@@ -85,7 +88,7 @@ class PtraceSnapshot final : public ProcessSnapshot {
   std::vector<uint8_t> layout_;
   const siginfo_t* siginfo_ = nullptr;
   pid_t memory_pid_ = 0;
-  MemoryAccess access_ = MemoryAccess::kAuto;
+  mutable MemoryAccess access_ = MemoryAccess::kAuto;
   mutable bool process_vm_refused_ = false;
   mutable ScopedFd mem_fd_;
   ScopedFd pagemap_fd_;

@@ -16,6 +16,7 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -27,6 +28,7 @@
 
 #include "diag/dump/ptrace_attach.h"
 #include "diag/dump/ptrace_dump.h"
+#include "support/scoped_cgroup.h"
 #include "support/subprocess.h"
 
 namespace cppdiag::dump {
@@ -199,6 +201,236 @@ TEST_F(PtraceDumpTest, ThreadsStartingAndExitingDuringTheAttach) {
     EXPECT_EQ(Frames(gdb, "wait_on_pipe"), 4) << gdb;
     EXPECT_GE(GdbThreadCount(gdb), threads_) << gdb;
   }
+  ExpectAlive(1);
+}
+
+// The figures of the "Complete: <size> in <ms> ms (target paused <ms> ms, <mode>...)" line.
+struct Complete {
+  double total_ms = -1, pause_ms = -1;
+  std::string mode;
+};
+Complete ParseComplete(const std::string& out) {
+  std::smatch m;
+  Complete c;
+  if (std::regex_search(
+          out, m, std::regex(R"(Complete: .* in (\d+) ms \(target paused ([0-9.]+) ms, (\w+))"))) {
+    c.total_ms = std::stod(m[1]);
+    c.pause_ms = std::stod(m[2]);
+    c.mode = m[3];
+  }
+  return c;
+}
+
+// Threads of /proc/<pid>/task.
+std::vector<std::string> Tids(pid_t pid) {
+  std::vector<std::string> tids;
+  for (const auto& e : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task"))
+    tids.push_back(e.path().filename());
+  return tids;
+}
+
+// The children of every thread of `pid` (the injected fork's child must be
+// gone, zombie included).
+std::string Children(pid_t pid) {
+  std::string all;
+  for (const std::string& tid : Tids(pid)) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + tid + "/children");
+    std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    all += s;
+  }
+  return all;
+}
+
+// Fork mode: the target pauses for the capture and the injected fork only,
+// far less than the write (the reported figures), the core has the parent's
+// threads (its tids, its functions), no child is left, the target runs on.
+TEST_F(PtraceDumpTest, ForkModePausesForTheForkOnlyAndTheCoreHasTheParentsThreads) {
+  Start({"--fill-mb", "256"});
+  const std::string core = Path("core.fork");
+  auto run = Dump(core, "full", "fork");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.err, "");
+  Complete c = ParseComplete(run.out);
+  EXPECT_EQ(c.mode, "fork") << run.out;
+  ASSERT_GT(c.pause_ms, 0) << run.out;
+  // 256 MiB to write against a fork of it (its page tables).
+  EXPECT_LT(c.pause_ms * 10, c.total_ms) << run.out;
+  EXPECT_EQ(Children(target_->pid()), "");
+
+  std::string gdb = cppdiag::testing::GdbBatch(kTarget, core);
+  EXPECT_EQ(GdbThreadCount(gdb), threads_) << gdb;
+  for (const std::string& tid : Tids(target_->pid()))
+    EXPECT_NE(gdb.find("LWP " + tid + ")"), std::string::npos) << tid << "\n" << gdb;
+  EXPECT_EQ(Frames(gdb, "wait_on_pipe"), 4) << gdb;
+  EXPECT_EQ(Frames(gdb, "spin_forever"), 1) << gdb;
+  EXPECT_EQ(Frames(gdb, "main_wait"), 1) << gdb;
+  EXPECT_FALSE(FileContains(core, "PTRACE-DONTDUMP-MARKER"));
+  EXPECT_TRUE(FileContains(core, "PTRACE-KEEP-MARKER"));
+  // The main thread forked for us, interrupted in sigwait: it still waits.
+  ExpectAlive(1);
+  ExpectAlive(2);
+}
+
+// The thread made to fork was in a syscall: it is put back so that the
+// syscall resumes as the kernel would have resumed it (read: restarted;
+// clock_nanosleep: restart_syscall), not returning the kernel's internal
+// -ERESTART* codes to the program.
+TEST_F(PtraceDumpTest, TheForkingThreadsInterruptedSyscallResumes) {
+  for (std::string mode : {"--main-read", "--main-sleep"}) {
+    SCOPED_TRACE(mode);
+    Start({mode});
+    for (int i = 1; i <= 3; ++i) {
+      auto run = Dump(Path("core" + mode + std::to_string(i)), "mini", "fork");
+      ASSERT_EQ(run.exit_code, 0) << run.err;
+      EXPECT_EQ(ParseComplete(run.out).mode, "fork") << run.out;
+      EXPECT_TRUE(target_->running()) << target_->Stdout();
+      ExpectAlive(i);
+    }
+    std::string gdb = cppdiag::testing::GdbBatch(kTarget, Path("core" + mode + "3"));
+    EXPECT_EQ(Frames(gdb, mode == "--main-read" ? "main_read" : "main_sleep"), 1) << gdb;
+    EXPECT_EQ(target_->Stdout().find("MAIN FAILED"), std::string::npos) << target_->Stdout();
+  }
+}
+
+// The default (auto) forks when there is no limit, and stops instead in a
+// cgroup with too little room for the copy-on-write copies.
+TEST_F(PtraceDumpTest, AutoForksWithRoomAndStopsInATightCgroup) {
+  Start();
+  auto roomy = Cppdiag({"dump", "collect", "--ptrace", "-p", Pid(), "-o", Path("core.auto")});
+  ASSERT_EQ(roomy.exit_code, 0) << roomy.err;
+  EXPECT_EQ(ParseComplete(roomy.out).mode, "fork") << roomy.out;
+  target_.reset();
+
+  // 160 MiB of anonymous memory under a 224 MiB limit: less than RssAnon/2 free.
+  cppdiag::testing::ScopedCgroup cg(224u << 20);
+  if (!cg.ok()) GTEST_SKIP() << cg.why_not();
+  target_.emplace(
+      SubprocessOptions{.argv = {kTarget, "--fill-mb", "160"}, .cgroup_procs = cg.procs_file()});
+  ASSERT_TRUE(target_->WaitForOutput("READY", seconds(60))) << target_->Stderr();
+  auto tight = Cppdiag(
+      {"dump", "collect", "--ptrace", "-p", Pid(), "-o", Path("core.tight"), "--type", "mini"});
+  ASSERT_EQ(tight.exit_code, 0) << tight.err;
+  EXPECT_EQ(ParseComplete(tight.out).mode, "stop") << tight.out;
+  EXPECT_NE(tight.out.find(" < "), std::string::npos) << tight.out;
+  EXPECT_EQ(cg.oom_kills(), 0u);
+  ExpectAlive(1);
+}
+
+// The frozen child shares the target's pages; reading them must not copy
+// them (a read-only pin of a shared anonymous page would: process_vm_readv).
+// The cgroup's peak over the dump stays far below the target's 256 MiB.
+TEST_F(PtraceDumpTest, ForkChildCopiesNoneOfTheTargetsMemory) {
+  cppdiag::testing::ScopedCgroup cg(0);
+  if (!cg.ok()) GTEST_SKIP() << cg.why_not();
+  const std::string peak =
+      cg.dir() + (cg.version() == 1 ? "/memory.max_usage_in_bytes" : "/memory.peak");
+  const std::string usage =
+      cg.dir() + (cg.version() == 1 ? "/memory.usage_in_bytes" : "/memory.current");
+  target_.emplace(
+      SubprocessOptions{.argv = {kTarget, "--fill-mb", "256"}, .cgroup_procs = cg.procs_file()});
+  ASSERT_TRUE(target_->WaitForOutput("READY", seconds(60))) << target_->Stderr();
+  threads_ = ReadyThreads(target_->Stdout());
+  {
+    std::ofstream reset(peak);
+    reset << "0\n";
+    if (!reset.flush()) GTEST_SKIP() << "cannot reset " << peak;
+  }
+  uint64_t before = std::stoull(cppdiag::testing::ReadAll(usage));
+  auto run = Dump(Path("core.cow"), "full", "fork");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  ASSERT_EQ(ParseComplete(run.out).mode, "fork") << run.out;
+  uint64_t after = std::stoull(cppdiag::testing::ReadAll(peak));
+  EXPECT_LT(after - std::min(after, before), 32u << 20)
+      << "peak " << after << ", before " << before;
+  ExpectAlive(1);
+}
+
+// Threads starting and exiting while a thread is made to fork.
+TEST_F(PtraceDumpTest, ForkWhileThreadsStartAndExit) {
+  Start({"--churn"});
+  for (int i = 0; i < 5; ++i) {
+    const std::string core = Path("core.fchurn" + std::to_string(i));
+    auto run = Dump(core, "mini", "fork");
+    ASSERT_EQ(run.exit_code, 0) << run.err;
+    EXPECT_EQ(ParseComplete(run.out).mode, "fork") << run.out;
+    std::string gdb = cppdiag::testing::GdbBatch(kTarget, core);
+    EXPECT_EQ(Frames(gdb, "wait_on_pipe"), 4) << gdb;
+  }
+  EXPECT_EQ(Children(target_->pid()), "");
+  ExpectAlive(1);
+}
+
+// For each "Thread N (... LWP tid)" block of gdb's "thread apply all bt",
+// the function of each frame, in order: "tid: f0 f1 f2 ...", sorted by tid.
+std::vector<std::string> FunctionsByThread(const std::string& gdb) {
+  std::vector<std::string> rows;
+  static const std::regex kThread(R"(^Thread \d+ .*LWP (\d+)\))");
+  static const std::regex kFrame(R"(^#\d+\s+(?:0x[0-9a-f]+ in )?(\S+) \()");
+  std::istringstream in(gdb);
+  std::smatch m;
+  for (std::string line; std::getline(in, line);) {
+    if (std::regex_search(line, m, kThread)) {
+      rows.push_back(m[1].str() + ":");
+    } else if (!rows.empty() && std::regex_search(line, m, kFrame)) {
+      rows.back() += " " + m[1].str();
+    }
+  }
+  std::sort(rows.begin(), rows.end());
+  return rows;
+}
+
+// The same stopped state dumped by cppdiag and by gdb's gcore: every
+// thread's backtrace (function by function) is the same in both cores.
+TEST_F(PtraceDumpTest, BacktracesEqualGcoresOfTheSameStoppedState) {
+  Start();
+  target_->Signal(SIGSTOP);
+  ASSERT_TRUE(cppdiag::testing::PollUntil(
+      [&] {
+        std::ifstream in("/proc/" + Pid() + "/stat");
+        std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        size_t close = stat.rfind(')');
+        return close != std::string::npos && stat.compare(close + 2, 1, "T") == 0;
+      },
+      seconds(30)));
+  auto run = Dump(Path("core.ours"), "full");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  std::string gcore =
+      cppdiag::testing::RunToCompletion({"/usr/bin/gcore", "-o", Path("core.gcore"), Pid()});
+  const std::string gcore_core = Path("core.gcore") + "." + Pid();
+  ASSERT_TRUE(fs::exists(gcore_core)) << gcore;
+  target_->Signal(SIGCONT);
+  auto ours = FunctionsByThread(cppdiag::testing::GdbBatch(kTarget, Path("core.ours")));
+  auto theirs = FunctionsByThread(cppdiag::testing::GdbBatch(kTarget, gcore_core));
+  ASSERT_EQ(ours.size(), static_cast<size_t>(threads_));
+  EXPECT_EQ(ours, theirs);
+  int with_worker = 0;
+  for (const std::string& row : ours)
+    with_worker += row.find(" wait_on_pipe worker ") != std::string::npos;
+  EXPECT_EQ(with_worker, 4) << ::testing::PrintToString(ours);
+  ExpectAlive(1);
+}
+
+// SIGINT during the write: the tool stops, lets the target go, leaves no
+// file, and says so in one line. (1 GiB to write: the signal comes while it
+// writes, once it has said "Writing".)
+TEST_F(PtraceDumpTest, SigintDuringTheWriteLeavesNoFileAndTheTargetRuns) {
+  Start({"--fill-mb", "1024"});
+  const std::string core = Path("core.sigint");
+  Subprocess cli(SubprocessOptions{.argv = {cppdiag::testing::BuiltBinary("cppdiag"), "dump",
+                                            "collect", "--ptrace", "-p", Pid(), "-o", core,
+                                            "--type", "full", "--snapshot", "stop"}});
+  ASSERT_TRUE(cli.WaitForOutput("Writing full dump", seconds(60))) << cli.Stderr();
+  cli.Signal(SIGINT);
+  auto end = cli.Wait(seconds(60));
+  ASSERT_TRUE(end.has_value());
+  ASSERT_TRUE(end->exit_code.has_value()) << end->ToString();
+  if (*end->exit_code == 0) GTEST_SKIP() << "the dump was complete before the signal";
+  EXPECT_EQ(*end->exit_code, 1);
+  EXPECT_EQ(cli.Stderr(), "cppdiag: interrupted: no dump written\n");
+  EXPECT_FALSE(fs::exists(core));
+  std::ifstream status("/proc/" + Pid() + "/status");
+  std::string text((std::istreambuf_iterator<char>(status)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("TracerPid:\t0\n"), std::string::npos) << text;
   ExpectAlive(1);
 }
 

@@ -211,11 +211,15 @@ TEST_F(SelfDumpTest, KeepsNoHandleOnItsMemoryBetweenDumps) {
   // A child that forks from us and drops privileges would inherit these.
   EXPECT_EQ(ProcHandles(::getpid(), "mem|pagemap"), std::vector<std::string>{})
       << "after PrepareSelfDump";
-  SelfDumpRequest req;
-  req.type = DumpType::kTriage;
-  SelfDumpResult res;
-  ASSERT_EQ(WriteSelfDump(req, &res), 0) << res.failed_call;
-  EXPECT_EQ(ProcHandles(::getpid(), "mem|pagemap"), std::vector<std::string>{}) << "after a dump";
+  for (SelfDumpMode mode : {SelfDumpMode::kSuspend, SelfDumpMode::kFork}) {
+    SelfDumpRequest req;
+    req.type = DumpType::kTriage;
+    req.mode = mode;
+    SelfDumpResult res;
+    ASSERT_EQ(WriteSelfDump(req, &res), 0) << res.failed_call;
+    EXPECT_EQ(ProcHandles(::getpid(), "mem|pagemap"), std::vector<std::string>{})
+        << "after a dump, " << SelfDumpModeName(mode);
+  }
 }
 
 // A process forked while a dump is in flight in another of its threads: the

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <string_view>
 
@@ -120,8 +121,9 @@ int SelfSnapshot::Load(bool* truncated) {
 
 // process_vm_readv on this process: no file to open and no ptrace rights
 // needed, so it works where /proc/self/mem is refused (a non-dumpable
-// process). It never splits an iovec, so the remote side goes page by page:
-// the count then stops at the first unreadable page.
+// process) or could not be opened (no descriptor left). It pins what it
+// reads: in the fork-mode child every page read is copied (self_snapshot.h). It never splits an
+// iovec, so the remote side goes page by page: the count then stops at the first unreadable page.
 ssize_t SelfSnapshot::ReadWithProcessVm(uint64_t addr, uint8_t* out, size_t len) const {
   constexpr size_t kMaxIov = 256;
   iovec remote[kMaxIov];
@@ -138,6 +140,20 @@ ssize_t SelfSnapshot::ReadWithProcessVm(uint64_t addr, uint8_t* out, size_t len)
   return HANDLE_EINTR(::process_vm_readv(pid, &local, 1, remote, n, 0));
 }
 
+// One read from `addr`: a pread of /proc/self/mem when there is a
+// descriptor, process_vm_readv otherwise or when the pread fails for another
+// reason than EIO (what an unreadable first page gives). Both return a short
+// count at the first unreadable page. Through the mem file (FOLL_FORCE) a
+// PROT_NONE page reads as the kernel's core would store it; the plan asks
+// only for readable mappings.
+ssize_t SelfSnapshot::ReadOnce(uint64_t addr, uint8_t* out, size_t len) const {
+  if (res_.mem_fd >= 0) {
+    ssize_t n = HANDLE_EINTR(::pread(res_.mem_fd, out, len, static_cast<off_t>(addr)));
+    if (n >= 0 || errno == EIO) return n;
+  }
+  return ReadWithProcessVm(addr, out, len);
+}
+
 ssize_t SelfSnapshot::ReadMemory(uint64_t addr, void* buf, size_t len) const {
   if (addr > static_cast<uint64_t>(INT64_MAX) || len > static_cast<uint64_t>(INT64_MAX) - addr) {
     return -EINVAL;  // kernel addresses ([vsyscall]) are not readable this way
@@ -145,7 +161,7 @@ ssize_t SelfSnapshot::ReadMemory(uint64_t addr, void* buf, size_t len) const {
   auto* out = static_cast<uint8_t*>(buf);
   size_t done = 0;
   while (done < len) {
-    ssize_t n = ReadWithProcessVm(addr + done, out + done, len - done);
+    ssize_t n = ReadOnce(addr + done, out + done, len - done);
     if (n <= 0) {
       if (done == 0) return n < 0 ? -errno : -EIO;
       break;

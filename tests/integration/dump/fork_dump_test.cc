@@ -3,6 +3,7 @@
 // gdb reads the result, the notes carry the target's own pid and tids, the
 // memory is the snapshot's, and the target's heartbeat beats while the child
 // writes (how long it really stops is bench/dump/pause_bench's measure).
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mount.h>
 #include <sys/procfs.h>
@@ -10,6 +11,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -213,6 +216,58 @@ TEST_F(ForkDumpTest, AutoSuspendsInACgroupWithLittleHeadroomAndForksWithPlenty) 
     EXPECT_EQ(r.dump["mode"], "fork") << r.out;
     EXPECT_NE(r.dump["reason"].find(" >= "), std::string::npos) << r.out;
   }
+}
+
+// The fork-mode child shares the parent's pages while it reads them: a full
+// dump of a 256 MiB heap grows the cgroup by far less than the heap. (Read
+// with process_vm_readv, which pins the pages and so makes the kernel unshare
+// each copy-on-write page it reads, the child copied the whole heap: +256 MiB,
+// twice what the headroom rule of ChooseForkForHeadroom allows for.)
+TEST_F(ForkDumpTest, TheForkChildDoesNotCopyTheHeapItReads) {
+  constexpr uint64_t kHeapMb = 256;
+  cppdiag::testing::ScopedCgroup cg(0);
+  if (!cg.ok()) GTEST_SKIP() << cg.why_not();
+  const bool v1 = cg.version() == 1;
+  const std::string peak_file = cg.dir() + (v1 ? "/memory.max_usage_in_bytes" : "/memory.peak");
+  const std::string usage_file = cg.dir() + (v1 ? "/memory.usage_in_bytes" : "/memory.current");
+  const std::string fifo = dir_ + "/go", core = dir_ + "/core";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  SubprocessOptions o;
+  o.argv = {Target(), "--mode", "fork",      "--path", core, "--heap-mb", std::to_string(kHeapMb),
+            "--type", "full",   "--go-fifo", fifo};
+  o.cgroup_procs = cg.procs_file();
+  Subprocess p(o);
+  ASSERT_TRUE(p.WaitForOutput("READY", seconds(60))) << p.Stderr();
+  // v2 resets the peak seen through the descriptor written (kernel 6.12 on):
+  // it is read back through the same one.
+  int peak_fd = ::open(peak_file.c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(peak_fd, 0) << peak_file;
+  const char* reset = v1 ? "0\n" : "reset\n";
+  if (::write(peak_fd, reset, std::strlen(reset)) < 0) {
+    ::close(peak_fd);
+    GTEST_SKIP() << "cannot reset " << peak_file << ": " << std::strerror(errno);
+  }
+  auto before = ReadFileToString(usage_file);
+  ASSERT_TRUE(before.ok());
+  ASSERT_TRUE(WriteStringToFile(fifo, "g").ok());  // go
+  auto end = p.Wait(seconds(180));
+  char buf[32] = {};
+  ssize_t n = ::pread(peak_fd, buf, sizeof buf - 1, 0);
+  ::close(peak_fd);
+  ASSERT_TRUE(end.has_value());
+  ASSERT_EQ(end->exit_code, 0) << p.Stdout() << p.Stderr();
+  std::map<std::string, std::string> dump = Fields(p.Stdout(), "DUMP");
+  EXPECT_EQ(dump["mode"], "fork") << p.Stdout();
+  ASSERT_GT(n, 0) << peak_file;
+  uint64_t peak = std::stoull(std::string(buf, static_cast<size_t>(n)));
+  uint64_t growth = peak - std::min<uint64_t>(peak, std::stoull(*before));
+  EXPECT_GT(fs::file_size(core), kHeapMb << 20);  // the heap was read
+  EXPECT_LT(growth, (kHeapMb << 20) / 4)
+      << "the dump of a " << kHeapMb << " MiB heap grew the cgroup by " << (growth >> 20)
+      << " MiB (peak " << peak << ", before " << *before << ")";
+  std::printf("cgroup growth over the dump: %llu MiB\n",
+              static_cast<unsigned long long>(growth >> 20));
+  EXPECT_EQ(cg.oom_kills(), 0u);
 }
 
 TEST_F(ForkDumpTest, AFullFilesystemGivesEnospcLeavesNoFileAndTheTargetRunsOn) {

@@ -202,6 +202,16 @@ std::optional<CoreDebugInfo::Symbol> CoreDebugInfo::FindSymbol(std::string_view 
 
 const std::string& CoreDebugInfo::unwind_error() const { return state_->attach_error; }
 
+std::string CoreDebugInfo::ModuleNameAt(uint64_t address, uint64_t* offset) {
+  Dwfl_Module* mod = dwfl_addrmodule(state_->dwfl, address);
+  if (mod == nullptr) return {};
+  Dwarf_Addr start = 0;
+  const char* name =
+      dwfl_module_info(mod, nullptr, &start, nullptr, nullptr, nullptr, nullptr, nullptr);
+  *offset = address - start;
+  return name ? name : "";
+}
+
 std::string CoreDebugInfo::SymbolNameAt(uint64_t address) {
   Dwfl_Module* mod = dwfl_addrmodule(state_->dwfl, address);
   if (mod == nullptr) return {};

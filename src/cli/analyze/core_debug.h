@@ -98,6 +98,9 @@ class CoreDebugInfo {
     const ModuleInfo* module = nullptr;
   };
   std::optional<Symbol> FindSymbol(std::string_view module_prefix, std::string_view name);
+  // The name of the module whose segments (bss included) hold `address`,
+  // and the address's offset from the module's load bias; empty: none.
+  std::string ModuleNameAt(uint64_t address, uint64_t* offset);
   // The name of the symbol table's entry holding `address` (mangled), or
   // empty; cheaper than Symbolize (no DWARF).
   std::string SymbolNameAt(uint64_t address);

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <regex>
 
 #include "analyze_support.h"
 #include "support/scoped_core_pattern.h"
@@ -29,9 +30,9 @@ uint64_t CountOf(const json& types, const std::string& key, const json& value) {
 
 void ExpectTheKnownHeap(const std::string& core) {
   SCOPED_TRACE(core);
-  AnalyzeRun run = AnalyzeJson(core, {"heap", "heap types 100000"});
+  AnalyzeRun run = AnalyzeJson(core, {"heap", "heap types 100000", "heap leaked 100000"});
   ASSERT_EQ(run.exit_code, 0) << run.err;
-  ASSERT_EQ(run.outputs.size(), 2u);
+  ASSERT_EQ(run.outputs.size(), 3u);
   const json& heap = run.outputs[0];
   EXPECT_TRUE(heap["warnings"].empty()) << heap["warnings"].dump(2);
   EXPECT_GE(heap["arenas"].size(), 2u) << "the Gadget thread's arena";
@@ -52,6 +53,13 @@ void ExpectTheKnownHeap(const std::string& core) {
   // No Widget or Gadget is counted by size: their chunk sizes hold other things only.
   EXPECT_LT(CountOf(types, "chunk_size", 1520), 10u);
   EXPECT_LT(CountOf(types, "chunk_size", 1808), 10u);
+  EXPECT_EQ(CountOf(types, "type", "(anonymous namespace)::Leaky"), 200u);
+
+  // Exactly the Leaky ring is leaked: no live object, nothing else.
+  const json& leaked = run.outputs[2];
+  EXPECT_EQ(leaked["leaked"], 200) << leaked.dump(1);
+  ASSERT_EQ(leaked["groups"].size(), 1u) << leaked.dump(1);
+  EXPECT_EQ(leaked["groups"][0]["type"], "(anonymous namespace)::Leaky");
 }
 
 class HeapDumpTest : public ::testing::TestWithParam<const char*> {};
@@ -63,6 +71,22 @@ TEST_P(HeapDumpTest, OurDumpShowsTheKnownHeap) {
       cppdiag::testing::RunToCompletion({BuiltBinary("heap_target"), "dump", GetParam(), core});
   ASSERT_NE(out.find("DUMP rc=0"), std::string::npos) << out;
   ExpectTheKnownHeap(core);
+
+  // heap who: a Widget (its address from gdb) is held by g_widgets, in the
+  // executable's data.
+  std::string gdb = cppdiag::testing::RunToCompletion(
+      {"/usr/bin/gdb", "-batch", "-nx", "-ex",
+       "print (void*)'(anonymous namespace)::g_widgets'[17]", BuiltBinary("heap_target"), core});
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(gdb, m, std::regex(R"(\(void \*\) (0x[0-9a-f]+))"))) << gdb;
+  AnalyzeRun who = AnalyzeJson(core, {"heap who " + m[1].str()});
+  ASSERT_EQ(who.exit_code, 0) << who.err;
+  const json& w = who.outputs[0];
+  EXPECT_EQ(w["leaked"], false);
+  EXPECT_EQ(w["size"], 1504);
+  ASSERT_EQ(w["chain"].size(), 1u) << w.dump(1);
+  EXPECT_NE(w["chain"][0]["root"].get<std::string>().find("g_widgets"), std::string::npos)
+      << w.dump(1);
 }
 
 INSTANTIATE_TEST_SUITE_P(HeapTypes, HeapDumpTest, ::testing::Values("full", "heap"));

@@ -4,6 +4,8 @@
 //              allocated by a second thread, so in an arena of their own
 //   kBuffers   plain 1 MiB buffers (mmapped chunks, one each)
 //   kSmall     120-byte buffers, every other one freed (tcache, fastbins)
+//   kLeaked    Leaky objects in a ring (each points at the next), whose last
+//              outside pointer is dropped: leaked, a cycle no root reaches
 // then does what argv[1] says:
 //   dump TYPE PATH   self-dump (cppdiag's writer), print DUMP rc=..., exit 0
 //   abort            RLIMIT_CORE unlimited, coredump_filter 0x37, abort():
@@ -25,7 +27,7 @@
 
 namespace {
 
-constexpr int kWidgets = 3000, kGadgets = 500, kBuffers = 5, kSmall = 100;
+constexpr int kWidgets = 3000, kGadgets = 500, kBuffers = 5, kSmall = 100, kLeaked = 200;
 
 struct Widget {
   virtual ~Widget() = default;
@@ -39,6 +41,12 @@ struct Gadget {
   char payload[1800 - 8] = {};
 };
 
+struct Leaky {
+  virtual ~Leaky() = default;
+  Leaky* next = nullptr;
+  char payload[1000 - 16] = {};
+};
+
 // Roots in the executable's data: not heap, so the arenas hold only what is counted.
 Widget* g_widgets[kWidgets];
 Gadget* g_gadgets[kGadgets];
@@ -46,12 +54,21 @@ void* g_buffers[kBuffers];
 void* g_small[kSmall];
 int g_park[2];
 
+__attribute__((noinline)) void Leak() {
+  Leaky* first = new Leaky;
+  Leaky* last = first;
+  for (int i = 1; i < kLeaked; ++i) last = last->next = new Leaky;
+  last->next = first;
+  asm volatile("" : : "r"(first) : "memory");
+}
+
 void BuildHeap() {
   for (auto& w : g_widgets) w = new Widget;
   for (auto& b : g_buffers) {
     b = std::malloc(1 << 20);
     std::memset(b, 0x5a, 1 << 20);
   }
+  Leak();
   for (auto& s : g_small) s = std::malloc(120);
   for (int i = 0; i < kSmall; i += 2) {
     std::free(g_small[i]);

@@ -63,16 +63,21 @@ Result<CommandOutput> Summary(Session& session) {
 
 Result<CommandOutput> Heap(Session& session, const CommandArgs& args) {
   if (args.empty()) return Summary(session);
-  if (args[0] == "types") return HeapTypes(session, CommandArgs(args.begin() + 1, args.end()));
-  return Error::Invalid(
-      fmt::format("unknown heap command '{}' (heap, heap types [N])", Printable(args[0])));
+  CommandArgs rest(args.begin() + 1, args.end());
+  if (args[0] == "types") return HeapTypes(session, rest);
+  if (args[0] == "leaked") return HeapLeaked(session, rest);
+  if (args[0] == "who") return HeapWho(session, rest);
+  return Error::Invalid(fmt::format(
+      "unknown heap command '{}' (heap, heap types [N], heap leaked [N], heap who ADDR)",
+      Printable(args[0])));
 }
 
 }  // namespace
 
-const Command kHeapCommand{"heap", "heap [types [N]]",
+const Command kHeapCommand{"heap", "heap [types|leaked|who]",
                            "glibc malloc's heap from the core: arenas, chunks in use and free, "
-                           "mmapped and top chunks; types: in use by vtable type, else by size",
+                           "mmapped and top chunks; types [N]: in use by vtable type, else size; "
+                           "leaked [N]: what no root reaches; who ADDR: a root's path to it",
                            Heap};
 
 }  // namespace cppdiag::cli::analyze

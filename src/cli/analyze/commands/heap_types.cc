@@ -31,37 +31,30 @@ std::string TypeOfVtable(const std::string& symbol) {
 
 }  // namespace
 
-Result<CommandOutput> HeapTypes(Session& session, const CommandArgs& args) {
-  if (args.size() > 1) return Error::Invalid("usage: heap types [N]");
-  uint64_t top = 30;
-  if (args.size() == 1) {
-    CPPDIAG_ASSIGN_OR_RETURN(top, ParseCount(args[0], UINT32_MAX));
-  }
-  CPPDIAG_ASSIGN_OR_RETURN(GlibcHeap heap, ReadGlibcHeap(session));
-  CPPDIAG_ASSIGN_OR_RETURN(CoreDebugInfo * debug, session.debug());
+CommandOutput GroupChunks(Session& session, CoreDebugInfo& debug,
+                          const std::vector<const HeapChunk*>& chunks, uint64_t top) {
   CoreWords words(session.core());
-  // Which module ranges can hold a vtable: only those first words are looked up.
   std::unordered_map<uint64_t, std::string> type_of;  // first word -> type ("" none)
   std::unordered_map<std::string, Group> by_type;
   std::unordered_map<uint64_t, Group> by_size;
-  for (const HeapChunk& c : heap.chunks) {
-    if (c.state != ChunkState::kInUse && c.state != ChunkState::kMmapped) continue;
+  for (const HeapChunk* c : chunks) {
     std::string type;
-    if (auto first = words.At(c.data()); first && debug->ModuleAt(*first) != nullptr) {
+    // Only first words inside a module can be vtable pointers: only those are looked up.
+    if (auto first = words.At(c->data()); first && debug.ModuleAt(*first) != nullptr) {
       auto it = type_of.find(*first);
       if (it == type_of.end()) {
-        it = type_of.emplace(*first, TypeOfVtable(debug->SymbolNameAt(*first))).first;
+        it = type_of.emplace(*first, TypeOfVtable(debug.SymbolNameAt(*first))).first;
       }
       type = it->second;
     }
-    Group& g = type.empty() ? by_size[c.size] : by_type[type];
+    Group& g = type.empty() ? by_size[c->size] : by_type[type];
     if (type.empty()) {
-      g.chunk_size = c.size;
+      g.chunk_size = c->size;
     } else {
       g.type = type;
     }
     ++g.count;
-    g.bytes += c.size;
+    g.bytes += c->size;
   }
   std::vector<Group> groups;
   for (auto& [_, g] : by_type) groups.push_back(std::move(g));
@@ -86,6 +79,24 @@ Result<CommandOutput> HeapTypes(Session& session, const CommandArgs& args) {
     out.json.push_back(std::move(j));
   }
   if (groups.size() > top) out.text += fmt::format("({} more groups)\n", groups.size() - top);
+  return out;
+}
+
+Result<uint64_t> TopArgument(const CommandArgs& args, const char* usage) {
+  if (args.size() > 1) return Error::Invalid(std::string("usage: ") + usage);
+  if (args.empty()) return uint64_t{30};
+  return ParseCount(args[0], UINT32_MAX);
+}
+
+Result<CommandOutput> HeapTypes(Session& session, const CommandArgs& args) {
+  CPPDIAG_ASSIGN_OR_RETURN(uint64_t top, TopArgument(args, "heap types [N]"));
+  CPPDIAG_ASSIGN_OR_RETURN(GlibcHeap heap, ReadGlibcHeap(session));
+  CPPDIAG_ASSIGN_OR_RETURN(CoreDebugInfo * debug, session.debug());
+  std::vector<const HeapChunk*> chunks;
+  for (const HeapChunk& c : heap.chunks) {
+    if (c.state == ChunkState::kInUse || c.state == ChunkState::kMmapped) chunks.push_back(&c);
+  }
+  CommandOutput out = GroupChunks(session, *debug, chunks, top);
   for (const std::string& w : heap.warnings) out.text += "warning: " + w + "\n";
   return out;
 }

@@ -18,6 +18,8 @@ packages=(
   liblzma-dev libbz2-dev
   # dump readers the tests check our cores with, and tools the tests drive
   gdb elfutils util-linux procps curl
+  # glibc's local symbols (main_arena, mp_) that `dump analyze heap` starts from
+  libc6-dbg
   # protoc decodes our pprof files against the published profile.proto (heap tests)
   protobuf-compiler
   # containers: the images and the e2e tests (runc: crun fails on hybrid cgroups)

@@ -204,8 +204,9 @@ std::optional<int> WaitForListeningPort(Subprocess& p, std::chrono::milliseconds
 }
 
 std::string BuiltBinary(const std::string& name) {
-  static const char* const kDirs[] = {"/src/leakapp/", "/src/cli/", "/tests/integration/dump/",
-                                      "/bench/", "/"};
+  static const char* const kDirs[] = {
+      "/src/leakapp/", "/src/cli/", "/tests/integration/dump/", "/tests/integration/analyze/",
+      "/bench/",       "/"};
   for (const char* d : kDirs) {
     std::string p = std::string(CPPDIAG_BINARY_DIR) + d + name;
     if (::access(p.c_str(), X_OK) == 0) return p;

@@ -103,7 +103,7 @@ TEST(AnalyzerTest, HeapNoteRejectsHostileSizes) {
 class BuiltCoreTest : public ::testing::Test {
  protected:
   std::unique_ptr<Session> Open(const CoreBuilder& b) {
-    std::string path = dir_.Write("core", b.Build().bytes);
+    std::string path = testing::WriteBytes(dir_, "core", b.Build().bytes);
     auto s = Session::Open(path, {});
     EXPECT_TRUE(s.ok()) << s.error().message();
     return s.ok() ? std::move(*s) : nullptr;

@@ -13,9 +13,10 @@ Result<CommandOutput> Exit(Session&, const CommandArgs&) { return CommandOutput{
 const Command kHelpCommand{"help", "help", "list the commands", Help};
 const Command kExitCommand{"exit", "exit", "leave the prompt (also: quit, Ctrl-D)", Exit};
 
-const Command* const kCommands[] = {
-    &kInfoCommand,     &kThreadsCommand, &kBtCommand,  &kMapsCommand, &kModulesCommand,
-    &kHeapstatCommand, &kExamineCommand, &kSymCommand, &kHelpCommand, &kExitCommand};
+const Command* const kCommands[] = {&kInfoCommand, &kThreadsCommand, &kBtCommand,
+                                    &kMapsCommand, &kModulesCommand, &kHeapstatCommand,
+                                    &kHeapCommand, &kExamineCommand, &kSymCommand,
+                                    &kHelpCommand, &kExitCommand};
 
 std::vector<Command> Table() {
   std::vector<Command> out;

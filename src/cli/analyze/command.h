@@ -41,6 +41,7 @@ extern const Command kBtCommand;
 extern const Command kMapsCommand;
 extern const Command kModulesCommand;
 extern const Command kHeapstatCommand;
+extern const Command kHeapCommand;
 extern const Command kExamineCommand;
 extern const Command kSymCommand;
 

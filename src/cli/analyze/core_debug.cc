@@ -180,7 +180,46 @@ const std::vector<ModuleInfo>& CoreDebugInfo::ModulesWithSymbols() {
   return modules_;
 }
 
+std::optional<CoreDebugInfo::Symbol> CoreDebugInfo::FindSymbol(std::string_view module_prefix,
+                                                               std::string_view name) {
+  for (const ModuleInfo& m : modules_) {
+    if (m.opened.empty() || !m.name.starts_with(module_prefix)) continue;
+    Dwfl_Module* mod = dwfl_addrmodule(state_->dwfl, m.start);
+    if (mod == nullptr) continue;
+    int n = dwfl_module_getsymtab(mod);
+    for (int i = 0; i < n; ++i) {
+      GElf_Sym sym;
+      GElf_Addr addr = 0;
+      const char* sym_name =
+          dwfl_module_getsym_info(mod, i, &sym, &addr, nullptr, nullptr, nullptr);
+      if (sym_name != nullptr && name == sym_name && GELF_ST_TYPE(sym.st_info) == STT_OBJECT) {
+        return Symbol{.address = addr, .size = sym.st_size, .module = &m};
+      }
+    }
+  }
+  return std::nullopt;
+}
+
 const std::string& CoreDebugInfo::unwind_error() const { return state_->attach_error; }
+
+std::string CoreDebugInfo::ModuleNameAt(uint64_t address, uint64_t* offset) {
+  Dwfl_Module* mod = dwfl_addrmodule(state_->dwfl, address);
+  if (mod == nullptr) return {};
+  Dwarf_Addr start = 0;
+  const char* name =
+      dwfl_module_info(mod, nullptr, &start, nullptr, nullptr, nullptr, nullptr, nullptr);
+  *offset = address - start;
+  return name ? name : "";
+}
+
+std::string CoreDebugInfo::SymbolNameAt(uint64_t address) {
+  Dwfl_Module* mod = dwfl_addrmodule(state_->dwfl, address);
+  if (mod == nullptr) return {};
+  GElf_Off offset = 0;
+  GElf_Sym sym;
+  const char* name = dwfl_module_addrinfo(mod, address, &offset, &sym, nullptr, nullptr, nullptr);
+  return name ? name : "";
+}
 
 std::vector<heap::SymbolFrame> CoreDebugInfo::Symbolize(uint64_t address) {
   Dwfl_Module* mod = dwfl_addrmodule(state_->dwfl, address);

@@ -29,6 +29,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cli/analyze/core_file.h"
@@ -88,6 +89,21 @@ class CoreDebugInfo {
   const std::vector<ModuleInfo>& ModulesWithSymbols();
   // The module mapped at `address`, or null.
   const ModuleInfo* ModuleAt(uint64_t address) const;
+  // A symbol of the module whose file name starts with `module_prefix`
+  // ("libc.so"), by name, from its symbol table (its debug file's when there
+  // is one: local symbols such as glibc's main_arena are only there).
+  struct Symbol {
+    uint64_t address = 0;
+    uint64_t size = 0;
+    const ModuleInfo* module = nullptr;
+  };
+  std::optional<Symbol> FindSymbol(std::string_view module_prefix, std::string_view name);
+  // The name of the module whose segments (bss included) hold `address`,
+  // and the address's offset from the module's load bias; empty: none.
+  std::string ModuleNameAt(uint64_t address, uint64_t* offset);
+  // The name of the symbol table's entry holding `address` (mangled), or
+  // empty; cheaper than Symbolize (no DWARF).
+  std::string SymbolNameAt(uint64_t address);
   // The functions at `address` (see heap::FramesInModule); empty: no symbol.
   std::vector<heap::SymbolFrame> Symbolize(uint64_t address);
   // Every thread's backtrace, in the core's order (computed once). Frames

@@ -17,6 +17,13 @@ std::atomic<uint64_t> g_failures{0};
 
 using hooks::g_fast;
 
+bool hooks::AdmitSlow(ThreadState& ts, size_t size) {
+  FoldNow(ts);
+  if (size <= static_cast<uint64_t>(ts.room > 0 ? ts.room : 0)) return true;
+  g_failures.fetch_add(1, std::memory_order_relaxed);
+  return false;
+}
+
 void EnableExactHeapAccounting() {
   static std::atomic<bool> claimed{false};
   if (claimed.exchange(true)) return;
@@ -26,6 +33,7 @@ void EnableExactHeapAccounting() {
   struct mallinfo2 mi = mallinfo2();
   hooks::g_in_use.fetch_add(static_cast<int64_t>(mi.uordblks + mi.hblkhd),
                             std::memory_order_relaxed);
+  hooks::SetFreeBounds(true);
   g_fast.exact.store(true, std::memory_order_release);
 }
 

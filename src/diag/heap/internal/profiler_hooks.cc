@@ -148,6 +148,8 @@ uint64_t HeapTotalAllocatedBytes() {
   return g_requested.load(std::memory_order_relaxed) + (own > 0 ? static_cast<uint64_t>(own) : 0);
 }
 
+uint64_t HeapSampledBlockBytes() { return g_region.live_bytes(); }
+
 LiveTable* ProfilerTable() { return hooks::g_table.load(std::memory_order_acquire); }
 
 bool StartHeapProfiler(uint64_t period_bytes) {

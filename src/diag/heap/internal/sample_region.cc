@@ -103,6 +103,7 @@ void* SampleRegion::Alloc(size_t size, size_t alignment, bool zero) {
     uint64_t next = ((head >> 32) + 1) << 32 | links[i].load(std::memory_order_relaxed);
     if (k.free_head.compare_exchange_weak(head, next, std::memory_order_acquire,
                                           std::memory_order_acquire)) {
+      live_bytes_.fetch_add(size_t{16} << c, std::memory_order_relaxed);
       char* p = SlotAddress(c, i);
       // Slots of kReleaseBytes or more were given back, so read as zero.
       if (zero && (size_t{16} << c) < kReleaseBytes) std::memset(p, 0, size);
@@ -113,6 +114,7 @@ void* SampleRegion::Alloc(size_t size, size_t alignment, bool zero) {
   uint32_t i = k.bump.fetch_add(1, std::memory_order_relaxed);
   if (i >= k.slots) return nullptr;
   if (i >= k.committed.load(std::memory_order_acquire) && !Commit(c, i)) return nullptr;
+  live_bytes_.fetch_add(size_t{16} << c, std::memory_order_relaxed);
   return SlotAddress(c, i);  // never used: zero
 }
 
@@ -126,6 +128,7 @@ void SampleRegion::Free(void* p) {
   uint32_t i = static_cast<uint32_t>(in_area >> (c + 4));
   Class& k = class_[c];
   if (i >= k.bump.load(std::memory_order_relaxed) || i >= k.slots) return;
+  live_bytes_.fetch_sub(slot, std::memory_order_relaxed);
   if (slot >= kReleaseBytes) {
     SavedErrno saved;
     madvise(p, slot, MADV_DONTNEED);

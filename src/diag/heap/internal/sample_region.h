@@ -9,8 +9,9 @@
 // (p - lo) >> area_shift and a slot of class c is aligned to its own size
 // (memalign's alignments up to the slot size come free). A class holds at
 // most kSlotsPerClass slots, committed (mprotect) 64 KiB or one slot at a
-// time as they are first used and never unmapped; a freed slot of 1 MiB or
-// more gives its pages back (MADV_DONTNEED). Freed slots go on a per-class
+// time as they are first used and never unmapped; a freed slot of 64 KiB or
+// more gives its pages back (MADV_DONTNEED), so that freed memory leaves the
+// RSS as glibc's would. Freed slots go on a per-class
 // lock-free stack (index + ABA tag in one word, links in a side array).
 //
 // Alloc and Free neither allocate nor block, except the first use of a chunk
@@ -28,7 +29,7 @@ class SampleRegion {
  public:
   static constexpr int kMaxClasses = 29;                // 16 B .. 4 GiB
   static constexpr uint32_t kSlotsPerClass = 1u << 15;  // beyond the live table's capacity
-  static constexpr size_t kReleaseBytes = size_t{1} << 20;
+  static constexpr size_t kReleaseBytes = size_t{64} << 10;
 
   constexpr SampleRegion() = default;
   SampleRegion(const SampleRegion&) = delete;
@@ -65,6 +66,10 @@ class SampleRegion {
   // The usable size of a block of the region: its slot's size.
   size_t UsableSize(const void* p) const;
 
+  // Bytes of the slots handed out and not freed: what exact accounting, when
+  // it starts, adds to glibc's in-use figure.
+  uint64_t live_bytes() const { return live_bytes_.load(std::memory_order_relaxed); }
+
   // The largest block the region serves.
   size_t max_block() const { return classes_ == 0 ? 0 : size_t{16} << (classes_ - 1); }
 
@@ -87,6 +92,7 @@ class SampleRegion {
   uintptr_t span_ = 0;  // 0 until Init: Contains is false for every pointer
   int area_shift_ = 0;
   int classes_ = 0;
+  std::atomic<uint64_t> live_bytes_{0};
   std::atomic<uint32_t>* links_ = nullptr;  // kSlotsPerClass per class: the free stacks' links
   Class class_[kMaxClasses];
 };

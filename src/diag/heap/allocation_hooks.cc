@@ -8,7 +8,7 @@
 // allocation, no locks held across calls out, no stdio.
 //
 // The fast paths (no hard limit, no exact accounting, no sample due) do one
-// thread-local decrement or one filter test and then TAIL-CALL glibc: no work
+// thread-local decrement or one range comparison and then TAIL-CALL glibc: no work
 // after the call, so the compiler emits a jmp. Everything else goes to a
 // noinline *Slow function. The hooks and the slow functions live in their own
 // section: the sampler drops the leading frames that return into it, so a
@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <cstddef>
+#include <cstring>
 #include <new>
 
 #include "diag/heap/internal/accounting.h"
@@ -70,27 +71,14 @@ __attribute__((always_inline)) inline size_t UsableSize(void* p) {
 // the decrement (which it then does).
 __attribute__((always_inline)) inline bool TakeFast(size_t size) {
   ThreadState& ts = t_state;
-  // Wrapping arithmetic: a size of 2^63 or more (a malloc bound to fail)
-  // lands above the countdown or at or below 0, and so on the slow path.
-  int64_t left = static_cast<int64_t>(static_cast<uint64_t>(ts.countdown) - size);
-  if (__builtin_expect(left <= 0 || left > ts.countdown || Exact(), 0)) return false;
-  ts.countdown = left;
+  // Between samples the countdown is at least 1, so one unsigned comparison
+  // says that it stays positive; a size of 2^63 or more (a malloc bound to
+  // fail) compares above it and so takes the slow path. (While the thread's
+  // own sample is being taken the countdown is spent: an allocation nested in
+  // it, a signal handler's, goes uncounted.)
+  if (__builtin_expect(size >= static_cast<uint64_t>(ts.countdown) || Exact(), 0)) return false;
+  ts.countdown -= static_cast<int64_t>(size);
   return true;
-}
-
-// free's test: true when `p` needs nothing but __libc_free.
-__attribute__((always_inline)) inline bool FreeIsFast(void* p) {
-  if (__builtin_expect(Exact(), 0)) return false;
-  const std::atomic<uint64_t>* bits = g_fast.filter.load(std::memory_order_relaxed);
-  return bits == nullptr || !LiveTable::FilterHit(bits, reinterpret_cast<uintptr_t>(p));
-}
-
-__attribute__((always_inline)) inline void* Track(void* p, size_t requested) {
-  if (p != nullptr) {
-    if (Exact()) AccountAlloc(UsableSize(p));
-    CountAlloc(p, requested);
-  }
-  return p;
 }
 
 __attribute__((always_inline)) inline void* Refuse() {
@@ -98,33 +86,85 @@ __attribute__((always_inline)) inline void* Refuse() {
   return nullptr;
 }
 
-CPPDIAG_HOOK __attribute__((noinline)) void* MallocSlow(size_t size) noexcept {
+// Every allocation's slow path: the hard limit, the sampling countdown (a
+// sample is served from the region), else glibc's `libc_alloc`; then exact
+// accounting.
+template <class LibcAlloc>
+__attribute__((always_inline)) inline void* AllocSlow(size_t size, size_t alignment, bool zero,
+                                                      LibcAlloc libc_alloc) {
   if (!Admit(size)) return Refuse();
-  return Track(__libc_malloc(size), size);
+  void* p = MaybeSample(size, alignment, zero);
+  bool sampled = p != nullptr;
+  if (!sampled) p = libc_alloc();
+  if (p != nullptr && Exact()) AccountAlloc(sampled ? g_region.UsableSize(p) : UsableSize(p));
+  return p;
+}
+
+CPPDIAG_HOOK __attribute__((noinline)) void* MallocSlow(size_t size) noexcept {
+  return AllocSlow(
+      size, 16, false, [size]() __attribute__((always_inline)) { return __libc_malloc(size); });
 }
 
 CPPDIAG_HOOK __attribute__((noinline)) void* CallocSlow(size_t n, size_t size) noexcept {
   size_t total;
   if (__builtin_mul_overflow(n, size, &total)) return Refuse();
-  if (!Admit(total)) return Refuse();
-  return Track(__libc_calloc(n, size), total);
+  return AllocSlow(
+      total, 16, true, [=]() __attribute__((always_inline)) { return __libc_calloc(n, size); });
+}
+
+// glibc rounds an alignment that is not a power of two up to one.
+__attribute__((always_inline)) inline size_t PowerOfTwoAtLeast(size_t n) {
+  return n <= 16 ? 16 : n > (size_t{1} << 62) ? n : size_t{1} << (64 - __builtin_clzll(n - 1));
 }
 
 CPPDIAG_HOOK __attribute__((noinline)) void* MemalignSlow(size_t alignment, size_t size) noexcept {
-  if (!Admit(size)) return Refuse();
-  return Track(__libc_memalign(alignment, size), size);
+  return AllocSlow(
+      size, PowerOfTwoAtLeast(alignment),
+      false, [=]() __attribute__((always_inline)) { return __libc_memalign(alignment, size); });
 }
 
 CPPDIAG_HOOK __attribute__((noinline)) void FreeSlow(void* p) noexcept {
   if (p == nullptr) return;
+  if (g_region.Contains(p)) {
+    size_t n = g_region.UsableSize(p);
+    if (FreeSampled(p) && Exact()) AccountFree(n);
+    return;
+  }
   if (Exact()) AccountFree(UsableSize(p));
-  ForgetIfSampled(p);  // before the block can be handed out again
   __libc_free(p);
 }
 
 __attribute__((always_inline)) inline void FreeImpl(void* p) noexcept {
-  if (__builtin_expect(FreeIsFast(p), 1)) return __libc_free(p);
+  if (__builtin_expect(!FreeNeedsSlowPath(p), 1)) return __libc_free(p);
   return FreeSlow(p);
+}
+
+// realloc of a live block to a non-zero size.
+CPPDIAG_HOOK __attribute__((noinline)) void* ReallocSlow(void* p, size_t size) noexcept {
+  bool exact = Exact();
+  bool old_sampled = g_region.Contains(p);
+  size_t old = old_sampled ? g_region.UsableSize(p) : exact ? UsableSize(p) : 0;
+  if (exact && size > old && !Admit(size - old)) return Refuse();  // p stays valid
+  void* q = MaybeSample(size, 16, false);
+  bool new_sampled = q != nullptr;
+  if (!new_sampled && !old_sampled) {
+    q = __libc_realloc(p, size);
+  } else {
+    // Between the region and glibc, either way, or within the region: a copy.
+    if (!new_sampled && (q = __libc_malloc(size)) == nullptr) return nullptr;  // p stays valid
+    if (!old_sampled) old = UsableSize(p);
+    std::memcpy(q, p, old < size ? old : size);
+    if (old_sampled) {
+      FreeSampled(p);
+    } else {
+      __libc_free(p);
+    }
+  }
+  if (q != nullptr && exact) {
+    AccountFree(old);
+    AccountAlloc(new_sampled ? g_region.UsableSize(q) : UsableSize(q));
+  }
+  return q;
 }
 
 // operator new's contract: call the new-handler until `alloc` succeeds or
@@ -213,22 +253,13 @@ CPPDIAG_HOOK void* realloc(void* p, size_t size) {
     FreeSlow(p);
     return nullptr;
   }
-  bool exact = Exact();
-  size_t old = exact ? UsableSize(p) : 0;
-  if (exact && size > old && !Admit(size - old)) return Refuse();  // p stays valid
-  // A sampled block leaves the table first: once realloc returns, its address
-  // may be handed to another thread. If realloc fails the block stays live
-  // but unsampled (an undercount of one sample).
-  ForgetIfSampled(p);
-  void* q = __libc_realloc(p, size);
-  if (q != nullptr) {
-    if (exact) {
-      AccountFree(old);
-      AccountAlloc(UsableSize(q));
-    }
-    CountAlloc(q, size);
-  }
-  return q;
+  return ReallocSlow(p, size);
+}
+
+CPPDIAG_HOOK void* reallocarray(void* p, size_t n, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(n, size, &total)) return Refuse();
+  return realloc(p, total);
 }
 
 CPPDIAG_HOOK void* memalign(size_t alignment, size_t size) { return MemalignSlow(alignment, size); }
@@ -246,13 +277,26 @@ CPPDIAG_HOOK int posix_memalign(void** out, size_t alignment, size_t size) {
 }
 
 CPPDIAG_HOOK void* valloc(size_t size) {
-  if (!Admit(size)) return Refuse();
-  return Track(__libc_valloc(size), size);
+  size_t page = static_cast<size_t>(getpagesize());
+  return AllocSlow(
+      size, page, false, [size]() __attribute__((always_inline)) { return __libc_valloc(size); });
 }
 
 CPPDIAG_HOOK void* pvalloc(size_t size) {
-  if (!Admit(size)) return Refuse();
-  return Track(__libc_pvalloc(size), size);
+  size_t page = static_cast<size_t>(getpagesize());
+  size_t rounded = size == 0 ? page : (size + page - 1) & ~(page - 1);
+  if (rounded < size) return Refuse();
+  return AllocSlow(
+      rounded, page,
+      false, [size]() __attribute__((always_inline)) { return __libc_pvalloc(size); });
+}
+
+// Sampled blocks are the region's: glibc would read a chunk header that is
+// not there. The same figure as glibc's for its own blocks (UsableSize).
+CPPDIAG_HOOK size_t malloc_usable_size(void* p) {
+  if (p == nullptr) return 0;
+  if (g_region.Contains(p)) return g_region.UsableSize(p);
+  return UsableSize(p);
 }
 
 }  // extern "C"

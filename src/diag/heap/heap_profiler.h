@@ -46,6 +46,12 @@ uint64_t HeapTotalAllocatedBytes();
 // live heap use HeapInUseBytes. Async-signal-safe.
 uint64_t HeapTotalFreedBytes();
 
+// Bytes held by live sampled blocks. The profiler serves them from a region
+// of its own, not from glibc, so glibc's mallinfo2 does not see them: a
+// figure of the whole malloc heap adds this to mallinfo2's. Slot sizes
+// (powers of two), so up to twice the requested bytes. Async-signal-safe.
+uint64_t HeapSampledBlockBytes();
+
 // The live table; nullptr until StartHeapProfiler succeeded. For readers
 // (CollectHeapProfile, the dump note, tests).
 LiveTable* ProfilerTable();

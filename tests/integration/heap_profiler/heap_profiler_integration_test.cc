@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <sstream>
 #include <string>
 
@@ -59,6 +60,36 @@ TEST_P(LeakTarget, TopLiveStackIsTheLeakingFunctionWithin20Percent) {
 
 // The default period and two smaller ones.
 INSTANTIATE_TEST_SUITE_P(Periods, LeakTarget, ::testing::Values("524288", "65536", "4096"));
+
+// Over 10 runs (each process draws its own strides) of a program with a known
+// number of live bytes per call site, the estimate of each site's live bytes
+// is within 10 % of the truth on average, at the default period.
+TEST(Accuracy, EachSitesEstimateWithinTenPercentOnAverageOverTenRuns) {
+  constexpr int kRuns = 10;
+  std::map<std::string, double> sum_estimate;
+  std::map<std::string, double> truth;
+  for (int run = 0; run < kRuns; ++run) {
+    Subprocess target({.argv = {HEAP_SITES_TARGET, "524288"}});
+    auto t = target.Wait(120s);
+    ASSERT_TRUE(t.has_value());
+    ASSERT_EQ(t->exit_code, 0) << t->ToString() << target.Stderr();
+    std::istringstream in(target.Stdout());
+    std::string word, name;
+    double bytes = 0, estimate = 0;
+    int sites = 0;
+    while (in >> word >> name >> bytes >> estimate) {
+      ASSERT_EQ(word, "site") << target.Stdout();
+      truth[name] = bytes;
+      sum_estimate[name] += estimate;
+      ++sites;
+    }
+    ASSERT_EQ(sites, 6) << target.Stdout();
+  }
+  for (const auto& [name, bytes] : truth) {
+    double mean = sum_estimate[name] / kRuns;
+    EXPECT_NEAR(mean, bytes, 0.10 * bytes) << name << ": mean estimate " << mean << " of " << bytes;
+  }
+}
 
 std::string SocketOf(const std::string& tmpdir, pid_t pid) {
   std::string prefix = "cppdiag-" + std::to_string(pid) + "-";

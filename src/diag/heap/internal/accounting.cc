@@ -6,6 +6,7 @@
 
 #include "diag/heap/allocation_hooks.h"
 #include "diag/heap/heap_profiler.h"
+#include "diag/heap/internal/profiler_hooks.h"
 
 namespace cppdiag::heap {
 
@@ -17,15 +18,25 @@ std::atomic<uint64_t> g_failures{0};
 
 using hooks::g_fast;
 
+bool hooks::AdmitSlow(ThreadState& ts, size_t size) {
+  FoldNow(ts);
+  if (size <= static_cast<uint64_t>(ts.room > 0 ? ts.room : 0)) return true;
+  g_failures.fetch_add(1, std::memory_order_relaxed);
+  return false;
+}
+
 void EnableExactHeapAccounting() {
   static std::atomic<bool> claimed{false};
   if (claimed.exchange(true)) return;
   // Blocks allocated before now will be freed through the accounted path:
   // start from glibc's own in-use figure (chunk sizes, so a little above the
-  // usable sizes the hooks count) so that InUse stays >= 0.
+  // usable sizes the hooks count) plus the sampled blocks (the region's, not
+  // glibc's) so that InUse stays >= 0.
   struct mallinfo2 mi = mallinfo2();
-  hooks::g_in_use.fetch_add(static_cast<int64_t>(mi.uordblks + mi.hblkhd),
-                            std::memory_order_relaxed);
+  hooks::g_in_use.fetch_add(
+      static_cast<int64_t>(mi.uordblks + mi.hblkhd + hooks::g_region.live_bytes()),
+      std::memory_order_relaxed);
+  hooks::SetFreeBounds(true);
   g_fast.exact.store(true, std::memory_order_release);
 }
 

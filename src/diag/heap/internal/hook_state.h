@@ -37,16 +37,37 @@ namespace cppdiag::heap::hooks {
 struct alignas(64) FastFlags {
   std::atomic<bool> exact{false};  // exact accounting: every call takes the slow path
   std::atomic<uint64_t> limit{0};  // the hard limit, read by every allocation with it on
-  // The live table's filter; nullptr until the profiler starts.
-  std::atomic<const std::atomic<uint64_t>*> filter{nullptr};
+  // free()'s test: a block whose address minus free_lo is below free_span
+  // takes the slow path. The sample region's bounds once the profiler runs;
+  // 0 and all addresses with exact accounting (every free is accounted);
+  // nothing (span 0) before either. Written by SetFreeBounds only.
+  std::atomic<uintptr_t> free_lo{0};
+  std::atomic<uintptr_t> free_span{0};
 };
 CPPDIAG_HOOK_STATE extern FastFlags g_fast;
+
+// Sets free()'s bounds: every address once `all` was passed (exact
+// accounting: called before the accounting flag is raised, so a block is
+// never allocated accounted and freed unaccounted), else the sample region
+// once it exists. Normal context (profiler start, EnableExactHeapAccounting).
+CPPDIAG_HOOK_STATE void SetFreeBounds(bool all);
+
+// True when free(p) needs more than __libc_free.
+__attribute__((always_inline)) inline bool FreeNeedsSlowPath(void* p) {
+  uintptr_t lo = g_fast.free_lo.load(std::memory_order_relaxed);
+  uintptr_t span = g_fast.free_span.load(std::memory_order_relaxed);
+  return reinterpret_cast<uintptr_t>(p) - lo < span;
+}
 
 struct ThreadState {
   int64_t countdown = 0;  // bytes before the next sample; the only field the fast path touches
   int64_t stride = 0;     // countdown's value at the last draw: stride - countdown = bytes since
   uint64_t alloc_pending = 0;  // exact accounting, not yet folded
   uint64_t free_pending = 0;
+  // The hard limit, per thread: what this thread may still allocate beyond
+  // its pending delta, learned at its last fold for the limit room_limit.
+  int64_t room = 0;
+  uint64_t room_limit = 0;
   bool in_hook = false;
   bool seeded = false;
   bool limit_exempt = false;  // a diagnostic thread (ExemptThisThreadFromHardLimit)

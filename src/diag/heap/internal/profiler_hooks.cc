@@ -1,6 +1,7 @@
-// The sampling profiler in the hooks: samples into the live table, start and
-// period, fork handlers, and the requested-bytes figure the countdown gives.
-// SampleSlow runs inside malloc: no allocation, no stdio.
+// The sampling profiler in the hooks: samples served from the region and
+// recorded in the live table, start and period, free()'s bounds, fork
+// handlers, and the requested-bytes figure the countdown gives. SampleAlloc
+// and FreeSampled run inside malloc: no allocation, no stdio.
 #include "diag/heap/internal/profiler_hooks.h"
 
 #include <pthread.h>
@@ -18,8 +19,11 @@ namespace cppdiag::heap {
 
 namespace hooks {
 std::atomic<LiveTable*> g_table{nullptr};
+constinit SampleRegion g_region;
 }  // namespace hooks
 
+using hooks::g_fast;
+using hooks::g_region;
 using hooks::t_state;
 using hooks::ThreadState;
 
@@ -50,6 +54,7 @@ void AtForkParent() {
 }
 void AtForkChild() {
   if (LiveTable* t = hooks::g_table.load()) t->ResetLockAfterFork();
+  g_region.ResetLocksAfterFork();
 }
 
 // Registered when the library loads, before the program registers its own:
@@ -64,7 +69,7 @@ __attribute__((constructor)) void RegisterForkHandlers() {
 
 namespace hooks {
 
-CPPDIAG_HOOK __attribute__((noinline)) void SampleSlow(void* p, size_t size) noexcept {
+CPPDIAG_HOOK void* SampleAlloc(size_t size, size_t alignment, bool zero) noexcept {
   ThreadState& ts = t_state;
   g_requested.fetch_add(static_cast<uint64_t>(ts.stride - ts.countdown), std::memory_order_relaxed);
   // Counted: an allocation nested below (a signal handler's, interrupting
@@ -73,9 +78,10 @@ CPPDIAG_HOOK __attribute__((noinline)) void SampleSlow(void* p, size_t size) noe
   int64_t next = kOffRecheckBytes;
   if (ts.in_hook) {  // nested in a sample (a handler's): no second insert under the table lock
     ts.stride = ts.countdown = next;
-    return;
+    return nullptr;
   }
   ts.in_hook = true;
+  void* p = nullptr;
   uint64_t period = g_period.load(std::memory_order_relaxed);
   LiveTable* table = g_table.load(std::memory_order_acquire);
   if (period == 0 || table == nullptr) {
@@ -86,17 +92,52 @@ CPPDIAG_HOOK __attribute__((noinline)) void SampleSlow(void* p, size_t size) noe
     ts.seeded = true;
     next = ts.rng.Next(period);
   } else {
-    uint64_t pcs[kMaxFrames + kHookFrames];
-    size_t depth = CaptureStack(pcs, kMaxFrames + kHookFrames, 0);
-    size_t first = 0;
-    while (first < depth && InHooks(pcs[first])) ++first;
-    size_t kept = depth - first;
-    table->Insert(reinterpret_cast<uintptr_t>(p), size, pcs + first,
-                  kept > kMaxFrames ? kMaxFrames : kept, period);
+    p = g_region.Alloc(size, alignment, zero);
+    if (p == nullptr) {
+      table->NoteDropped();  // too large for the region, or its class full: glibc serves it
+    } else {
+      uint64_t pcs[kMaxFrames + kHookFrames];
+      size_t depth = CaptureStack(pcs, kMaxFrames + kHookFrames, 0);
+      size_t first = 0;
+      while (first < depth && InHooks(pcs[first])) ++first;
+      size_t kept = depth - first;
+      if (!table->Insert(reinterpret_cast<uintptr_t>(p), size, pcs + first,
+                         kept > kMaxFrames ? kMaxFrames : kept, period)) {
+        g_region.Free(p);  // the table is full: glibc serves it
+        p = nullptr;
+      }
+    }
     next = ts.rng.Next(period);
   }
   ts.stride = ts.countdown = next;
   ts.in_hook = false;
+  return p;
+}
+
+bool FreeSampled(void* p) noexcept {
+  LiveTable* table = g_table.load(std::memory_order_acquire);
+  if (table == nullptr || table->Remove(reinterpret_cast<uintptr_t>(p)) < 0) return false;
+  g_region.Free(p);  // after the table: once here, the slot may be handed out again
+  return true;
+}
+
+void SetFreeBounds(bool all) {
+  static std::atomic<bool> lock{false};
+  static bool all_addresses = false;
+  while (lock.exchange(true, std::memory_order_acquire)) __builtin_ia32_pause();
+  all_addresses = all_addresses || all;
+  uintptr_t lo = 0, span = 0;
+  if (all_addresses) {
+    span = ~uintptr_t{0};  // every free is accounted
+  } else if (g_region.ok()) {
+    lo = g_region.lo();
+    span = g_region.span();
+  }
+  // Never a moment in which a region block would pass as glibc's: widen
+  // first (span, then lo), as the only change after start is to "all".
+  g_fast.free_span.store(span, std::memory_order_release);
+  g_fast.free_lo.store(lo, std::memory_order_release);
+  lock.store(false, std::memory_order_release);
 }
 
 }  // namespace hooks
@@ -107,6 +148,8 @@ uint64_t HeapTotalAllocatedBytes() {
   return g_requested.load(std::memory_order_relaxed) + (own > 0 ? static_cast<uint64_t>(own) : 0);
 }
 
+uint64_t HeapSampledBlockBytes() { return g_region.live_bytes(); }
+
 LiveTable* ProfilerTable() { return hooks::g_table.load(std::memory_order_acquire); }
 
 bool StartHeapProfiler(uint64_t period_bytes) {
@@ -116,14 +159,18 @@ bool StartHeapProfiler(uint64_t period_bytes) {
     return true;
   }
   if (!started.exchange(true)) {
+    if (!hooks::g_region.Init()) {
+      started.store(false);
+      return false;
+    }
     auto* t = new (g_table_storage) LiveTable(kLiveCapacity, kStackCapacity);
     if (!t->ok()) {
       started.store(false);
       return false;
     }
-    // The filter before the table: a block sampled once the table is visible
-    // must meet the filter when it is freed, or it would stay in the table.
-    hooks::g_fast.filter.store(t->filter_bits(), std::memory_order_release);
+    // free()'s bounds before the table: a block sampled once the table is
+    // visible must take free()'s slow path, or it would reach glibc.
+    hooks::SetFreeBounds(false);
     hooks::g_table.store(t, std::memory_order_release);
   }
   g_period.store(period_bytes, std::memory_order_relaxed);

@@ -18,6 +18,7 @@
 
 #include "diag/ipc/client.h"
 #include "diag/ipc/testing/server_fixture.h"
+#include "support/poll.h"
 #include "support/scoped_temp_dir.h"
 #include "support/status_matchers.h"
 
@@ -117,6 +118,30 @@ TEST(ServerExclusive, ASecondHeapSnapshotWhileOneIsBeingTakenIsToldBusy) {
   EXPECT_EQ(calls.load(), 1);
   EXPECT_THAT(Call(e, Command::kHeapSnapshot, nlohmann::json::object()), IsOk());  // free again
   s->reset();
+}
+
+// A handler that runs until the server goes (an open-ended trace) is told
+// when the server is being destroyed, which waits for it: the process exits
+// instead of hanging.
+TEST(ServerStopping, ALongHandlerSeesTheServerStopAndTheDestructorReturns) {
+  ScopedTempDir tmp("cppdiag-ipc");
+  std::atomic<bool> entered{false}, saw_stop{false};
+  DiagnosticServer::Handlers h;
+  h[Command::kProcessInfo] = [&](const nlohmann::json&, const PeerInfo& peer) {
+    entered = true;
+    while (!peer.ServerStopping()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    saw_stop = true;
+    return Result<nlohmann::json>(nlohmann::json::object());
+  };
+  auto s = DiagnosticServer::Start({.tmpdir = tmp.path()}, std::move(h));
+  ASSERT_THAT(s, IsOk());
+  Endpoint e{(*s)->socket_path(), ""};
+  std::thread client([&] { (void)Call(e, Command::kProcessInfo, nlohmann::json::object()); });
+  ASSERT_TRUE(
+      ::cppdiag::testing::PollUntil([&] { return entered.load(); }, std::chrono::seconds(10)));
+  s->reset();  // returns only once the handler has ended
+  EXPECT_TRUE(saw_stop);
+  client.join();
 }
 
 }  // namespace

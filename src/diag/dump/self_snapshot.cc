@@ -14,6 +14,7 @@
 #include "common/async_safe.h"
 #include "common/io.h"
 #include "common/proc.h"
+#include "diag/dump/internal/pagemap.h"
 
 namespace cppdiag::dump {
 
@@ -178,21 +179,7 @@ ssize_t SelfSnapshot::ReadMemory(uint64_t addr, void* buf, size_t len) const {
 
 int SelfSnapshot::QueryPages(uint64_t addr, size_t npages, uint8_t* flags) const {
   if (res_.pagemap_fd < 0) return ENOSYS;
-  uint64_t entries[512];
-  for (size_t done = 0; done < npages;) {
-    size_t n = npages - done < 512 ? npages - done : 512;
-    off_t off = static_cast<off_t>((addr / 4096 + done) * sizeof(uint64_t));
-    ssize_t got = HANDLE_EINTR(::pread(res_.pagemap_fd, entries, n * sizeof(uint64_t), off));
-    if (got < static_cast<ssize_t>(n * sizeof(uint64_t))) return got < 0 ? errno : EIO;
-    for (size_t i = 0; i < n; ++i) {
-      uint64_t e = entries[i];
-      flags[done + i] = static_cast<uint8_t>(((e >> 63) & 1 ? kPagePresent : 0) |
-                                             ((e >> 62) & 1 ? kPageSwapped : 0) |
-                                             ((e >> 61) & 1 ? kPageFileOrSharedAnon : 0));
-    }
-    done += n;
-  }
-  return 0;
+  return internal::ReadPageFlags(res_.pagemap_fd, addr, npages, flags);
 }
 
 }  // namespace cppdiag::dump

@@ -122,6 +122,7 @@ int SelfSnapshot::Load(bool* truncated) {
 // needed, so it works where /proc/self/mem is refused (a non-dumpable
 // process). It never splits an iovec, so the remote side goes page by page:
 // the count then stops at the first unreadable page.
+// NOLINTNEXTLINE(readability-non-const-parameter): the kernel writes `out` (iov_base)
 ssize_t SelfSnapshot::ReadWithProcessVm(uint64_t addr, uint8_t* out, size_t len) const {
   constexpr size_t kMaxIov = 256;
   iovec remote[kMaxIov];

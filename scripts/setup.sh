@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   # toolchain
-  g++ cmake make pkg-config clang-format clang libclang-rt-14-dev
+  g++ cmake make pkg-config clang-format clang-tidy clang libclang-rt-14-dev
   # libraries (DESIGN.md: dependencies come from Debian)
   libcpp-httplib-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
   libdw-dev libelf-dev libunwind-dev libzstd-dev zlib1g-dev

@@ -8,9 +8,12 @@ cd "$(dirname "$0")/.."
 
 scripts/setup.sh
 # The tree as .clang-format and DESIGN.md's layering say (the layering check
-# also runs in every build), then the release build with warnings as errors.
+# also runs in every build), then the release build with warnings as errors,
+# and clang-tidy's checks (.clang-tidy) on the production sources, which reads
+# that build's compile_commands.json.
 scripts/check_format.sh
 CPPDIAG_WERROR=ON scripts/build.sh release
+scripts/check_tidy.sh
 
 status=0
 labels=${1:-}

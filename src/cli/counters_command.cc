@@ -184,8 +184,8 @@ int Monitor(const CountersOptions& o) {
     ScopedHiddenCursor hidden(stdout);
     for (;;) {
       std::vector<std::string> lines;
-      lines.push_back(tty ? (key_fd >= 0 ? "Press q or Ctrl-C to quit" : "Press Ctrl-C to quit")
-                          : "");
+      lines.emplace_back(tty ? (key_fd >= 0 ? "Press q or Ctrl-C to quit" : "Press Ctrl-C to quit")
+                             : "");
       lines.push_back(title + "   " + counters::FormatTimestamp(sample->unix_ns));
       for (auto& l : counters::TableLines(*sample)) lines.push_back(std::move(l));
       if (tty) {

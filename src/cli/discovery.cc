@@ -61,7 +61,11 @@ std::string ResolveInRoot(const std::string& root, const std::string& path) {
       continue;
     }
     char target[PATH_MAX];
-    ssize_t n = ::readlink((root + done + "/" + c).c_str(), target, sizeof target - 1);
+    std::string here = root;
+    here += done;
+    here += '/';
+    here += c;
+    ssize_t n = ::readlink(here.c_str(), target, sizeof target - 1);
     if (n <= 0) {  // not a link (or nothing there): taken as it is
       done += "/" + c;
       continue;

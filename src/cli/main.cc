@@ -2,10 +2,12 @@
 // from the same pod, with no ptrace and no shell.
 #include <cstdio>
 #include <exception>
+#include <iostream>
 #include <string>
 
 #include "cli/commands.h"
 #include "cli/display.h"
+#include "common/status.h"
 
 namespace cppdiag::cli {
 
@@ -16,9 +18,27 @@ int Fail(const std::string& message, int code) {
   return code;
 }
 
-}  // namespace cppdiag::cli
+namespace {
 
-int main(int argc, char** argv) {
+// Every command prints with printf and std::cout and ignores what each call
+// returns; a write error (a full disk, an I/O error) is caught here, once,
+// before exit: the stream's error flag stays set until then.
+int CheckStdout(int code) {
+  // std::cout writes through stdout's buffer (synced with stdio): one fflush
+  // sends what both hold, and its errno says why a write failed. A write that
+  // failed earlier (std::endl flushes) left only the error flag.
+  std::string error;
+  if (std::fflush(stdout) != 0) {
+    error = Error::FromErrno("write", "standard output").message();
+  } else if (std::ferror(stdout) != 0 || !std::cout.flush()) {
+    error = "write standard output: failed, the output is incomplete";
+  }
+  if (error.empty()) return code;
+  std::fprintf(stderr, "cppdiag: %s\n", error.c_str());
+  return code != 0 ? code : 1;
+}
+
+int Run(int argc, char** argv) {
   CLI::App app{"cppdiag: diagnostics for native (C/C++) processes in containers"};
   app.name("cppdiag");
   app.require_subcommand(1);
@@ -40,11 +60,25 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     // One line, not CLI11's usage dump: a script's log stays readable.
-    return cppdiag::cli::Fail(std::string(e.what()) + " (see cppdiag --help)", 2);
+    return Fail(std::string(e.what()) + " (see cppdiag --help)", 2);
   } catch (const std::exception& e) {
     // A subcommand's unexpected failure (std::bad_alloc, a filesystem error):
     // one line and a non-zero exit rather than std::terminate.
-    return cppdiag::cli::Fail(e.what(), 1);
+    return Fail(e.what(), 1);
   }
   return exit_code;
+}
+
+}  // namespace
+}  // namespace cppdiag::cli
+
+int main(int argc, char** argv) {
+  int code = 1;
+  try {
+    code = cppdiag::cli::Run(argc, argv);
+  } catch (const std::exception& e) {
+    // Setting the commands up failed (std::bad_alloc): one line, not std::terminate.
+    code = cppdiag::cli::Fail(e.what(), 1);
+  }
+  return cppdiag::cli::CheckStdout(code);
 }

@@ -22,7 +22,7 @@ std::string What(const std::string& name) {
 // first (CLI11 validates before the callback), so `set` sees only values
 // that parse.
 CLI::Option* AddDuration(CLI::App* cmd, const std::string& name, const std::string& help, Zero zero,
-                         std::function<void(nanoseconds)> set) {
+                         const std::function<void(nanoseconds)>& set) {
   std::string what = What(name);
   auto* opt = cmd->add_option_function<std::string>(
       name, [=](const std::string& text) { set(*ParseDurationOption(text, what, zero)); }, help);

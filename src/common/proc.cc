@@ -145,7 +145,8 @@ Result<ProcStat> ReadProcStat(pid_t pid, const std::string& proc_root) {
   return ParseProcStat(text);
 }
 
-bool ParseMapsLine(std::string_view s, MapsLine* out) {
+bool ParseMapsLine(std::string_view line, MapsLine* out) {
+  std::string_view s = line;  // what is left to parse
   MapsLine m;
   if (!TakeNumber(&s, &m.start, 16) || !TakeChar(&s, '-') || !TakeNumber(&s, &m.end, 16) ||
       !TakeChar(&s, ' ') || s.size() < 4) {

@@ -16,6 +16,9 @@
 
 namespace cppdiag {
 
+// What strerror says of `err` ("No such file or directory"), thread-safe.
+std::string ErrnoDescription(int err);
+
 class Error {
  public:
   // `code` is an errno value; `call` names the failing call ("open"); `detail`
@@ -99,9 +102,12 @@ inline Status OkStatus() { return {}; }
   } while (0)
 
 // Declares `lhs` from the value of `expr`, or returns its error.
+// NOLINTBEGIN(bugprone-macro-parentheses): `lhs` is a declaration and `tmp` a
+// name: neither can be parenthesized.
 #define CPPDIAG_ASSIGN_OR_RETURN(lhs, expr) \
   CPPDIAG_ASSIGN_OR_RETURN_IMPL(CPPDIAG_CONCAT(cppdiag_result_, __LINE__), lhs, expr)
 #define CPPDIAG_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
   auto tmp = (expr);                                  \
   if (!tmp) return tmp.error();                       \
   lhs = std::move(tmp).value()
+// NOLINTEND(bugprone-macro-parentheses)

@@ -2,8 +2,6 @@
 
 #include <unistd.h>
 
-extern char** environ;
-
 namespace cppdiag {
 namespace {
 
@@ -36,26 +34,26 @@ Result<DiagConfig> ParseDiagConfig(const std::map<std::string, std::string>& env
     auto it = env.find(name);
     return it == env.end() ? nullptr : &it->second;
   };
-  if (auto* v = get("TMPDIR"); v && !v->empty()) c.tmpdir = *v;
-  if (auto* v = get("CPPDIAG_ENABLE_DIAGNOSTICS")) {
+  if (const auto* v = get("TMPDIR"); v && !v->empty()) c.tmpdir = *v;
+  if (const auto* v = get("CPPDIAG_ENABLE_DIAGNOSTICS")) {
     CPPDIAG_ASSIGN_OR_RETURN(c.enable_diagnostics, ParseBool("CPPDIAG_ENABLE_DIAGNOSTICS", *v));
   }
-  if (auto* v = get("CPPDIAG_ENABLE_DUMP_ON_CRASH")) {
+  if (const auto* v = get("CPPDIAG_ENABLE_DUMP_ON_CRASH")) {
     CPPDIAG_ASSIGN_OR_RETURN(c.enable_dump_on_crash, ParseBool("CPPDIAG_ENABLE_DUMP_ON_CRASH", *v));
   }
-  if (auto* v = get("CPPDIAG_DUMP_TYPE")) {
+  if (const auto* v = get("CPPDIAG_DUMP_TYPE")) {
     auto t = ParseDumpType(*v);
     if (!t) return Named("CPPDIAG_DUMP_TYPE", t.error());
     c.dump_type = *t;
   }
   c.dump_name = c.tmpdir + "/core.%e.%p.%t";
-  if (auto* v = get("CPPDIAG_DUMP_NAME"); v && !v->empty()) c.dump_name = *v;
+  if (const auto* v = get("CPPDIAG_DUMP_NAME"); v && !v->empty()) c.dump_name = *v;
   size_t slash = c.dump_name.rfind('/');
   c.dump_dir = slash == std::string::npos ? "." : slash == 0 ? "/" : c.dump_name.substr(0, slash);
-  if (auto* v = get("CPPDIAG_DUMP_DIR"); v && !v->empty()) c.dump_dir = *v;
+  if (const auto* v = get("CPPDIAG_DUMP_DIR"); v && !v->empty()) c.dump_dir = *v;
 
   c.heap_hard_limit = default_heap_limit;
-  if (auto* v = get("CPPDIAG_HEAP_HARD_LIMIT")) {
+  if (const auto* v = get("CPPDIAG_HEAP_HARD_LIMIT")) {
     if (*v == "0") {
       c.heap_hard_limit.reset();
     } else {
@@ -64,12 +62,12 @@ Result<DiagConfig> ParseDiagConfig(const std::map<std::string, std::string>& env
       c.heap_hard_limit = *l;
     }
   }
-  if (auto* v = get("CPPDIAG_OOM_DUMP_THRESHOLD"); v && !v->empty()) {
+  if (const auto* v = get("CPPDIAG_OOM_DUMP_THRESHOLD"); v && !v->empty()) {
     auto p = ParsePercent(*v);
     if (!p) return Named("CPPDIAG_OOM_DUMP_THRESHOLD", p.error());
     c.oom_dump_threshold = *p;
   }
-  if (auto* v = get("CPPDIAG_HEAP_SAMPLE_BYTES")) {
+  if (const auto* v = get("CPPDIAG_HEAP_SAMPLE_BYTES")) {
     auto n = ParseSize(*v);
     if (!n) return Named("CPPDIAG_HEAP_SAMPLE_BYTES", n.error());
     c.heap_sample_bytes = *n;

@@ -14,15 +14,15 @@
 namespace cppdiag {
 
 struct DiagConfig {
-  bool enable_diagnostics = true;                // CPPDIAG_ENABLE_DIAGNOSTICS
-  bool enable_dump_on_crash = false;             // CPPDIAG_ENABLE_DUMP_ON_CRASH
-  DumpType dump_type = DumpType::kHeap;          // CPPDIAG_DUMP_TYPE
-  std::string dump_name;                         // CPPDIAG_DUMP_NAME (a template)
-  std::string dump_dir;                          // CPPDIAG_DUMP_DIR
-  std::optional<SizeOrPercent> heap_hard_limit;  // CPPDIAG_HEAP_HARD_LIMIT; nullopt = off
-  std::optional<double> oom_dump_threshold;      // CPPDIAG_OOM_DUMP_THRESHOLD, percent
-  uint64_t heap_sample_bytes = 512 * 1024;       // CPPDIAG_HEAP_SAMPLE_BYTES; 0 = off
-  std::string tmpdir = "/tmp";                   // TMPDIR
+  bool enable_diagnostics = true;                     // CPPDIAG_ENABLE_DIAGNOSTICS
+  bool enable_dump_on_crash = false;                  // CPPDIAG_ENABLE_DUMP_ON_CRASH
+  DumpType dump_type = DumpType::kHeap;               // CPPDIAG_DUMP_TYPE
+  std::string dump_name;                              // CPPDIAG_DUMP_NAME (a template)
+  std::string dump_dir;                               // CPPDIAG_DUMP_DIR
+  std::optional<SizeOrPercent> heap_hard_limit;       // CPPDIAG_HEAP_HARD_LIMIT; nullopt = off
+  std::optional<double> oom_dump_threshold;           // CPPDIAG_OOM_DUMP_THRESHOLD, percent
+  uint64_t heap_sample_bytes = uint64_t{512} * 1024;  // CPPDIAG_HEAP_SAMPLE_BYTES; 0 = off
+  std::string tmpdir = "/tmp";                        // TMPDIR
 };
 
 // Reads `env` (the process environment when empty); fails with one line naming

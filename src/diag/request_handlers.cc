@@ -76,7 +76,7 @@ double Ms(uint64_t ns) { return static_cast<double>(ns) / 1e6; }
 // behind": the errno by name, so a full disk reads as one.
 Error DumpFailure(int err, const dump::SelfDumpResult& result) {
   return Error(err, "",
-               std::string(result.failed_call) + " " + result.path + ": " + std::strerror(err) +
+               std::string(result.failed_call) + " " + result.path + ": " + ErrnoDescription(err) +
                    " (" + ErrnoName(err) + "); nothing was left behind");
 }
 

@@ -22,7 +22,7 @@ namespace {
 
 std::once_flag g_once;
 std::optional<Result<const RuntimeInfo*>> g_result;
-RuntimeInfo g_info;
+RuntimeInfo g_info;  // NOLINT(cert-err58-cpp): its strings are short (no allocation)
 std::unique_ptr<OomWatchdog> g_watchdog;
 std::unique_ptr<ipc::DiagnosticServer> g_server;
 
@@ -67,7 +67,7 @@ void DumpBeforeOomKill(uint64_t usage, uint64_t limit) {
   dump::SelfDumpResult result;
   if (int err = dump::WriteSelfDump(request, &result)) {
     std::fprintf(stderr, "cppdiag: no dump written: %s %s: %s\n", result.failed_call, result.path,
-                 std::strerror(err));
+                 ErrnoDescription(err).c_str());
   } else {
     std::fprintf(stderr, "cppdiag: dump complete: %s (%s)\n", result.path,
                  FormatBytes(result.size_bytes).c_str());

@@ -41,6 +41,7 @@ void LogStartup(const cppdiag::RuntimeInfo& rt) {
 
 }  // namespace
 
+// NOLINTNEXTLINE(bugprone-exception-escape): one that escapes is a crash to dump
 int main(int argc, char** argv) {
   // Before anything can start a thread (the runtime may), so that only the
   // watcher thread ever takes these signals.

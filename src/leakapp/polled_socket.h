@@ -94,6 +94,7 @@ class PolledSocket {
 
   template <class Buffer, class Buffers>
   static Buffer FirstNonEmpty(const Buffers& buffers) {
+    // NOLINTNEXTLINE(readability-qualified-auto): a pointer for some sequences only
     for (auto it = boost::asio::buffer_sequence_begin(buffers);
          it != boost::asio::buffer_sequence_end(buffers); ++it) {
       Buffer b(*it);

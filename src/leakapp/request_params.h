@@ -22,9 +22,9 @@ struct ParamError {
 };
 
 // Ranges accepted by /triggerMemoryLeak.
-inline constexpr int64_t kMaxChunkKb = 1 << 20;         // 1 GiB per round
-inline constexpr int64_t kMaxIntervalMs = 3600 * 1000;  // one hour
-inline constexpr int64_t kMaxMaxMb = int64_t{1} << 30;  // 1 PiB, i.e. no practical cap
+inline constexpr int64_t kMaxChunkKb = 1 << 20;                  // 1 GiB per round
+inline constexpr int64_t kMaxIntervalMs = int64_t{3600} * 1000;  // one hour
+inline constexpr int64_t kMaxMaxMb = int64_t{1} << 30;           // 1 PiB, i.e. no practical cap
 
 // /triggerMemoryLeak: chunkKb [1, kMaxChunkKb] (1024), intervalMs
 // [0, kMaxIntervalMs] (100), maxMb [0, kMaxMaxMb] (0 = no cap), pattern

@@ -213,7 +213,8 @@ Status CoreFile::ParseNotes(size_t phdr_index, uint64_t offset, uint64_t size, u
     size_t index = notes_.size();
     if (size - pos < kNhdrSize) {
       // Zero padding shorter than a header may end a segment; anything else is a cut note.
-      if (std::all_of(seg.begin() + pos, seg.end(), [](uint8_t b) { return b == 0; })) break;
+      std::span<const uint8_t> rest = seg.subspan(pos);
+      if (std::all_of(rest.begin(), rest.end(), [](uint8_t b) { return b == 0; })) break;
       return corrupt(index, "its header");
     }
     auto namesz = LoadLe<uint32_t>(seg, pos);

@@ -118,6 +118,7 @@ Result<ProcessInfo> DecodePrpsinfo(const CoreNote& note) {
   p.state = static_cast<char>(d[prpsinfo::kState]);
   p.sname = static_cast<char>(d[prpsinfo::kSname]);
   p.zombie = d[prpsinfo::kZomb] != 0;
+  // NOLINTNEXTLINE(bugprone-signed-char-misuse): a number (-20..19), not a character
   p.nice = LoadLe<int8_t>(d, prpsinfo::kNice);
   p.flag = LoadLe<uint64_t>(d, prpsinfo::kFlag);
   p.uid = LoadLe<uint32_t>(d, prpsinfo::kUid);
@@ -200,7 +201,8 @@ Result<FileNote> DecodeFileNote(const CoreNote& note) {
     out.mappings[i].path = std::string_view(reinterpret_cast<const char*>(d.data() + pos), len);
     pos += len + 1;
   }
-  if (!std::all_of(d.begin() + pos, d.end(), [](uint8_t b) { return b == 0; })) {
+  std::span<const uint8_t> rest = d.subspan(pos);
+  if (!std::all_of(rest.begin(), rest.end(), [](uint8_t b) { return b == 0; })) {
     return Corrupt(note, fmt::format("more names than its {} entries", count));
   }
   return out;

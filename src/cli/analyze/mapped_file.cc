@@ -110,7 +110,7 @@ Result<MappedFile> MappedFile::Open(const std::string& path) {
   auto size = static_cast<size_t>(st.st_size);
   void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd.get(), 0);
   if (p == MAP_FAILED) return Error::FromErrno("mmap", path);
-  auto* data = static_cast<const uint8_t*>(p);
+  const auto* data = static_cast<const uint8_t*>(p);
   return MappedFile(data, size, ClaimSlot(path, data, size));
 }
 

@@ -13,6 +13,11 @@ struct Node {
   std::map<std::string, std::unique_ptr<Node>> children;
 };
 
+// Stacks come from profiles on disk (any file): the tree stops this deep, so
+// that building, converting and freeing it (recursive) stay within the stack.
+constexpr size_t kMaxFlameDepth = 1024;
+
+// NOLINTNEXTLINE(misc-no-recursion): as deep as the tree, kMaxFlameDepth at most.
 nlohmann::json ToJson(const Node& n) {
   nlohmann::json children = nlohmann::json::array();
   for (const auto& [name, child] : n.children) children.push_back(ToJson(*child));
@@ -143,7 +148,9 @@ std::string FlameGraphHtml(const std::vector<StackValue>& stacks, const std::str
     root.bytes += s.bytes;
     root.objects += s.objects;
     Node* n = &root;
-    for (auto it = s.frames.rbegin(); it != s.frames.rend(); ++it) {
+    size_t depth = 0;
+    for (auto it = s.frames.rbegin(); it != s.frames.rend() && depth < kMaxFlameDepth;
+         ++it, ++depth) {
       auto& child = n->children[it->function];
       if (!child) child = std::make_unique<Node>(Node{it->function, 0, 0, {}});
       child->bytes += s.bytes;

@@ -175,7 +175,7 @@ pprof::Profile BuildProfile(const cppdiag::heap::HeapProfile& heap, Symbolizer& 
   p.period_type = {"space", "bytes"};
   p.period = static_cast<int64_t>(heap.sample_period_bytes);
   p.time_nanos = heap.time_unix_ns;
-  p.comments.push_back("cppdiag heap snapshot: sampled live heap, unbiased estimates");
+  p.comments.emplace_back("cppdiag heap snapshot: sampled live heap, unbiased estimates");
   p.comments.push_back("total_allocated_bytes=" + std::to_string(heap.total_allocated_bytes));
   p.comments.push_back("total_freed_bytes=" + std::to_string(heap.total_freed_bytes));
 

@@ -87,7 +87,10 @@ std::string QualifiedName(Dwarf_Die* die) {
       continue;
     }
     const char* scope = dwarf_diename(&chain[i]);
-    name = std::string(scope ? scope : "(anonymous namespace)") + "::" + name;
+    std::string qualified = scope ? scope : "(anonymous namespace)";
+    qualified += "::";
+    qualified += name;
+    name = std::move(qualified);
   }
   std::free(chain);
   return name;
@@ -316,13 +319,13 @@ Symbolizer::Symbolizer(std::vector<cppdiag::heap::HeapMapping> mappings, std::st
 
 Symbolizer::~Symbolizer() = default;
 
-bool Symbolizer::HasSymbols(size_t i) const {
-  auto it = state_->has_symbols.find(i);
+bool Symbolizer::HasSymbols(size_t mapping_index) const {
+  auto it = state_->has_symbols.find(mapping_index);
   return it != state_->has_symbols.end() && it->second;
 }
 
-bool Symbolizer::HasLines(size_t i) const {
-  auto it = state_->has_lines.find(i);
+bool Symbolizer::HasLines(size_t mapping_index) const {
+  auto it = state_->has_lines.find(mapping_index);
   return it != state_->has_lines.end() && it->second;
 }
 

@@ -125,6 +125,7 @@ int SelfSnapshot::Load(bool* truncated) {
 // process) or could not be opened (no descriptor left). It pins what it
 // reads: in the fork-mode child every page read is copied (self_snapshot.h). It never splits an
 // iovec, so the remote side goes page by page: the count then stops at the first unreadable page.
+// NOLINTNEXTLINE(readability-non-const-parameter): the kernel writes `out` (iov_base)
 ssize_t SelfSnapshot::ReadWithProcessVm(uint64_t addr, uint8_t* out, size_t len) const {
   constexpr size_t kMaxIov = 256;
   iovec remote[kMaxIov];

@@ -47,7 +47,7 @@ void WriteHeapNote(void*, dump::NoteOutput* out) {
     PutDouble(r + 24, s.est_bytes);
     Put32(r + 32, depth);
     out->Append(r, sizeof(r));
-    out->Append(s.pcs, 8 * depth);
+    out->Append(s.pcs, sizeof(s.pcs[0]) * depth);
   }
 }
 

@@ -133,6 +133,7 @@ DiagnosticServer::~DiagnosticServer() {
   if (stop_lost_) (void)stop_fd_.release();
 }
 
+// NOLINTNEXTLINE(cert-dcl50-cpp): printf-style, its format checked by the attribute
 void DiagnosticServer::LogLimited(const char* format, ...) {
   auto now = std::chrono::steady_clock::now();
   if (last_log_ != std::chrono::steady_clock::time_point{} &&
@@ -340,7 +341,7 @@ void DiagnosticServer::Admit(ScopedFd conn, Deadline request_deadline) {
   }
 }
 
-void DiagnosticServer::Serve(ScopedFd conn, PeerInfo peer, Deadline request_deadline) {
+void DiagnosticServer::Serve(ScopedFd conn, const PeerInfo& peer, Deadline request_deadline) {
   ::pthread_setname_np(::pthread_self(), "cppdiag-request");
   heap::ExemptThisThreadFromHardLimit();
   FrameWriter writer(conn.get(), options_.write_timeout);

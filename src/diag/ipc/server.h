@@ -85,7 +85,7 @@ class DiagnosticServer {
   AcceptResult AcceptOne(int listener);
   bool ShedWithReserve(int listener);
   void Admit(ScopedFd conn, Deadline request_deadline);
-  void Serve(ScopedFd conn, PeerInfo peer, Deadline request_deadline);
+  void Serve(ScopedFd conn, const PeerInfo& peer, Deadline request_deadline);
   void ServeRequest(int fd, const PeerInfo& peer, Deadline request_deadline, FrameWriter* writer);
   // At most one line a second (accept thread only); says how many were held back.
   void LogLimited(const char* format, ...) __attribute__((format(printf, 2, 3)));

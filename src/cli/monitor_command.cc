@@ -78,7 +78,8 @@ Sample Read(pid_t pid, bool want_cgroup) {
   if (want_cgroup) {
     auto cg = CgroupReader().ReadMemory(pid);
     if (cg && cg->limit_bytes && *cg->limit_bytes > 0)
-      s.cgroup_pct = 100.0 * static_cast<double>(cg->usage_bytes) / *cg->limit_bytes;
+      s.cgroup_pct =
+          100.0 * static_cast<double>(cg->usage_bytes) / static_cast<double>(*cg->limit_bytes);
   }
   return s;
 }

@@ -16,7 +16,7 @@ namespace {
 
 constexpr uint64_t kMaxDurationMs = 24ull * 3600 * 1000;
 // Without progress frames everything comes in the reply: keep it bounded.
-constexpr uint64_t kMaxUnstreamedMs = 10 * 60 * 1000;
+constexpr uint64_t kMaxUnstreamedMs = uint64_t{10} * 60 * 1000;
 constexpr auto kDrainInterval = std::chrono::milliseconds(100);
 
 // The running trace's stop request (one trace at a time: the sampler says so).

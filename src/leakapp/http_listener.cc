@@ -189,7 +189,7 @@ cppdiag::Status HttpListener::Serve() {
         // Out of descriptors or memory: the connection stays queued; retry soon.
         spdlog::warn("accept: {}", std::error_code(errno, std::system_category()).message());
         pollfd wake = {net_->wake.get(), POLLIN, 0};
-        ::poll(&wake, 1, 100);
+        (void)::poll(&wake, 1, 100);  // a pause before the next accept, or the wake
       }
       continue;  // EAGAIN, ECONNABORTED, EINTR...: the next one
     }

@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "common/async_safe.h"
+#include "common/status.h"
 #include "diag/cpu/internal/sample_ring.h"
 #include "diag/cpu/internal/signal_handler.h"
 
@@ -124,7 +125,7 @@ CpuSampler::~CpuSampler() {
   Stop(&dropped);
 }
 
-bool CpuSampler::Arm(pid_t tid, size_t slot, int* timer_id, std::string* why_not) {
+bool CpuSampler::Arm(pid_t tid, size_t slot, int* timer_id, std::string* why_not) const {
   ThreadSlot& s = g_slots[slot];
   s.ring.Discard();
   s.ring.TakeLost();
@@ -137,7 +138,7 @@ bool CpuSampler::Arm(pid_t tid, size_t slot, int* timer_id, std::string* why_not
   clockid_t clock = options_.kind == ProfileKind::kCpu ? ThreadCpuClock(tid) : CLOCK_MONOTONIC;
   int id = -1;
   if (syscall(SYS_timer_create, clock, &sev, &id) != 0) {
-    *why_not = std::string("timer_create: ") + std::strerror(errno);
+    *why_not = "timer_create: " + ErrnoDescription(errno);
     s.tid.store(0, std::memory_order_release);
     return false;
   }
@@ -153,7 +154,7 @@ bool CpuSampler::Arm(pid_t tid, size_t slot, int* timer_id, std::string* why_not
   spec.it_value.tv_sec = static_cast<time_t>(first / 1000000000);
   spec.it_value.tv_nsec = static_cast<long>(first % 1000000000);
   if (syscall(SYS_timer_settime, id, 0, &spec, nullptr) != 0) {
-    *why_not = std::string("timer_settime: ") + std::strerror(errno);
+    *why_not = "timer_settime: " + ErrnoDescription(errno);
     syscall(SYS_timer_delete, id);
     s.tid.store(0, std::memory_order_release);
     return false;

@@ -101,7 +101,7 @@ class CpuSampler {
     int timer_id;
   };
   explicit CpuSampler(SamplerOptions options) : options_(std::move(options)) {}
-  bool Arm(pid_t tid, size_t slot, int* timer_id, std::string* why_not);
+  bool Arm(pid_t tid, size_t slot, int* timer_id, std::string* why_not) const;
   void Retire(pid_t tid, std::vector<CpuSample>* out);
   void DrainSlot(size_t slot, pid_t tid, std::vector<CpuSample>* out);
 

@@ -243,7 +243,7 @@ Status InstallAltStackForCurrentThread(size_t bytes) {
   void* p = ::mmap(nullptr, bytes + guard, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE | MAP_STACK, -1, 0);
   if (p == MAP_FAILED) return Error::FromErrno("mmap", "alternate signal stack");
-  ::mprotect(p, guard, PROT_NONE);
+  (void)::mprotect(p, guard, PROT_NONE);  // without it, no guard page: the stack still works
   stack_t ss{};
   ss.ss_sp = static_cast<char*>(p) + guard;
   ss.ss_size = bytes;

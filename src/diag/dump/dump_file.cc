@@ -330,7 +330,7 @@ void SyncDumpDirectory(const DumpFile& file) {
   int fd = HANDLE_EINTR(::openat(file.dir_fd.load(std::memory_order_relaxed), ".",
                                  O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (fd >= 0) {
-    ::fsync(fd);
+    (void)::fsync(fd);  // the rename's durability: best effort, the file itself is synced
     ::close(fd);
   }
 }

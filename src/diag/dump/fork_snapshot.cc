@@ -194,7 +194,7 @@ bool PrepareForkChild(pid_t parent_pid) {
   sigfillset(&all);
   for (int sig : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS}) sigdelset(&all, sig);
   ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, nullptr, sizeof(uint64_t));
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  (void)::prctl(PR_SET_PDEATHSIG, SIGKILL);  // valid arguments: cannot fail
   return ::getppid() == parent_pid;
 }
 
@@ -227,7 +227,7 @@ void Pause(int pidfd, uint64_t ms) {
 // have been reused.
 void KillAndReap(pid_t pid, int pidfd, int* status) {
   if (pidfd < 0 || ::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0) != 0) {
-    ::kill(pid, SIGKILL);
+    (void)::kill(pid, SIGKILL);  // the reap below tells whether it died
   }
   uint64_t deadline = NowMs() + kReapAfterKillMs;
   for (;;) {

@@ -137,7 +137,7 @@ std::string DiagnosePtraceRefusal(pid_t pid, int err, const std::string& proc_ro
     return "ptrace of " + who + " refused: a seccomp filter forbids ptrace in this container" +
            " (add the SYS_PTRACE capability, or a profile that allows ptrace)";
   }
-  return "ptrace of " + who + " refused: " + std::strerror(err) +
+  return "ptrace of " + who + " refused: " + ErrnoDescription(err) +
          (cap ? "" : " (the target may be non-dumpable; CAP_SYS_PTRACE would be needed)");
 }
 
@@ -228,7 +228,8 @@ void PtraceAttachment::Detach() {
     if (::ptrace(PTRACE_INTERRUPT, t.tid, nullptr, nullptr) != 0) continue;  // gone
     int signal = 0;
     if (WaitForStop(pid_, t.tid, nullptr, &signal) == StopOutcome::kStopped) {
-      ::ptrace(PTRACE_DETACH, t.tid, nullptr, signal != 0 ? signal : t.pending_signal);
+      // Fails only for a thread that has gone meanwhile.
+      (void)::ptrace(PTRACE_DETACH, t.tid, nullptr, signal != 0 ? signal : t.pending_signal);
     }
   }
   threads_.clear();

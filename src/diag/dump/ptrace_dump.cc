@@ -203,7 +203,7 @@ struct InjectedChild {
   pid_t tid = 0;  // the target thread that forked it, and will reap it
   uint64_t syscall_at = 0;
   ~InjectedChild() {
-    if (pid != 0) ::kill(pid, SIGKILL);  // the tracee's tracer dies with us: EXITKILL
+    if (pid != 0) (void)::kill(pid, SIGKILL);  // the tracee's tracer dies with us: EXITKILL
   }
   Status Kill(pid_t target) {
     Status st = KillInjectedChild(target, tid, pid, syscall_at);

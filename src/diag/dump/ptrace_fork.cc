@@ -104,8 +104,9 @@ Result<long> InjectSyscall(pid_t tid, uint64_t syscall_at, long nr,
   r.r9 = args[5];
   // Whatever happens next, the thread gets its registers and options back.
   auto restore = [&](const user_regs_struct& regs) {
-    ::ptrace(PTRACE_SETREGS, tid, nullptr, &regs);
-    ::ptrace(PTRACE_SETOPTIONS, tid, nullptr, 0);
+    // Nothing better to do if these fail: the thread is then gone.
+    (void)::ptrace(PTRACE_SETREGS, tid, nullptr, &regs);
+    (void)::ptrace(PTRACE_SETOPTIONS, tid, nullptr, 0);
   };
   if (::ptrace(PTRACE_SETREGS, tid, nullptr, &r) != 0) {
     Error e = PtraceError("SETREGS", tid);
@@ -166,14 +167,14 @@ Result<pid_t> InjectFork(pid_t tid, uint64_t syscall_at, int* signal) {
   if (stop == Stop::kGone) return Error(ESRCH, "", "the injected fork's child vanished");
   if (::ptrace(PTRACE_SETOPTIONS, child, nullptr, PTRACE_O_EXITKILL) != 0) {
     Error e = PtraceError("SETOPTIONS", child);
-    ::kill(child, SIGKILL);
+    (void)::kill(child, SIGKILL);
     return e;
   }
   return child;
 }
 
 Status KillInjectedChild(pid_t target, pid_t tid, pid_t child, uint64_t syscall_at) {
-  ::kill(child, SIGKILL);
+  (void)::kill(child, SIGKILL);  // the wait below tells whether it died
   int status = 0;
   HANDLE_EINTR(::waitpid(child, &status, __WALL));  // as its tracer
   // Its zombie now waits for its parent, the target: reap it there.

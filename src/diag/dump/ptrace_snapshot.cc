@@ -186,6 +186,7 @@ Status PtraceSnapshot::LoadMemory(pid_t memory_pid) {
 
 // As SelfSnapshot's: one iovec per page, so the count stops at the first
 // unreadable page.
+// NOLINTNEXTLINE(readability-non-const-parameter): the kernel writes `out` (iov_base)
 ssize_t PtraceSnapshot::ReadWithProcessVm(uint64_t addr, uint8_t* out, size_t len) const {
   constexpr size_t kMaxIov = 256;
   iovec remote[kMaxIov];

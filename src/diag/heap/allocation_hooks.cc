@@ -31,6 +31,7 @@ namespace cppdiag::heap {
 
 namespace hooks {
 FastFlags g_fast;
+// NOLINTNEXTLINE(cert-err58-cpp): constinit: constant-initialized, no code runs
 constinit __attribute__((tls_model("initial-exec"))) thread_local ThreadState t_state;
 }  // namespace hooks
 

@@ -111,7 +111,7 @@ inline bool DecodeHeapNote(std::span<const uint8_t> desc, HeapNote* out) {
     if (depth > kHeapNoteMaxDepth || (desc.size() - pos) / 8 < depth) return false;
     if (r.sampled_count > 0) {
       r.pcs.resize(depth);
-      for (uint32_t k = 0; k < depth; ++k) r.pcs[k] = Get<uint64_t>(desc, pos + 8 * k);
+      for (uint32_t k = 0; k < depth; ++k) r.pcs[k] = Get<uint64_t>(desc, pos + size_t{8} * k);
       note.records.push_back(std::move(r));
     }
     pos += 8 * size_t{depth};

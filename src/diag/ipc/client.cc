@@ -28,8 +28,11 @@ Result<ScopedFd> Connect(const Endpoint& endpoint, std::chrono::milliseconds tim
   timeval tv{};
   tv.tv_sec = timeout.count() / 1000;
   tv.tv_usec = (timeout.count() % 1000) * 1000;
-  ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  // Without them a target that stops answering would hang the tool.
+  if (::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 ||
+      ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0) {
+    return Error::FromErrno("setsockopt SO_RCVTIMEO", endpoint.ToString());
+  }
   if (HANDLE_EINTR(::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), len)) != 0) {
     return Error::FromErrno("connect", endpoint.ToString());
   }

@@ -46,7 +46,7 @@ Result<ScopedFd> BindListener(const std::string& name, bool abstract, const std:
   socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + offset + where.size());
   if (!abstract) {
     // Linux gives the socket file the socket inode's mode: 0600 from the start.
-    ::fchmod(fd.get(), 0600);
+    (void)::fchmod(fd.get(), 0600);  // belt and braces: already 0600 (above)
     struct stat st {};
     if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());  // stale
   }

@@ -57,6 +57,7 @@ CommandOutput GroupChunks(Session& session, CoreDebugInfo& debug,
     g.bytes += c->size;
   }
   std::vector<Group> groups;
+  groups.reserve(by_type.size() + by_size.size());
   for (auto& [_, g] : by_type) groups.push_back(std::move(g));
   for (auto& [_, g] : by_size) groups.push_back(std::move(g));
   std::sort(groups.begin(), groups.end(), [](const Group& a, const Group& b) {

@@ -14,8 +14,11 @@
 namespace cppdiag::cli::analyze {
 namespace {
 
+// An estimate from the note (any double a hostile core holds) as a count.
 uint64_t Rounded(double v) {
-  return std::isfinite(v) && v > 0 ? static_cast<uint64_t>(v + 0.5) : 0;
+  if (!std::isfinite(v) || v <= 0) return 0;
+  if (v >= 0x1p63) return uint64_t{1} << 63;
+  return static_cast<uint64_t>(std::llround(v));
 }
 
 Result<CommandOutput> Heapstat(Session& session, const CommandArgs& args) {

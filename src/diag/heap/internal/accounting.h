@@ -28,7 +28,7 @@ CPPDIAG_HOOK_STATE extern std::atomic<uint64_t> g_failures;
 
 // Per-thread deltas folded into the globals every 256 KiB of the thread's
 // traffic (allocated plus freed).
-inline constexpr uint64_t kFoldBytes = 256 * 1024;
+inline constexpr uint64_t kFoldBytes = uint64_t{256} * 1024;
 
 // Folds the thread's pending deltas now, and learns from the new total how
 // much the thread may still allocate under the hard limit.

@@ -22,7 +22,6 @@ std::atomic<LiveTable*> g_table{nullptr};
 constinit SampleRegion g_region;
 }  // namespace hooks
 
-using hooks::g_fast;
 using hooks::g_region;
 using hooks::t_state;
 using hooks::ThreadState;

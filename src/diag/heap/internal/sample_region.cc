@@ -9,7 +9,7 @@
 namespace cppdiag::heap::hooks {
 namespace {
 
-constexpr size_t kCommitBytes = 64 * 1024;
+constexpr size_t kCommitBytes = size_t{64} * 1024;
 
 // Keeps errno across the region's system calls: malloc's callers may not see
 // it change on success.

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -19,6 +20,11 @@
 
 namespace cppdiag::dump {
 namespace {
+
+// ioprio_set(2) (glibc has no wrapper): IOPRIO_WHO_PROCESS, and
+// IOPRIO_PRIO_VALUE(IOPRIO_CLASS_BE, 7).
+constexpr int kIoprioWhoProcess = 1;
+constexpr int kIoprioLowestBestEffort = (2 << 13) | 7;
 
 // Appends `s` to out[*n..size-1], always NUL-terminated.
 void Append(char* out, size_t size, size_t* n, const char* s) {
@@ -109,10 +115,12 @@ int ProgressSink::Finish(uint64_t size) {
   return err;
 }
 
-ParentIdentitySnapshot::ParentIdentitySnapshot(const ProcessSnapshot& inner, pid_t pid, pid_t ppid)
+ParentIdentitySnapshot::ParentIdentitySnapshot(const ProcessSnapshot& inner, pid_t pid, pid_t ppid,
+                                               int nice)
     : inner_(inner), info_(inner.process()) {
   info_.pid = pid;
   info_.ppid = ppid;
+  info_.nice = nice;
 }
 
 bool ChooseForkForHeadroom(uint64_t limit, uint64_t usage, uint64_t rss_anon, char* reason,
@@ -195,6 +203,11 @@ bool PrepareForkChild(pid_t parent_pid) {
   for (int sig : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS}) sigdelset(&all, sig);
   ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, nullptr, sizeof(uint64_t));
   (void)::prctl(PR_SET_PDEATHSIG, SIGKILL);  // valid arguments: cannot fail
+  // The service runs on while the child writes: the writer yields the CPU
+  // and the disk to it (a nice value can always be raised; the I/O class
+  // stays best-effort, so the write still ends on a busy disk).
+  (void)::setpriority(PRIO_PROCESS, 0, kForkWriterNice);
+  (void)::syscall(SYS_ioprio_set, kIoprioWhoProcess, 0, kIoprioLowestBestEffort);
   return ::getppid() == parent_pid;
 }
 

@@ -9,7 +9,8 @@
 //     core has been written and its total size (read from the program
 //     headers as they go by).
 //   - ParentIdentitySnapshot: the child's view of the memory, with the
-//     parent's pid and ppid (a core of the parent, not of the helper).
+//     parent's pid, ppid and nice value (a core of the parent, not of the
+//     helper).
 //   - ChooseForkForHeadroom: kAuto's rule (below).
 //   - RawFork, PrepareForkChild, WaitForkChild: the process plumbing.
 //
@@ -74,7 +75,7 @@ class ProgressSink : public Sink {
 // and ppid in NT_PRSTATUS/NT_PRPSINFO (threads already carry the parent's tids).
 class ParentIdentitySnapshot final : public ProcessSnapshot {
  public:
-  ParentIdentitySnapshot(const ProcessSnapshot& inner, pid_t pid, pid_t ppid);
+  ParentIdentitySnapshot(const ProcessSnapshot& inner, pid_t pid, pid_t ppid, int nice);
 
   const ProcessInfo& process() const override { return info_; }
   size_t thread_count() const override { return inner_.thread_count(); }
@@ -129,8 +130,11 @@ pid_t RawFork();
 // SIGABRT, SIGTRAP, SIGSYS) back to their default action, so a fault kills
 // the child instead of running the parent's crash handler, every other
 // signal blocked (the parent's handlers must not run here), and SIGKILL if
-// the parent's dumping thread goes away. Returns false if the parent is
-// already gone.
+// the parent's dumping thread goes away; then the child lowers its priority
+// to kForkWriterNice and the lowest best-effort I/O priority, so that the
+// threads of the service it copies come first on a busy CPU or disk.
+// Returns false if the parent is already gone.
+inline constexpr int kForkWriterNice = 19;
 bool PrepareForkChild(pid_t parent_pid);
 
 // Waits for the child `pid`, calling `progress(context, written, total)`

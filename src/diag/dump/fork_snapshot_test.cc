@@ -91,9 +91,10 @@ TEST(ProgressSinkTest, KnowsTheTotalBeforeTheDataIsWritten) {
 
 TEST(ParentIdentitySnapshotTest, ReportsTheGivenPidAndPpid) {
   auto snapshot = testing::MakeTypicalProcess();
-  ParentIdentitySnapshot s(*snapshot, 1234, 1);
+  ParentIdentitySnapshot s(*snapshot, 1234, 1, -5);
   EXPECT_EQ(s.process().pid, 1234);
   EXPECT_EQ(s.process().ppid, 1);
+  EXPECT_EQ(s.process().nice, -5);
   EXPECT_EQ(s.process().uid, snapshot->process().uid);
   EXPECT_EQ(s.thread_count(), snapshot->thread_count());
   EXPECT_EQ(s.mapping_count(), snapshot->mapping_count());

@@ -6,9 +6,12 @@
 // dump path: lock, name, file, thread capture, publish.
 #include "diag/dump/self_dump.h"
 
+#include <sys/resource.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <cstring>
 
@@ -148,6 +151,9 @@ int WriteLocked(State* s, const SelfDumpRequest& req, SelfDumpResult* res) {
   s->report->Reset();
   job.pid = CurrentPid();
   job.ppid = ::getppid();
+  errno = 0;
+  int nice = ::getpriority(PRIO_PROCESS, 0);
+  job.nice = errno == 0 ? nice : 0;
   uint64_t stop_ns = MonotonicNs();
   int err = CaptureAllThreads(co, &capture);
   if (err != 0) {

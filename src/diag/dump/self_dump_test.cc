@@ -19,6 +19,7 @@
 #include "common/io.h"
 #include "common/proc.h"
 #include "diag/dump/cppdiag_note.h"
+#include "diag/dump/fork_snapshot.h"
 #include "diag/dump/note_provider.h"
 #include "diag/dump/testing/core_file_reader.h"
 #include "support/scoped_temp_dir.h"
@@ -161,6 +162,37 @@ TEST_F(SelfDumpTest, ProvidersAddNotesAndCannotStartADumpFromInsideOne) {
   auto core = testing::ParseCoreFile(res.path);
   ASSERT_THAT(core, IsOk());
   EXPECT_EQ(core->NotesOfType("TEST", 1).size(), 1u);
+}
+
+// A note provider runs in the process that writes: in fork mode, the child.
+void NiceProvider(void*, NoteOutput* out) {
+  errno = 0;
+  int32_t nice = ::getpriority(PRIO_PROCESS, 0);
+  out->Begin("TEST", 2, sizeof nice);
+  out->Append(&nice, sizeof nice);
+}
+
+TEST_F(SelfDumpTest, TheForkModeWriterYieldsTheCpuAndTheCoreKeepsTheProcesssNice) {
+  ASSERT_EQ(RegisterNoteProvider(&NiceProvider, nullptr), 0);
+  SelfDumpRequest req;
+  req.type = DumpType::kTriage;
+  req.mode = SelfDumpMode::kFork;
+  SelfDumpResult res;
+  int err = WriteSelfDump(req, &res);
+  UnregisterNoteProvider(&NiceProvider, nullptr);
+  ASSERT_EQ(err, 0) << res.failed_call;
+  auto core = testing::ParseCoreFile(res.path);
+  ASSERT_THAT(core, IsOk());
+  auto notes = core->NotesOfType("TEST", 2);
+  ASSERT_EQ(notes.size(), 1u);
+  int32_t writer_nice = 0;
+  std::memcpy(&writer_nice, notes[0]->desc.data(), sizeof writer_nice);
+  EXPECT_EQ(writer_nice, kForkWriterNice);
+  auto psinfo = core->NotesOfType("CORE", NT_PRPSINFO);
+  ASSERT_EQ(psinfo.size(), 1u);
+  elf_prpsinfo ps;
+  std::memcpy(&ps, psinfo[0]->desc.data(), sizeof ps);
+  EXPECT_EQ(ps.pr_nice, ::getpriority(PRIO_PROCESS, 0));
 }
 
 TEST_F(SelfDumpTest, ADumpNeverReplacesAnotherByAccident) {

@@ -47,7 +47,7 @@ int WriteSnapshot(State* s, const DumpJob& job, SelfDumpResult* res) {
 
   FileSink sink(job.fd, s->sink_buffer, kSinkBufferBytes, s->writeback_bytes);
   ProgressSink progress(&sink, s->report);
-  ParentIdentitySnapshot snapshot(s->snapshot, job.pid, job.ppid);
+  ParentIdentitySnapshot snapshot(s->snapshot, job.pid, job.ppid, job.nice);
   CoreWriteStats stats;
   int err = WriteElfCore(snapshot, options, s->writer->get(), &progress, &stats);
   res->threads = static_cast<uint32_t>(capture.count);

@@ -107,6 +107,7 @@ struct DumpJob {
   const CaptureResult* capture = nullptr;
   int fd = -1;  // the dump file
   pid_t pid = 0, ppid = 0;
+  int nice = 0;  // the process's, for the core (the fork-mode child lowers its own)
 };
 
 int OpenProc(const char* path, int flags);

@@ -8,8 +8,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -59,6 +62,39 @@ TEST(SampleRegion, ServesAlignedZeroedBlocksAndRecognisesThem) {
     EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % alignment, 0u);
     r.Free(p);
   }
+}
+
+// The VmFlags of the mapping that holds `addr`, from /proc/self/smaps.
+std::string VmFlagsAt(uintptr_t addr) {
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  bool inside = false;
+  while (std::getline(smaps, line)) {
+    uintptr_t lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2) {  // a mapping's first line
+      inside = addr >= lo && addr < hi;
+    } else if (inside && line.rfind("VmFlags:", 0) == 0) {
+      return line;
+    }
+  }
+  return "";
+}
+
+// gdb's gcore (and any dumper that reads smaps) would write the reserved
+// range out in full: 116 GiB of zeros. Reserved is do-not-dump; committed
+// slots are the program's data and are dumped.
+TEST(SampleRegion, OnlyCommittedSlotsAreInCoreDumps) {
+  SampleRegion& r = TestRegion();
+  ASSERT_TRUE(r.ok());
+  void* p = r.Alloc(1000, 16, false);
+  ASSERT_NE(p, nullptr);
+  std::string used = VmFlagsAt(reinterpret_cast<uintptr_t>(p));
+  std::string reserved = VmFlagsAt(r.lo() + r.span() - 4096);  // the largest class: never used
+  r.Free(p);
+  ASSERT_FALSE(used.empty());
+  ASSERT_FALSE(reserved.empty());
+  EXPECT_EQ(used.find(" dd"), std::string::npos) << used;
+  EXPECT_NE(reserved.find(" dd"), std::string::npos) << reserved;
 }
 
 TEST(SampleRegion, ReusedSlotsAreZeroedWhenAsked) {

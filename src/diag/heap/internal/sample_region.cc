@@ -37,6 +37,9 @@ bool SampleRegion::Init() {
     if (lo > start) munmap(m, lo - start);
     uintptr_t end = start + want + area;
     if (end > lo + want) munmap(reinterpret_cast<void*>(lo + want), end - (lo + want));
+    // Left out of core dumps until committed: gdb's gcore writes a PROT_NONE
+    // range out in full (116 GiB of zeros), unless it is marked so.
+    (void)madvise(reinterpret_cast<void*>(lo), want, MADV_DONTDUMP);
     size_t links_bytes = sizeof(std::atomic<uint32_t>) * kSlotsPerClass * classes;
     void* links = mmap(nullptr, links_bytes, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -81,6 +84,8 @@ bool SampleRegion::Commit(int c, uint32_t i) {
       ok = false;
       break;
     }
+    // Sampled blocks are the program's data: dumped like glibc's.
+    (void)madvise(SlotAddress(c, have), n * slot, MADV_DODUMP);
     have += n;
     k.committed.store(have, std::memory_order_release);
   }

@@ -3,7 +3,8 @@
 // range comparison on the fast path, as tcmalloc keeps its sampled objects
 // apart) and glibc never sees a sampled block.
 //
-// Layout: one reserved range (PROT_NONE until used), split into an area per
+// Layout: one reserved range (PROT_NONE and MADV_DONTDUMP until used: a
+// committed range is readable and dumped), split into an area per
 // power-of-two size class (16 B, 32 B, ... up to the area's size), each area
 // of 2^area_shift bytes at an address aligned to it, so a block's class is
 // (p - lo) >> area_shift and a slot of class c is aligned to its own size

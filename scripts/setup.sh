@@ -67,3 +67,14 @@ if [ ! -d "$deploy_tests/node_modules" ] ||
   npm ci --prefix "$deploy_tests" --no-audit --no-fund --ignore-scripts --loglevel=error
   touch "$deploy_tests/node_modules"
 fi
+
+# --- tests/trace: the speedscope schema (its npm package) --------------------
+# trace_cli_test validates what `cppdiag trace collect` writes against the
+# schema speedscope publishes, pinned in tests/trace/package-lock.json.
+trace_tests="$(cd "$(dirname "$0")/.." && pwd)/tests/trace"
+if [ ! -d "$trace_tests/node_modules" ] ||
+   [ "$trace_tests/package-lock.json" -nt "$trace_tests/node_modules" ]; then
+  echo "setup: npm ci --prefix tests/trace"
+  npm ci --prefix "$trace_tests" --no-audit --no-fund --ignore-scripts --loglevel=error
+  touch "$trace_tests/node_modules"
+fi

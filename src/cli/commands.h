@@ -13,6 +13,7 @@ void AddDumpCommand(CLI::App& app, int* exit_code);
 void AddAutoCollectCommand(CLI::App& app, int* exit_code);
 void AddHeapCommand(CLI::App& app, int* exit_code);
 void AddCountersCommand(CLI::App& app, int* exit_code);
+void AddTraceCommand(CLI::App& app, int* exit_code);
 
 // Prints "cppdiag: <message>" on stderr, escaped for the terminal
 // (ForTerminal), and returns `code`.

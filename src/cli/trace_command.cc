@@ -24,6 +24,7 @@
 #include "cli/target_watch.h"
 #include "cli/terminal.h"
 #include "cli/trace/trace_model.h"
+#include "cli/trace/trace_report.h"
 #include "common/io.h"
 #include "common/parse.h"
 #include "common/raw_log.h"
@@ -42,6 +43,8 @@ struct TraceOptions {
   uint32_t rate = 99;
   std::string counters_interval = "1s";
   bool overwrite = false;
+  std::string file;
+  size_t top = 15;
 };
 
 // Waits for SIGINT, SIGTERM or SIGHUP (blocked in every other thread) and
@@ -203,6 +206,15 @@ int Collect(const TraceOptions& o) {
   return 0;
 }
 
+int Report(const TraceOptions& o) {
+  auto bytes = ReadFileToString(o.file, 1u << 30);
+  if (!bytes) return Fail(bytes.error().message());
+  auto report = trace::BuildTraceReport(*bytes);
+  if (!report) return Fail(o.file + ": " + report.error().message());
+  std::printf("%s: %s", o.file.c_str(), trace::FormatTraceReport(*report, o.top).c_str());
+  return 0;
+}
+
 }  // namespace
 
 void AddTraceCommand(CLI::App& app, int* exit_code) {
@@ -229,6 +241,13 @@ void AddTraceCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   collect->add_flag("--overwrite", o->overwrite, "Replace an existing file");
   collect->callback([o, exit_code] { *exit_code = Collect(*o); });
+
+  auto* report = trace->add_subcommand(
+      "report", "Top functions of a speedscope or pprof trace file by self and total time");
+  report->add_option("file", o->file, "A file trace collect wrote (speedscope or pprof)")
+      ->required();
+  report->add_option("--top", o->top, "How many functions to show")->capture_default_str();
+  report->callback([o, exit_code] { *exit_code = Report(*o); });
 }
 
 }  // namespace cppdiag::cli

@@ -1,4 +1,5 @@
 #include "cli/trace/trace_model.h"
+#include "cli/trace/trace_report.h"
 
 #include <gtest/gtest.h>
 
@@ -107,6 +108,41 @@ TEST(Pprof, OneSamplePerStackWithCountsAndNanoseconds) {
   auto back = pprof::Decode(pprof::Encode(p));
   ASSERT_TRUE(back.ok()) << back.error().message();
   EXPECT_EQ(*back, p);
+}
+
+TEST(TraceReport, SelfAndTotalTimeFromSpeedscopeAndPprof) {
+  // 5 samples of 10 ms, thread 11's weighing 2: f1 is innermost in 2 (20
+  // ms), inl in 2 (30 ms); f2 is on 3 stacks (30 ms), g on 2 (30 ms).
+  auto check = [](const TraceReport& r) {
+    EXPECT_DOUBLE_EQ(r.total_ns, 50e6);
+    std::map<std::string, FunctionTime> by;
+    for (const auto& f : r.functions) by[f.name] = f;
+    EXPECT_DOUBLE_EQ(by["inl"].self_ns, 30e6);
+    EXPECT_DOUBLE_EQ(by["f1"].self_ns, 20e6);
+    EXPECT_DOUBLE_EQ(by["f2"].self_ns, 0);
+    EXPECT_DOUBLE_EQ(by["f2"].total_ns, 30e6);
+    EXPECT_DOUBLE_EQ(by["g"].total_ns, 30e6);
+    EXPECT_EQ(r.functions[0].name, "inl");  // most self time first
+  };
+  auto s = BuildTraceReport(ToSpeedscope(SymbolizeTrace(Data(), Fake), "app"));
+  ASSERT_TRUE(s.ok()) << s.error().message();
+  EXPECT_EQ(s->threads, 2u);
+  check(*s);
+  std::string text = FormatTraceReport(*s, 3);
+  EXPECT_NE(text.find("By self time:"), std::string::npos) << text;
+  EXPECT_NE(text.find(" 60.0%  inl"), std::string::npos) << text;
+
+  // pprof resolves through a real (here: empty) symbolizer: names are
+  // addresses, but the times are the same.
+  heap::Symbolizer sym({}, "/");
+  auto p = BuildTraceReport(pprof::Encode(ToPprof(Data(), sym)));
+  ASSERT_TRUE(p.ok()) << p.error().message();
+  EXPECT_DOUBLE_EQ(p->total_ns, 50e6);
+  EXPECT_EQ(p->samples, 5u);  // the samples/count values
+
+  EXPECT_FALSE(BuildTraceReport("{\"traceEvents\": []}").ok());
+  EXPECT_FALSE(BuildTraceReport("not a profile").ok());
+  EXPECT_FALSE(BuildTraceReport("{\"shared\": 1}").ok());
 }
 
 }  // namespace

@@ -73,7 +73,13 @@ TEST_F(TraceCliTest, CpuProfileSplitsTheSpinnerThreeToOne) {
         Cppdiag({"trace", "collect", "-p", pid_, "--duration", "5s", "--rate", "499", "-o", f});
     ASSERT_EQ(run.exit_code, 0) << run.err;
     EXPECT_NE(run.out.find("cpu profile at 499 Hz"), std::string::npos) << run.out;
-    if (round == 0) ExpectValidSpeedscope(f);
+    if (round == 0) {
+      ExpectValidSpeedscope(f);
+      CliRun report = Cppdiag({"trace", "report", f, "--top", "3"});
+      EXPECT_EQ(report.exit_code, 0) << report.err;
+      EXPECT_NE(report.out.find("By self time:"), std::string::npos) << report.out;
+      EXPECT_NE(report.out.find("HotA"), std::string::npos) << report.out;
+    }
     j = nlohmann::json::parse(ReadAll(f));
     const auto& frames = j.at("shared").at("frames");
     for (const char* name : {"spinner1", "spinner2"}) {

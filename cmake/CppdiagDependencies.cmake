@@ -11,6 +11,8 @@ find_package(CLI11 REQUIRED)
 find_package(Boost 1.81 REQUIRED)
 pkg_check_modules(LIBDW REQUIRED IMPORTED_TARGET libdw)
 pkg_check_modules(LIBELF REQUIRED IMPORTED_TARGET libelf)
+# libedit (BSD licence): line editing and history at the `dump analyze` prompt.
+pkg_check_modules(LIBEDIT REQUIRED IMPORTED_TARGET libedit)
 if(CPPDIAG_BUILD_TESTS)
   # Tests use cpp-httplib's client; nothing we ship links it.
   pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
@@ -50,6 +52,10 @@ foreach(_lib dw elf)
   set_property(TARGET PkgConfig::LIB${_target} PROPERTY INTERFACE_LINK_LIBRARIES
     "$<IF:${_cppdiag_static},${_lib}$<SEMICOLON>elf$<SEMICOLON>z$<SEMICOLON>lzma$<SEMICOLON>bz2$<SEMICOLON>zstd,${_shared}>")
 endforeach()
+# libedit.a needs the terminal database (libtinfo, as libtermcap) and libbsd.
+get_target_property(_shared PkgConfig::LIBEDIT INTERFACE_LINK_LIBRARIES)
+set_property(TARGET PkgConfig::LIBEDIT PROPERTY INTERFACE_LINK_LIBRARIES
+  "$<IF:${_cppdiag_static},edit$<SEMICOLON>tinfo$<SEMICOLON>bsd$<SEMICOLON>md,${_shared}>")
 # FindZLIB would make ZLIB::ZLIB an imported libz.so; "-lz" finds libz.so in a
 # normal link and libz.a under -static.
 add_library(ZLIB::ZLIB INTERFACE IMPORTED)

@@ -46,7 +46,9 @@ endfunction()
 
 # cppdiag_test(NAME name SRCS ... DEPS ... LABELS unit|integration|e2e [TIMEOUT s] [SERIAL])
 # Tests are registered one ctest entry per GoogleTest case, labelled so that
-# scripts/test.sh can run each label from one build tree.
+# scripts/test.sh can run each label from one build tree. Every test links
+# cppdiag::test_support (tests/support: ScopedTempDir, PollUntil, Status
+# matchers, Subprocess) and gMock.
 function(cppdiag_test)
   cmake_parse_arguments(ARG "SERIAL" "NAME;TIMEOUT" "SRCS;DEPS;LABELS" ${ARGN})
   if(NOT ARG_TIMEOUT)
@@ -56,7 +58,8 @@ function(cppdiag_test)
   target_include_directories(${ARG_NAME} PRIVATE ${PROJECT_SOURCE_DIR}/src
                                                  ${PROJECT_SOURCE_DIR}/tests)
   target_compile_options(${ARG_NAME} PRIVATE ${CPPDIAG_WARNINGS})
-  target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main)
+  target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} cppdiag::test_support GTest::gmock
+                                             GTest::gtest GTest::gtest_main)
   target_compile_definitions(${ARG_NAME} PRIVATE
     CPPDIAG_BINARY_DIR="${PROJECT_BINARY_DIR}"
     CPPDIAG_SOURCE_DIR="${PROJECT_SOURCE_DIR}")

@@ -52,6 +52,7 @@ pod_demo() {
   local app=$pod-leakapp url
   url=$(scripts/pod.sh url)
   echo "memory limit $(($(podman inspect --format '{{.HostConfig.Memory}}' "$app") / 1048576)) MiB; heap hard limit 75 % of it"
+  echo "live memory page: $url/   (open it in a browser to watch the leak)"
   local app_id
   app_id=$(podman inspect --format '{{.Id}}' "$app")
 
@@ -115,6 +116,7 @@ host_demo() {
     sleep 0.1
   done
   echo "leakapp is up on http://127.0.0.1:$port (pid $app, heap hard limit $CPPDIAG_HEAP_HARD_LIMIT)"
+  echo "live memory page: http://127.0.0.1:$port/"
 
   echo; echo "=== cppdiag ps"
   "$bin/cli/cppdiag" ps

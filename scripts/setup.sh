@@ -9,6 +9,8 @@ packages=(
   # libraries (DESIGN.md: dependencies come from Debian)
   libcpp-httplib-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
   libdw-dev libelf-dev libunwind-dev libzstd-dev zlib1g-dev
+  # the `dump analyze` prompt's line editing and history (libedit: BSD licence)
+  libedit-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # leakapp's HTTP server (Beast, header-only, so leakapp links statically)
   libboost1.81-dev
@@ -16,6 +18,8 @@ packages=(
   liblzma-dev libbz2-dev
   # dump readers the tests check our cores with, and tools the tests drive
   gdb elfutils util-linux procps curl
+  # glibc's local symbols (main_arena, mp_) that `dump analyze heap` starts from
+  libc6-dbg
   # protoc decodes our pprof files against the published profile.proto (heap tests)
   protobuf-compiler
   # containers: the images and the e2e tests (runc: crun fails on hybrid cgroups)
@@ -23,6 +27,8 @@ packages=(
   slirp4netns uidmap fuse-overlayfs busybox-static
   # the e2e pod-workflow test reads rendered manifests with Python
   python3-yaml
+  # tests/browser drives leakapp's page in a headless chromium (playwright-core)
+  chromium
 )
 
 # kubectl renders the kustomize overlays; the base image has a recent one
@@ -60,6 +66,24 @@ if ! command -v npm >/dev/null; then
   [ "$(id -u)" -eq 0 ] || { echo "setup: npm is missing and not root" >&2; exit 1; }
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+# --- src/leakapp/page: uPlot, embedded in leakapp at build time -------------
+# Pinned in src/leakapp/page/package-lock.json; after this the build needs no
+# network (src/leakapp/CMakeLists.txt embeds node_modules/uplot/dist).
+page_dir="$(cd "$(dirname "$0")/.." && pwd)/src/leakapp/page"
+if [ ! -d "$page_dir/node_modules" ] ||
+   [ "$page_dir/package-lock.json" -nt "$page_dir/node_modules" ]; then
+  echo "setup: npm ci --prefix src/leakapp/page"
+  npm ci --prefix "$page_dir" --no-audit --no-fund --ignore-scripts --loglevel=error
+  touch "$page_dir/node_modules"
+fi
+# --- tests/browser: playwright-core, driving Debian's chromium --------------
+browser_tests="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
+if [ ! -d "$browser_tests/node_modules" ] ||
+   [ "$browser_tests/package-lock.json" -nt "$browser_tests/node_modules" ]; then
+  echo "setup: npm ci --prefix tests/browser"
+  npm ci --prefix "$browser_tests" --no-audit --no-fund --ignore-scripts --loglevel=error
+  touch "$browser_tests/node_modules"
 fi
 if [ ! -d "$deploy_tests/node_modules" ] ||
    [ "$deploy_tests/package-lock.json" -nt "$deploy_tests/node_modules" ]; then

@@ -10,9 +10,12 @@ namespace cppdiag::cli {
 
 void AddPsCommand(CLI::App& app, int* exit_code);
 void AddDumpCommand(CLI::App& app, int* exit_code);
+// `dump analyze`, under the `dump` command (analyze_command.cc).
+void AddDumpAnalyzeCommand(CLI::App* dump, int* exit_code);
 void AddAutoCollectCommand(CLI::App& app, int* exit_code);
 void AddHeapCommand(CLI::App& app, int* exit_code);
 void AddCountersCommand(CLI::App& app, int* exit_code);
+void AddMonitorCommand(CLI::App& app, int* exit_code);
 void AddTraceCommand(CLI::App& app, int* exit_code);
 
 // Prints "cppdiag: <message>" on stderr, escaped for the terminal

@@ -10,9 +10,15 @@
 
 #include "common/scoped_fd.h"
 #include "diag/ipc/protocol.h"
+#include "support/scoped_temp_dir.h"
+#include "support/status_matchers.h"
 
 namespace cppdiag::cli {
 namespace {
+
+using ::cppdiag::testing::IsOk;
+
+using ::cppdiag::testing::ScopedTempDir;
 
 namespace fs = std::filesystem;
 
@@ -24,9 +30,6 @@ constexpr uint64_t kStart = 123456;
 class DiscoveryTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/cppdiag-discovery-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     proc_ = dir_ + "/proc";
     rootfs_ = dir_ + "/rootfs";
     std::string p = proc_ + "/" + std::to_string(kPid);
@@ -42,7 +45,6 @@ class DiscoveryTest : public ::testing::Test {
           "Name:\tleakapp\nNSpid:\t" + std::to_string(kPid) + "\t" + std::to_string(kNsPid) + "\n");
     Write(p + "/cmdline", std::string("/app/leakapp\0--port\0008080\0", 25));
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   void Write(const std::string& path, const std::string& text) {
     std::ofstream(path, std::ios::binary) << text;
@@ -63,7 +65,8 @@ class DiscoveryTest : public ::testing::Test {
     ASSERT_EQ(::bind(socket_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << path;
   }
 
-  std::string dir_, proc_, rootfs_;
+  ScopedTempDir tmp_{"cppdiag-discovery"};
+  std::string dir_ = tmp_.path(), proc_, rootfs_;
   ScopedFd socket_;
 };
 
@@ -71,7 +74,7 @@ TEST_F(DiscoveryTest, FindsTheSocketInTheTargetsTmpdirThroughItsRoot) {
   SetTmpdir("/run/app");
   Listen("/run/app");
   auto t = FindTarget(kPid, proc_);
-  ASSERT_TRUE(t.ok()) << t.error().message();
+  ASSERT_THAT(t, IsOk());
   EXPECT_EQ(t->ns_pid, kNsPid);
   EXPECT_EQ(t->name, "leakapp");
   EXPECT_EQ(t->argv, (std::vector<std::string>{"/app/leakapp", "--port", "8080"}));

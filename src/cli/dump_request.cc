@@ -13,41 +13,30 @@
 namespace cppdiag::cli {
 namespace {
 
-// The dump's progress, for the progress line: percent, MiB written, elapsed
-// time.
-class DumpProgress {
- public:
-  DumpProgress() : start_(std::chrono::steady_clock::now()) {}
-  void Update(uint64_t written, uint64_t total) {
-    if (!line_.active() || (written == 0 && total == 0)) return;
-    double elapsed =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-    constexpr double kMiB = 1024.0 * 1024.0;
-    char text[128];
-    if (total > 0) {
-      std::snprintf(text, sizeof text, "  %3.0f%%  %.1f / %.1f MiB  %.1f s",
-                    100.0 * static_cast<double>(written) / static_cast<double>(total),
-                    static_cast<double>(written) / kMiB, static_cast<double>(total) / kMiB,
-                    elapsed);
-    } else {
-      std::snprintf(text, sizeof text, "  %.1f MiB  %.1f s", static_cast<double>(written) / kMiB,
-                    elapsed);
-    }
-    line_.Show(text);
-  }
-  void Clear() { line_.Clear(); }
-
- private:
-  ProgressLine line_;
-  std::chrono::steady_clock::time_point start_;
-};
-
 void Announce(const std::string& type, const std::string& path) {
   std::printf("Writing %s dump to %s\n", ForTerminal(type).c_str(), ForTerminal(path).c_str());
   std::fflush(stdout);
 }
 
 }  // namespace
+
+DumpProgress::DumpProgress() : start_(std::chrono::steady_clock::now()) {}
+
+void DumpProgress::Update(uint64_t written, uint64_t total) {
+  if (!line_.active() || (written == 0 && total == 0)) return;
+  double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  constexpr double kMiB = 1024.0 * 1024.0;
+  char text[128];
+  if (total > 0) {
+    std::snprintf(text, sizeof text, "  %3.0f%%  %.1f / %.1f MiB  %.1f s",
+                  100.0 * static_cast<double>(written) / static_cast<double>(total),
+                  static_cast<double>(written) / kMiB, static_cast<double>(total) / kMiB, elapsed);
+  } else {
+    std::snprintf(text, sizeof text, "  %.1f MiB  %.1f s", static_cast<double>(written) / kMiB,
+                  elapsed);
+  }
+  line_.Show(text);
+}
 
 Result<DumpOutcome> RequestDump(const DiagTarget& target, const DumpRequestOptions& options) {
   nlohmann::json request = {{"overwrite", options.overwrite}};

@@ -2,10 +2,12 @@
 // telling the user how it went: shared by `dump collect` and `auto-collect`.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 
 #include "cli/discovery.h"
+#include "cli/terminal.h"
 #include "common/status.h"
 
 namespace cppdiag::cli {
@@ -35,5 +37,18 @@ struct DumpOutcome {
 //   auto dump = RequestDump(*target, {.type = "full"});
 //   if (!dump) return Fail(dump.error().message());
 Result<DumpOutcome> RequestDump(const DiagTarget& target, const DumpRequestOptions& options);
+
+// A dump's progress on the terminal's progress line (nothing when stderr is
+// not a terminal): percent, MiB written, elapsed time.
+class DumpProgress {
+ public:
+  DumpProgress();
+  void Update(uint64_t written, uint64_t total);  // total 0: not known yet
+  void Clear() { line_.Clear(); }
+
+ private:
+  ProgressLine line_;
+  std::chrono::steady_clock::time_point start_;
+};
 
 }  // namespace cppdiag::cli

@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   cppdiag::cli::AddAutoCollectCommand(app, &exit_code);
   cppdiag::cli::AddHeapCommand(app, &exit_code);
   cppdiag::cli::AddCountersCommand(app, &exit_code);
+  cppdiag::cli::AddMonitorCommand(app, &exit_code);
   cppdiag::cli::AddTraceCommand(app, &exit_code);
   try {
     app.parse(argc, argv);

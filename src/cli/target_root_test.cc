@@ -1,4 +1,5 @@
 #include "cli/target_root.h"
+#include "support/status_matchers.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -9,6 +10,8 @@
 
 namespace cppdiag::cli {
 namespace {
+
+using ::cppdiag::testing::IsOk;
 
 namespace fs = std::filesystem;
 
@@ -34,7 +37,7 @@ class TargetRootTest : public ::testing::TestWithParam<bool> {
     fs::create_directory_symlink("/run", base_ / "root/var-run");  // absolute, as /var/run is
     fs::create_directory_symlink("usr/lib", base_ / "root/lib");   // relative
     auto r = TargetRoot::Open((base_ / "root").string());
-    ASSERT_TRUE(r.ok()) << r.error().message();
+    ASSERT_THAT(r, IsOk());
     root_.emplace(std::move(*r));
   }
   void TearDown() override {
@@ -62,7 +65,7 @@ TEST_P(TargetRootTest, OpensARegularFileAsTheTargetNamesIt) {
   EXPECT_EQ(Read("/usr/lib/libfoo.so"), "inside");
   EXPECT_EQ(Read("usr/lib/libfoo.so"), "inside");
   auto fd = root_->OpenRegularFile("/usr/lib/libfoo.so");
-  ASSERT_TRUE(fd.ok()) << fd.error().message();
+  ASSERT_THAT(fd, IsOk());
   char buf[16] = {};
   EXPECT_EQ(::read(fd->get(), buf, sizeof buf), 6);
 }
@@ -100,7 +103,7 @@ TEST_P(TargetRootTest, FollowsALastLinkOnlyWhenAskedAndOnlyInsideTheRoot) {
   fs::create_directory_symlink("..2024", base_ / "root/sa/..data");
   fs::create_symlink("..data/namespace", base_ / "root/sa/namespace");
   auto text = root_->ReadSmallFile("/sa/namespace", 4096, LastLink::kFollow);
-  ASSERT_TRUE(text.ok()) << text.error().message();
+  ASSERT_THAT(text, IsOk());
   EXPECT_EQ(*text, "team-b");
   EXPECT_EQ(OpenError("/sa/namespace"), ELOOP);
   // Followed, a link still stays inside, and still reaches regular files only.
@@ -120,7 +123,7 @@ TEST_P(TargetRootTest, RefusesDevicesAndDirectories) {
   fs::create_directory_symlink("/dev", base_ / "root/devices");
   EXPECT_EQ(OpenError("/devices/null"), ENOENT);
   auto dev = TargetRoot::Open("/");
-  ASSERT_TRUE(dev.ok());
+  ASSERT_THAT(dev, IsOk());
   auto fd = dev->OpenRegularFile("/dev/null");
   ASSERT_FALSE(fd.ok());
   EXPECT_EQ(fd.error().code(), EINVAL);
@@ -132,11 +135,11 @@ TEST_P(TargetRootTest, MagicLinksAreNotFollowed) {
   // /proc/self/root is a magic link: openat2 refuses it; the walk takes it
   // by its text ("/"), which resolves under the root it walks in.
   auto self = TargetRoot::Open("/");
-  ASSERT_TRUE(self.ok());
+  ASSERT_THAT(self, IsOk());
   std::string via_proc = "/proc/self/root" + (base_ / "outside/secret").string();
   auto fd = self->OpenRegularFile(via_proc);
   if (GetParam()) {
-    EXPECT_TRUE(fd.ok()) << fd.error().message();
+    EXPECT_THAT(fd, IsOk());
   } else {
     ASSERT_FALSE(fd.ok());
     EXPECT_EQ(fd.error().code(), ELOOP);

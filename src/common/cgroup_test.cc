@@ -9,28 +9,27 @@
 #include <filesystem>
 
 #include "common/io.h"
+#include "support/scoped_temp_dir.h"
+#include "support/status_matchers.h"
 
 namespace cppdiag {
 namespace {
+
+using ::cppdiag::testing::IsOk;
 
 namespace fs = std::filesystem;
 
 // A fake root with /proc/self/{cgroup,mountinfo} and a cgroup filesystem.
 class FixtureTree {
  public:
-  FixtureTree() {
-    char tmpl[] = "/tmp/cppdiag-cgroup-XXXXXX";
-    root_ = ::mkdtemp(tmpl);
-  }
-  ~FixtureTree() { fs::remove_all(root_); }
   void Write(const std::string& path, const std::string& content) {
-    fs::create_directories(fs::path(root_ + path).parent_path());
-    ASSERT_TRUE(WriteStringToFile(root_ + path, content).ok());
+    fs::create_directories(fs::path(root() + path).parent_path());
+    ASSERT_THAT(WriteStringToFile(root() + path, content), testing::IsOk());
   }
-  const std::string& root() const { return root_; }
+  const std::string& root() const { return root_.path(); }
 
  private:
-  std::string root_;
+  testing::ScopedTempDir root_{"cppdiag-cgroup"};
 };
 
 constexpr const char* kV1MountInfo =
@@ -50,7 +49,7 @@ TEST(Cgroup, V1ReadsUsageAndTheSmallerOfOwnAndHierarchicalLimit) {
   t.Write(dir + "/memory.limit_in_bytes", "9223372036854771712\n");
   t.Write(dir + "/memory.stat", "cache 0\nrss 100\nhierarchical_memory_limit 268435456\n");
   auto mem = CgroupReader(t.root()).ReadMemory();
-  ASSERT_TRUE(mem.ok()) << mem.error().message();
+  ASSERT_THAT(mem, IsOk());
   EXPECT_EQ(mem->version, 1);
   EXPECT_EQ(mem->dir, t.root() + dir);
   EXPECT_EQ(mem->usage_bytes, 100u << 20);
@@ -65,7 +64,7 @@ TEST(Cgroup, V1UnlimitedHasNoLimit) {
   t.Write("/sys/fs/cgroup/memory/memory.usage_in_bytes", "5\n");
   t.Write("/sys/fs/cgroup/memory/memory.limit_in_bytes", "9223372036854771712\n");
   auto mem = CgroupReader(t.root()).ReadMemory();
-  ASSERT_TRUE(mem.ok()) << mem.error().message();
+  ASSERT_THAT(mem, IsOk());
   EXPECT_FALSE(mem->limit_bytes.has_value());
 }
 
@@ -79,7 +78,7 @@ TEST(Cgroup, V1InsideAContainerMapsTheHostPathThroughTheMountRoot) {
   t.Write("/sys/fs/cgroup/memory/memory.usage_in_bytes", "4096\n");
   t.Write("/sys/fs/cgroup/memory/memory.limit_in_bytes", "268435456\n");
   auto mem = CgroupReader(t.root()).ReadMemory();
-  ASSERT_TRUE(mem.ok()) << mem.error().message();
+  ASSERT_THAT(mem, IsOk());
   EXPECT_EQ(mem->dir, t.root() + "/sys/fs/cgroup/memory");
   EXPECT_EQ(*mem->limit_bytes, 256u << 20);
 }
@@ -97,7 +96,7 @@ TEST(Cgroup, V2TakesTheSmallestLimitUpTheTree) {
   t.Write("/sys/fs/cgroup/kubepods.slice/pod1/app/memory.max", "max\n");
   t.Write("/sys/fs/cgroup/kubepods.slice/pod1/app/memory.current", "12345\n");
   auto mem = CgroupReader(t.root()).ReadMemory();
-  ASSERT_TRUE(mem.ok()) << mem.error().message();
+  ASSERT_THAT(mem, IsOk());
   EXPECT_EQ(mem->version, 2);
   EXPECT_EQ(mem->usage_bytes, 12345u);
   EXPECT_EQ(*mem->limit_bytes, 200u << 20);
@@ -111,7 +110,7 @@ TEST(Cgroup, V2InsideAContainerWithoutCgroupNamespace) {
   t.Write("/sys/fs/cgroup/memory.current", "777\n");
   t.Write("/sys/fs/cgroup/memory.max", "max\n");
   auto mem = CgroupReader(t.root()).ReadMemory();
-  ASSERT_TRUE(mem.ok()) << mem.error().message();
+  ASSERT_THAT(mem, IsOk());
   EXPECT_EQ(mem->dir, t.root() + "/sys/fs/cgroup");
   EXPECT_EQ(mem->usage_bytes, 777u);
   EXPECT_FALSE(mem->limit_bytes.has_value());
@@ -125,7 +124,7 @@ TEST(Cgroup, HybridPrefersV1MemoryOverAnEmptyV2Hierarchy) {
   t.Write("/sys/fs/cgroup/memory/a/memory.limit_in_bytes", "1048576\n");
   t.Write("/sys/fs/cgroup/unified/cgroup.controllers", "\n");
   auto mem = CgroupReader(t.root()).ReadMemory();
-  ASSERT_TRUE(mem.ok()) << mem.error().message();
+  ASSERT_THAT(mem, IsOk());
   EXPECT_EQ(mem->version, 1);
   EXPECT_EQ(*mem->limit_bytes, 1u << 20);
 }
@@ -139,7 +138,7 @@ TEST(Cgroup, MountPointsWithEscapedSpacesAndMalformedEscapes) {
   t.Write("/sys/fs/cgroup/mem ory/a/memory.usage_in_bytes", "1\n");
   t.Write("/sys/fs/cgroup/mem ory/a/memory.limit_in_bytes", "4096\n");
   auto mem = CgroupReader(t.root()).ReadMemory();
-  ASSERT_TRUE(mem.ok()) << mem.error().message();
+  ASSERT_THAT(mem, IsOk());
   EXPECT_EQ(mem->dir, t.root() + "/sys/fs/cgroup/mem ory/a");
 }
 
@@ -154,7 +153,7 @@ TEST(Cgroup, NoMemoryControllerIsAClearError) {
 
 TEST(Cgroup, LiveMachineAgreesWithTheCgroupFiles) {
   auto mem = CgroupReader().ReadMemory();
-  ASSERT_TRUE(mem.ok()) << mem.error().message();
+  ASSERT_THAT(mem, IsOk());
   EXPECT_GT(mem->usage_bytes, 0u);
   const char* usage_file = mem->version == 1 ? "/memory.usage_in_bytes" : "/memory.current";
   EXPECT_TRUE(fs::exists(mem->dir + usage_file)) << mem->dir;
@@ -162,14 +161,14 @@ TEST(Cgroup, LiveMachineAgreesWithTheCgroupFiles) {
 
 TEST(CgroupCpu, ParsesCpuMax) {
   auto q = ParseCpuMax("50000 100000");
-  ASSERT_TRUE(q.ok()) << q.error().message();
+  ASSERT_THAT(q, IsOk());
   EXPECT_EQ(q->first, 50000u);
   EXPECT_EQ(q->second, 100000u);
   auto unlimited = ParseCpuMax("max 100000");
-  ASSERT_TRUE(unlimited.ok());
+  ASSERT_THAT(unlimited, IsOk());
   EXPECT_FALSE(unlimited->first.has_value());
   auto quota_only = ParseCpuMax("200000");
-  ASSERT_TRUE(quota_only.ok());
+  ASSERT_THAT(quota_only, IsOk());
   EXPECT_EQ(quota_only->second, 100000u);
   for (const char* bad : {"", "half 100000", "50000 0", "50000 100000 7", "-1 100000"}) {
     EXPECT_FALSE(ParseCpuMax(bad).ok()) << bad;
@@ -184,7 +183,7 @@ TEST(CgroupCpu, V1QuotaFromTheCpuHierarchy) {
   t.Write(dir + "/cpu.cfs_quota_us", "50000\n");
   t.Write(dir + "/cpu.cfs_period_us", "100000\n");
   auto cpu = CgroupReader(t.root()).ReadCpu();
-  ASSERT_TRUE(cpu.ok()) << cpu.error().message();
+  ASSERT_THAT(cpu, IsOk());
   EXPECT_EQ(cpu->version, 1);
   EXPECT_EQ(cpu->dir, t.root() + dir);
   ASSERT_TRUE(cpu->quota_cores.has_value());
@@ -205,7 +204,7 @@ TEST(CgroupCpu, V1UnlimitedChildTakesTheParentsQuota) {
   t.Write(top + "/pod/app/cpu.cfs_quota_us", "-1\n");
   t.Write(top + "/pod/app/cpu.cfs_period_us", "100000\n");
   auto cpu = CgroupReader(t.root()).ReadCpu();
-  ASSERT_TRUE(cpu.ok()) << cpu.error().message();
+  ASSERT_THAT(cpu, IsOk());
   ASSERT_TRUE(cpu->quota_cores.has_value());
   EXPECT_DOUBLE_EQ(*cpu->quota_cores, 1.5);
 }
@@ -217,7 +216,7 @@ TEST(CgroupCpu, V1NoQuotaAnywhere) {
   t.Write("/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us", "-1\n");
   t.Write("/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us", "100000\n");
   auto cpu = CgroupReader(t.root()).ReadCpu();
-  ASSERT_TRUE(cpu.ok()) << cpu.error().message();
+  ASSERT_THAT(cpu, IsOk());
   EXPECT_FALSE(cpu->quota_cores.has_value());
 }
 
@@ -233,7 +232,7 @@ TEST(CgroupCpu, V2TakesTheSmallestQuotaUpTheTree) {
   t.Write("/sys/fs/cgroup/kubepods.slice/pod1/app/cgroup.controllers", "cpu\n");
   t.Write("/sys/fs/cgroup/kubepods.slice/pod1/app/cpu.max", "200000 100000\n");
   auto cpu = CgroupReader(t.root()).ReadCpu();
-  ASSERT_TRUE(cpu.ok()) << cpu.error().message();
+  ASSERT_THAT(cpu, IsOk());
   EXPECT_EQ(cpu->version, 2);
   EXPECT_EQ(cpu->dir, t.root() + "/sys/fs/cgroup/kubepods.slice/pod1/app");
   ASSERT_TRUE(cpu->quota_cores.has_value());
@@ -248,7 +247,7 @@ TEST(CgroupCpu, V2InsideAContainerReadsTheMountRoot) {
   t.Write("/proc/self/cgroup", "0::/machine/ctr\n");
   t.Write("/sys/fs/cgroup/cpu.max", "100000 50000\n");
   auto cpu = CgroupReader(t.root()).ReadCpu();
-  ASSERT_TRUE(cpu.ok()) << cpu.error().message();
+  ASSERT_THAT(cpu, IsOk());
   EXPECT_EQ(cpu->dir, t.root() + "/sys/fs/cgroup");
   ASSERT_TRUE(cpu->quota_cores.has_value());
   EXPECT_DOUBLE_EQ(*cpu->quota_cores, 2.0);
@@ -265,7 +264,7 @@ TEST(CgroupCpu, NoCpuHierarchyIsAClearError) {
 
 TEST(CgroupCpu, LiveMachineHasACpuHierarchy) {
   auto cpu = CgroupReader().ReadCpu();
-  ASSERT_TRUE(cpu.ok()) << cpu.error().message();
+  ASSERT_THAT(cpu, IsOk());
   EXPECT_TRUE(fs::exists(cpu->dir)) << cpu->dir;
   const char* quota_file = cpu->version == 1 ? "/cpu.cfs_quota_us" : "/cgroup.controllers";
   EXPECT_TRUE(fs::exists(cpu->dir + quota_file)) << cpu->dir;
@@ -278,12 +277,12 @@ TEST(CgroupCpu, LiveMachineHasACpuHierarchy) {
 TEST(Cgroup, LiveChildInALimitedCgroupReportsItsLimit) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to create a cgroup";
   auto self = CgroupReader().FindMemoryCgroup();
-  ASSERT_TRUE(self.ok());
+  ASSERT_THAT(self, IsOk());
   auto [version, parent] = *self;
   std::string dir = parent + "/cppdiag-test-" + std::to_string(getpid());
   if (::mkdir(dir.c_str(), 0755) != 0) GTEST_SKIP() << "cannot create a cgroup under " << parent;
   const char* limit_file = version == 1 ? "/memory.limit_in_bytes" : "/memory.max";
-  ASSERT_TRUE(WriteStringToFile(dir + limit_file, "123731968").ok());  // 118 MiB
+  ASSERT_THAT(WriteStringToFile(dir + limit_file, "123731968"), IsOk());  // 118 MiB
 
   int ready[2];
   ASSERT_EQ(::pipe(ready), 0);
@@ -294,12 +293,12 @@ TEST(Cgroup, LiveChildInALimitedCgroupReportsItsLimit) {
     ::pause();
     _exit(0);
   }
-  ASSERT_TRUE(WriteStringToFile(dir + "/cgroup.procs", std::to_string(child)).ok());
+  ASSERT_THAT(WriteStringToFile(dir + "/cgroup.procs", std::to_string(child)), IsOk());
   auto mem = CgroupReader().ReadMemory(child);
   ::kill(child, SIGKILL);
   ::waitpid(child, nullptr, 0);
   ::rmdir(dir.c_str());
-  ASSERT_TRUE(mem.ok()) << mem.error().message();
+  ASSERT_THAT(mem, IsOk());
   EXPECT_EQ(mem->dir, dir);
   ASSERT_TRUE(mem->limit_bytes.has_value());
   EXPECT_EQ(*mem->limit_bytes, 123731968u);

@@ -1,4 +1,5 @@
 #include "common/io.h"
+#include "support/status_matchers.h"
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -7,6 +8,8 @@
 
 namespace cppdiag {
 namespace {
+
+using ::cppdiag::testing::IsOk;
 
 TEST(Io, ReadFileReportsTheCallAndPath) {
   auto r = ReadFileToString("/nonexistent/cppdiag");
@@ -17,7 +20,7 @@ TEST(Io, ReadFileReportsTheCallAndPath) {
 
 TEST(Io, ReadsProcFilesWhoseSizeIsZero) {
   auto r = ReadFileToString("/proc/self/status");
-  ASSERT_TRUE(r.ok()) << r.error().message();
+  ASSERT_THAT(r, IsOk());
   EXPECT_NE(r->find("VmRSS"), std::string::npos);
 }
 
@@ -27,9 +30,9 @@ TEST(Io, WriteAllAndReadExactlyMoveLargeBuffersThroughASocket) {
   ScopedFd a(sv[0]), b(sv[1]);
   std::string out(1 << 20, 'x');
   for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<char>(i * 7);
-  std::thread writer([&] { ASSERT_TRUE(WriteAll(a.get(), out.data(), out.size()).ok()); });
+  std::thread writer([&] { ASSERT_THAT(WriteAll(a.get(), out.data(), out.size()), IsOk()); });
   std::string in(out.size(), '\0');
-  ASSERT_TRUE(ReadExactly(b.get(), in.data(), in.size()).ok());
+  ASSERT_THAT(ReadExactly(b.get(), in.data(), in.size()), IsOk());
   writer.join();
   EXPECT_EQ(in, out);
   a.reset();

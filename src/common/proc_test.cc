@@ -1,4 +1,5 @@
 #include "common/proc.h"
+#include "support/status_matchers.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -8,12 +9,14 @@
 namespace cppdiag {
 namespace {
 
+using ::cppdiag::testing::IsOk;
+
 TEST(ProcStat, ParsesCommWithSpacesAndParens) {
   const char* line =
       "1234 (my (weird) app) S 1 1234 1234 0 -1 4194560 500 0 7 0 12 34 0 0 20 0 3 0 "
       "987654 104857600 2560 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
   auto st = ParseProcStat(line);
-  ASSERT_TRUE(st.ok()) << st.error().message();
+  ASSERT_THAT(st, IsOk());
   EXPECT_EQ(st->pid, 1234);
   EXPECT_EQ(st->comm, "my (weird) app");
   EXPECT_EQ(st->state, 'S');
@@ -35,7 +38,7 @@ TEST(ProcStat, RejectsTruncatedLines) {
 
 TEST(ProcStat, ReadsThisProcess) {
   auto st = ReadProcStat(getpid());
-  ASSERT_TRUE(st.ok()) << st.error().message();
+  ASSERT_THAT(st, IsOk());
   EXPECT_EQ(st->pid, getpid());
   EXPECT_EQ(st->ppid, getppid());
   EXPECT_GT(st->start_time_ticks, 0u);
@@ -43,7 +46,7 @@ TEST(ProcStat, ReadsThisProcess) {
 
 TEST(ProcStatus, ReadsThisProcess) {
   auto st = ReadProcStatus(getpid());
-  ASSERT_TRUE(st.ok()) << st.error().message();
+  ASSERT_THAT(st, IsOk());
   EXPECT_EQ(st->pid, getpid());
   EXPECT_EQ(st->real_uid, getuid());
   EXPECT_GE(st->threads, 1);
@@ -79,7 +82,7 @@ TEST(Maps, ParsesEveryKindOfLine) {
 
 TEST(Maps, ReadsThisProcessAndFindsTheStack) {
   auto maps = ReadMaps(getpid());
-  ASSERT_TRUE(maps.ok()) << maps.error().message();
+  ASSERT_THAT(maps, IsOk());
   int local = 0;
   auto addr = reinterpret_cast<uint64_t>(&local);
   bool found = false;
@@ -92,21 +95,21 @@ TEST(Maps, ReadsThisProcessAndFindsTheStack) {
 TEST(Environ, ReadsThisProcess) {
   ::setenv("CPPDIAG_PROC_TEST_VAR", "x", 1);  // not in environ: that is the start-up copy
   auto env = ReadEnviron(getpid());
-  ASSERT_TRUE(env.ok()) << env.error().message();
+  ASSERT_THAT(env, IsOk());
   EXPECT_FALSE(env->contains("CPPDIAG_PROC_TEST_VAR"));
   EXPECT_TRUE(env->contains("PATH") || env->empty());
 }
 
 TEST(Cmdline, ListThreadsAndPids) {
   auto argv = ReadCmdline(getpid());
-  ASSERT_TRUE(argv.ok());
+  ASSERT_THAT(argv, IsOk());
   ASSERT_FALSE(argv->empty());
   EXPECT_NE((*argv)[0].find("common_unit_test"), std::string::npos);
   auto tids = ListThreads(getpid());
-  ASSERT_TRUE(tids.ok());
+  ASSERT_THAT(tids, IsOk());
   EXPECT_EQ(tids->front(), getpid());
   auto pids = ListPids();
-  ASSERT_TRUE(pids.ok());
+  ASSERT_THAT(pids, IsOk());
   EXPECT_TRUE(std::find(pids->begin(), pids->end(), getpid()) != pids->end());
   EXPECT_FALSE(ReadProcStat(999999999).ok());
 }

@@ -1,13 +1,16 @@
 #include "diag/config.h"
+#include "support/status_matchers.h"
 
 #include <gtest/gtest.h>
 
 namespace cppdiag {
 namespace {
 
+using ::cppdiag::testing::IsOk;
+
 TEST(DiagConfig, DefaultsMatchTheDesign) {
   auto c = ParseDiagConfig({{"TMPDIR", "/var/tmp"}});
-  ASSERT_TRUE(c.ok()) << c.error().message();
+  ASSERT_THAT(c, IsOk());
   EXPECT_TRUE(c->enable_diagnostics);
   EXPECT_FALSE(c->enable_dump_on_crash);
   EXPECT_EQ(c->dump_type, DumpType::kHeap);
@@ -26,7 +29,7 @@ TEST(DiagConfig, ReadsEveryVariable) {
                             {"CPPDIAG_HEAP_HARD_LIMIT", "512M"},
                             {"CPPDIAG_OOM_DUMP_THRESHOLD", "85"},
                             {"CPPDIAG_HEAP_SAMPLE_BYTES", "0"}});
-  ASSERT_TRUE(c.ok()) << c.error().message();
+  ASSERT_THAT(c, IsOk());
   EXPECT_FALSE(c->enable_diagnostics);
   EXPECT_TRUE(c->enable_dump_on_crash);
   EXPECT_EQ(c->dump_type, DumpType::kFull);

@@ -13,9 +13,15 @@
 #include "diag/dump/dump_file.h"
 #include "diag/dump/note_provider.h"
 #include "diag/dump/self_dump.h"
+#include "support/scoped_temp_dir.h"
+#include "support/status_matchers.h"
 
 namespace cppdiag {
 namespace {
+
+using ::cppdiag::testing::IsOk;
+
+using ::cppdiag::testing::ScopedTempDir;
 
 using ipc::Command;
 using ipc::DiagnosticServer;
@@ -27,9 +33,6 @@ namespace fs = std::filesystem;
 class DumpHandlerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/cppdiag-handlers-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
     dir_ = root_ + "/dumps";
     fs::create_directories(dir_);
     dump::SelfDumpConfig c;
@@ -37,15 +40,13 @@ class DumpHandlerTest : public ::testing::Test {
     c.name_template = dir_ + "/core.%p.%r";
     c.cgroup_version = -1;  // no memory limit known: kAuto forks
     c.dump_dir = dir_;      // what the runtime passes: CPPDIAG_DUMP_DIR
-    ASSERT_TRUE(dump::PrepareSelfDump(c).ok());
+    ASSERT_THAT(dump::PrepareSelfDump(c), IsOk());
     runtime_.config.dump_type = DumpType::kMini;
     runtime_.config.dump_name = c.name_template;
     runtime_.config.dump_dir = dir_;
     handlers_ = MakeRequestHandlers(runtime_);
     ASSERT_TRUE(handlers_.count(Command::kDump));
   }
-  void TearDown() override { fs::remove_all(root_); }
-
   Result<nlohmann::json> Dump(const nlohmann::json& request, const PeerInfo& peer = {}) {
     return handlers_.at(Command::kDump)(request, peer);
   }
@@ -56,7 +57,8 @@ class DumpHandlerTest : public ::testing::Test {
     return out;
   }
 
-  std::string root_, dir_;
+  ScopedTempDir tmp_{"cppdiag-handlers"};
+  std::string root_ = tmp_.path(), dir_;
   RuntimeInfo runtime_;
   DiagnosticServer::Handlers handlers_;
 };
@@ -101,12 +103,12 @@ TEST_F(DumpHandlerTest, AProgressFrameThatThrowsStopsNeitherThisDumpNorTheNext) 
   dump::UnregisterNoteProvider(&GatedProvider, &gate);
   ::close(fds[0]);
   ::close(fds[1]);
-  ASSERT_TRUE(first.ok()) << first.error().message();
+  ASSERT_THAT(first, IsOk());
   EXPECT_EQ(first->value("mode", ""), "fork");
   EXPECT_GE(frames, 2);
 
   auto second = Dump({{"path", "second.core"}, {"type", "mini"}});
-  EXPECT_TRUE(second.ok()) << second.error().message();
+  EXPECT_THAT(second, IsOk());
   EXPECT_EQ(Files(dir_), (std::vector<std::string>{"first.core", "second.core"}));
 }
 

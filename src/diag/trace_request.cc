@@ -143,6 +143,10 @@ Result<nlohmann::json> RunTrace(const nlohmann::json& req, const ipc::PeerInfo& 
       }
     }
     if (duration_ms != 0 && std::chrono::steady_clock::now() >= deadline) break;
+    if (peer.ServerStopping()) {  // the process is exiting: the server waits for us
+      ended_by = "exit";
+      break;
+    }
     s.Rescan();
     s.Drain(&batch);
     if (streamed) {

@@ -6,6 +6,7 @@
 #include <variant>
 
 #include "leakapp/crash.h"
+#include "leakapp/process_metrics.h"
 #include "leakapp/request_params.h"
 #include "leakapp/status_report.h"
 
@@ -24,25 +25,31 @@ void ReplyBadParameter(HttpResponse& res, const ParamError& e) {
 void AddApiRoutes(HttpRouter& router, ApiContext context) {
   // Shared by the handlers, which outlive this call.
   auto ctx = std::make_shared<const ApiContext>(std::move(context));
+  auto metrics = std::make_shared<MetricsCache>(kMetricsMaxAge);
 
-  router.Add("GET", "/triggerMemoryLeak", [ctx](const HttpRequest& req, HttpResponse& res) {
-    auto parsed = ParseLeakParams(req.params);
-    if (auto* e = std::get_if<ParamError>(&parsed)) return ReplyBadParameter(res, *e);
-    const auto& p = std::get<LeakParams>(parsed);
-    if (!ctx->engine.Start(p)) {
-      return ReplyJson(res, 409,
-                       {{"error", "a leak is already running; stop it with /stopMemoryLeak first"},
-                        {"leak", LeakJson(ctx->engine.Snapshot())}});
-    }
-    ReplyJson(res, 200,
-              {{"status", "started"},
-               {"pattern", LeakPatternName(p.pattern)},
-               {"params",
-                {{"chunkKb", p.chunk_kb}, {"intervalMs", p.interval_ms}, {"maxMb", p.max_mb}}}});
-  });
+  router.Add(
+      "GET", "/triggerMemoryLeak", [ctx, metrics](const HttpRequest& req, HttpResponse& res) {
+        auto parsed = ParseLeakParams(req.params);
+        if (auto* e = std::get_if<ParamError>(&parsed)) return ReplyBadParameter(res, *e);
+        const auto& p = std::get<LeakParams>(parsed);
+        if (!ctx->engine.Start(p)) {
+          return ReplyJson(
+              res, 409,
+              {{"error", "a leak is already running; stop it with /stopMemoryLeak first"},
+               {"leak", LeakJson(ctx->engine.Snapshot())}});
+        }
+        metrics->Invalidate();
+        ReplyJson(
+            res, 200,
+            {{"status", "started"},
+             {"pattern", LeakPatternName(p.pattern)},
+             {"params",
+              {{"chunkKb", p.chunk_kb}, {"intervalMs", p.interval_ms}, {"maxMb", p.max_mb}}}});
+      });
 
-  router.Add("GET", "/stopMemoryLeak", [ctx](const HttpRequest&, HttpResponse& res) {
+  router.Add("GET", "/stopMemoryLeak", [ctx, metrics](const HttpRequest&, HttpResponse& res) {
     bool was_running = ctx->engine.Stop();
+    metrics->Invalidate();
     LeakSnapshot s = ctx->engine.Snapshot();
     ReplyJson(res, 200,
               {{"status", LeakStateName(s.state)},
@@ -50,8 +57,9 @@ void AddApiRoutes(HttpRouter& router, ApiContext context) {
                {"leakedBytes", s.leaked_bytes}});
   });
 
-  router.Add("GET", "/releaseMemory", [ctx](const HttpRequest&, HttpResponse& res) {
+  router.Add("GET", "/releaseMemory", [ctx, metrics](const HttpRequest&, HttpResponse& res) {
     uint64_t freed = ctx->engine.Release();
+    metrics->Invalidate();
     Json body = {{"status", "released"}, {"freedBytes", freed}};
     if (auto m = ReadProcessMetrics()) body["rssBytes"] = m->rss_bytes;
     ReplyJson(res, 200, body);
@@ -59,8 +67,8 @@ void AddApiRoutes(HttpRouter& router, ApiContext context) {
 
   router.Add(
       "GET", "/status",
-      [ctx](const HttpRequest&, HttpResponse& res) {
-        auto m = ReadProcessMetrics();
+      [ctx, metrics](const HttpRequest&, HttpResponse& res) {
+        auto m = metrics->Read();
         if (!m) return ReplyJson(res, 500, {{"error", m.error().message()}});
         std::chrono::duration<double> uptime = std::chrono::steady_clock::now() - ctx->started;
         ReplyJson(
@@ -85,8 +93,8 @@ void AddApiRoutes(HttpRouter& router, ApiContext context) {
 
   router.Add(
       "GET", "/metrics",
-      [ctx](const HttpRequest&, HttpResponse& res) {
-        auto m = ReadProcessMetrics();
+      [ctx, metrics](const HttpRequest&, HttpResponse& res) {
+        auto m = metrics->Read();
         if (!m) return ReplyJson(res, 500, {{"error", m.error().message()}});
         res.set_content(MetricsText(*m, ctx->engine.Snapshot(), ctx->heap_hard_limit_bytes),
                         kPrometheusContentType);

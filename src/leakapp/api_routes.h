@@ -1,5 +1,5 @@
-// leakapp's endpoints (DESIGN.md's leakapp table, except GET /: the page
-// comes later), added to a route table:
+// leakapp's endpoints (DESIGN.md's leakapp table; GET / and /logs are
+// page_routes.h's), added to a route table:
 //
 //   GET  /triggerMemoryLeak?chunkKb=1024&intervalMs=100&maxMb=0&pattern=vector
 //          200 {"status":"started",...}; 409 while a leak runs; 400 on a bad value
@@ -10,6 +10,9 @@
 //   GET  /readyz            200 once listening, 503 while shutting down
 //   GET  /metrics           Prometheus text format (cppdiag_* and leakapp_*)
 //   POST /crash?kind=segv|abort|oom   202, then the process crashes
+//
+// /status and /metrics share one reading of the process (process_metrics.h's
+// MetricsCache) for kMetricsMaxAge; the leak controls make the next one fresh.
 //
 // A bad parameter gets 400 {"error": "...", "parameter": "chunkKb"}
 // (request_params.h). Probes and scrapes (/healthz, /readyz, /metrics,
@@ -25,6 +28,8 @@
 #include "leakapp/leak_engine.h"
 
 namespace leakapp {
+
+inline constexpr std::chrono::milliseconds kMetricsMaxAge{10};
 
 struct ApiContext {
   LeakEngine& engine;                             // must outlive the routes

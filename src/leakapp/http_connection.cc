@@ -60,13 +60,16 @@ void LingeringClose(PolledSocket& stream) {
 
 }  // namespace
 
-void ServeHttpConnection(cppdiag::ScopedFd fd, int wake_fd, const HttpHandler& handler,
+void ServeHttpConnection(ConnectionSocket& socket, int wake_fd, const HttpHandler& handler,
                          const std::atomic<bool>& shutting_down) {
-  PolledSocket stream(std::move(fd), wake_fd);
+  PolledSocket stream(socket, wake_fd);
   try {
     beast::flat_buffer buffer;
     for (;;) {
       stream.set_deadline(std::chrono::steady_clock::now() + kIoTimeout);
+      // Nothing of the next request read yet: idle (PolledSocket clears it
+      // when bytes arrive).
+      socket.SetIdle(buffer.size() == 0);
       http::request_parser<http::string_body> parser;
       parser.header_limit(kMaxHeaderBytes);
       parser.body_limit(kMaxBodyBytes);
@@ -112,10 +115,12 @@ void ServeHttpConnection(cppdiag::ScopedFd fd, int wake_fd, const HttpHandler& h
       if (!ec && res.after_write) res.after_write();
       if (ec || !keep_alive) break;
     }
+    socket.SetIdle(false);
     LingeringClose(stream);
   } catch (const std::exception& e) {
     spdlog::error("HTTP connection failed: {}", e.what());
   }
+  socket.Close();
 }
 
 }  // namespace leakapp

@@ -1,6 +1,8 @@
 #include "leakapp/http_listener.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -37,7 +39,8 @@ struct HttpListener::Net {
 
 namespace {
 
-// What a client that gets no thread is told, without waiting on it.
+// What a client that gets no thread is told, without waiting on it (a
+// client beyond the connection cap is not refused: it waits in the backlog).
 // A fixed reply, so that refusing a connection allocates nothing (it is also
 // the answer when the heap hard limit leaves no memory for a thread).
 constexpr std::string_view kBusyBody = R"({"error":"too many connections; try again"})"
@@ -61,8 +64,10 @@ void RejectBusy(int fd) {
 
 }  // namespace
 
-HttpListener::HttpListener(HttpHandler handler)
-    : handler_(std::move(handler)), net_(std::make_unique<Net>()) {
+HttpListener::HttpListener(HttpHandler handler, int max_connections)
+    : handler_(std::move(handler)),
+      max_connections_(max_connections),
+      net_(std::make_unique<Net>()) {
   if (!net_->wake.is_valid()) throw std::system_error(errno, std::system_category(), "eventfd");
 }
 
@@ -93,13 +98,16 @@ cppdiag::Status HttpListener::Bind(const std::string& host, int port) {
   if (!ec) acceptor.bind(endpoint, ec);
   if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
   if (!ec) acceptor.non_blocking(true, ec);
+  net::ip::tcp::endpoint local;
+  if (!ec) local = acceptor.local_endpoint(ec);
   if (ec) {
     std::string why = ec.message();
     acceptor.close(ec);
     return fail(why);
   }
+  port_ = local.port();
   bound_ = true;
-  spdlog::info("Listening on http://{}:{}", host, port);
+  spdlog::info("Listening on http://{}:{}", host, port_.load());
   return cppdiag::OkStatus();
 }
 
@@ -109,30 +117,72 @@ cppdiag::Status HttpListener::Serve() {
     if (shutting_down_) return cppdiag::OkStatus();
     net_->accepting = true;
   }
-  // A connection thread each, joined once it has ended (or at shutdown).
+  // A connection thread each, joined once it has ended (or at shutdown); an
+  // ending thread bumps `ended`, which wakes this loop to reap it.
   struct Connection {
+    explicit Connection(cppdiag::ScopedFd fd) : socket(std::move(fd)) {}
+    ConnectionSocket socket;
     std::thread thread;
-    std::shared_ptr<std::atomic<bool>> done = std::make_shared<std::atomic<bool>>(false);
+    std::atomic<bool> done{false};
   };
   std::list<Connection> connections;
+  cppdiag::ScopedFd ended(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!ended.is_valid()) return cppdiag::Error::FromErrno("eventfd", "HTTP accept loop");
   auto reap = [&connections] {
     connections.remove_if([](Connection& c) {
-      if (!*c.done) return false;
+      if (!c.done) return false;
       c.thread.join();
       return true;
     });
   };
+  // At the cap, with a client waiting in the backlog: close the connection
+  // idle longest. False if none is idle.
+  auto close_idlest = [&connections] {
+    Connection* idlest = nullptr;
+    ConnectionSocket::Clock::time_point oldest = ConnectionSocket::Clock::time_point::max();
+    for (auto& c : connections) {
+      auto since = c.socket.idle_since();
+      if (since && *since < oldest) {
+        oldest = *since;
+        idlest = &c;
+      }
+    }
+    return idlest != nullptr && idlest->socket.CloseIfIdle();
+  };
 
   const int listen_fd = net_->acceptor.native_handle();
+  const size_t cap = static_cast<size_t>(max_connections_);
+  // Set while at the cap with a client waiting: the backlog is not watched
+  // until a connection ends (or, if none was idle, for kCapRecheck).
+  bool waiting_for_room = false;
   cppdiag::Status status = cppdiag::OkStatus();
   while (!shutting_down_) {
-    pollfd fds[2] = {{listen_fd, POLLIN, 0}, {net_->wake.get(), POLLIN, 0}};
-    if (::poll(fds, 2, -1) < 0) {
+    pollfd fds[3] = {{net_->wake.get(), POLLIN, 0},
+                     {ended.get(), POLLIN, 0},
+                     {listen_fd, static_cast<short>(waiting_for_room ? 0 : POLLIN), 0}};
+    int timeout_ms = waiting_for_room ? static_cast<int>(kCapRecheck.count()) : -1;
+    int ready = ::poll(fds, 3, timeout_ms);
+    if (ready < 0) {
       if (errno == EINTR) continue;
       status = cppdiag::Error::FromErrno("poll", "HTTP accept loop");
       break;
     }
-    if (fds[1].revents != 0) break;
+    if (fds[0].revents != 0) break;
+    if (fds[1].revents != 0) {
+      uint64_t count;
+      (void)!::read(ended.get(), &count, sizeof count);
+      reap();
+      waiting_for_room = false;
+    }
+    if (ready == 0) waiting_for_room = false;  // look at the backlog (and the idle) again
+    if (fds[2].revents == 0) continue;
+    if (connections.size() >= cap) {
+      // Queue, never refuse: the client waits in the backlog until a slot
+      // frees; an idle keep-alive connection gives its slot up now.
+      close_idlest();
+      waiting_for_room = true;
+      continue;
+    }
     cppdiag::ScopedFd fd(::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
     if (!fd.is_valid()) {
       if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
@@ -143,30 +193,34 @@ cppdiag::Status HttpListener::Serve() {
       }
       continue;  // EAGAIN, ECONNABORTED, EINTR...: the next one
     }
-    reap();
-    if (connections.size() >= static_cast<size_t>(kMaxConnections)) {
-      RejectBusy(fd.get());
-      continue;
-    }
+    // Replies leave in one write each (polled_socket.h); without this, Nagle
+    // would hold the next reply on a kept-alive connection until the
+    // client's delayed ACK.
+    int one = 1;
+    (void)::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     // No thread (EAGAIN) or no memory (the heap hard limit a leak reached):
     // refuse this connection and keep serving, rather than let the
     // exception end Serve().
     try {
-      Connection& c = connections.emplace_back();
+      Connection& c = connections.emplace_back(std::move(fd));
+      ++open_connections_;
       try {
-        // The raw fd, so that `fd` still owns it if the thread cannot start.
-        c.thread = std::thread([this, done = c.done, raw = fd.get()] {
-          ServeHttpConnection(cppdiag::ScopedFd(raw), net_->wake.get(), handler_, shutting_down_);
-          *done = true;
+        c.thread = std::thread([this, &c, ended_fd = ended.get()] {
+          ServeHttpConnection(c.socket, net_->wake.get(), handler_, shutting_down_);
+          --open_connections_;
+          c.done = true;
+          uint64_t count = 1;
+          (void)!::write(ended_fd, &count, sizeof count);
         });
-      } catch (...) {
+      } catch (const std::exception& e) {
+        --open_connections_;
+        spdlog::warn("no thread for a connection: {}", e.what());
+        RejectBusy(c.socket.fd());
         connections.pop_back();
-        throw;
       }
-      (void)fd.release();  // the thread owns it now
-    } catch (const std::exception& e) {
-      spdlog::warn("no thread for a connection: {}", e.what());
-      RejectBusy(fd.get());
+    } catch (const std::exception& e) {  // no memory for the list node
+      spdlog::warn("no memory for a connection: {}", e.what());
+      if (fd.is_valid()) RejectBusy(fd.get());
     }
   }
   boost::system::error_code ec;

@@ -4,11 +4,12 @@
 //
 // Errors are JSON: {"error": "...", "parameter": "chunkKb"} (400, the
 // parameter named), {"error": "..."} for 404, 405 (with an Allow header), 409,
-// 500 (a handler threw), 413/431 (body over 64 KiB, header over 8 KiB) and
-// 503 (more than kMaxConnections connections at once). HEAD works wherever GET
-// does. Each request is logged as "GET /target -> 200" (probes and scrapes at
-// debug level). Connections are kept alive until the client closes, 10 s
-// pass without a complete request, or the server shuts down.
+// 500 (a handler threw), 413/431 (body over 64 KiB, header over 8 KiB). HEAD
+// works wherever GET does. Each request is logged as "GET /target -> 200"
+// (probes and scrapes at debug level). Connections are kept alive until the
+// client closes, 10 s pass without a complete request, the server needs the
+// slot of an idle one (over max_connections, http_listener.h), or the server
+// shuts down.
 #pragma once
 
 #include <cstdint>
@@ -24,18 +25,24 @@ namespace leakapp {
 
 class HttpServer {
  public:
-  // Connections served at once (a thread each); more are answered 503.
-  static constexpr int kMaxConnections = HttpListener::kMaxConnections;
-
   // `heap_hard_limit_bytes` (nullopt when off) is reported by /status and
-  // /metrics. `engine` must outlive the server.
-  HttpServer(LeakEngine& engine, std::optional<uint64_t> heap_hard_limit_bytes);
+  // /metrics. `engine` must outlive the server. At most `max_connections`
+  // are served at once; more wait (http_listener.h).
+  HttpServer(LeakEngine& engine, std::optional<uint64_t> heap_hard_limit_bytes,
+             int max_connections = HttpListener::kDefaultMaxConnections);
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  // Binds and listens on host:port; from then on /readyz answers 200 (the
-  // kernel queues connections until Serve() accepts them).
+  // Binds and listens on host:port (0: a port the kernel picks, logged and
+  // given by port()); from then on /readyz answers 200 (the kernel queues
+  // connections until Serve() accepts them).
   cppdiag::Status Bind(const std::string& host, int port) { return listener_.Bind(host, port); }
+
+  // The port bound, 0 before Bind().
+  int port() const { return listener_.port(); }
+
+  // Connection threads serving now.
+  int open_connections() const { return listener_.open_connections(); }
 
   // Accepts and serves until Shutdown(). Call once, after Bind succeeded.
   cppdiag::Status Serve() { return listener_.Serve(); }

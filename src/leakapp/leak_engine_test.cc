@@ -3,19 +3,16 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <thread>
+
+#include "support/poll.h"
 
 namespace leakapp {
 namespace {
 
 // Waits (bounded) until the leak thread has ended by itself.
 bool WaitForState(const LeakEngine& engine, LeakState state) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (engine.Snapshot().state != state) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return true;
+  return cppdiag::testing::PollUntil([&] { return engine.Snapshot().state == state; },
+                                     std::chrono::seconds(10), std::chrono::milliseconds(1));
 }
 
 TEST(LeakEngine, StopsExactlyAtMaxMbWithEveryPattern) {

@@ -55,10 +55,10 @@ int main(int argc, char** argv) {
   CLI::App app{"leakapp: a web service that leaks memory on purpose", "leakapp"};
   int port = 8080;
   std::string bind = "0.0.0.0";
-  app.add_option("--port", port, "TCP port to listen on")
+  app.add_option("--port", port, "TCP port to listen on (0: any free one, logged)")
       ->envname("LEAKAPP_PORT")
       ->type_name("PORT")
-      ->check(CLI::Range(1, 65535))
+      ->check(CLI::Range(0, 65535))
       ->capture_default_str();
   app.add_option("--bind", bind, "address to listen on")
       ->type_name("ADDRESS")

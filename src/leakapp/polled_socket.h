@@ -2,12 +2,16 @@
 // and writes wait in poll() with a deadline, and whose reads also end when
 // the server's wake eventfd becomes readable (shutdown). The fd is
 // non-blocking, so a stalled client can hold its thread no longer than the
-// deadline. Used by http_connection.cc only.
+// deadline. A write hands the whole buffer sequence to one sendmsg(), so a
+// reply Beast serializes as status line, headers and body leaves in one
+// segment rather than one per piece. Data read marks the connection busy
+// (ConnectionSocket::SetIdle). Used by http_connection.cc only.
 #pragma once
 
 #include <errno.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/error.hpp>
@@ -16,13 +20,14 @@
 #include <cstddef>
 #include <utility>
 
-#include "common/scoped_fd.h"
+#include "leakapp/http_connection.h"
 
 namespace leakapp {
 
 class PolledSocket {
  public:
-  PolledSocket(cppdiag::ScopedFd fd, int wake_fd) : fd_(std::move(fd)), wake_fd_(wake_fd) {}
+  PolledSocket(ConnectionSocket& socket, int wake_fd)
+      : socket_(socket), fd_(socket.fd()), wake_fd_(wake_fd) {}
 
   void set_deadline(std::chrono::steady_clock::time_point deadline) { deadline_ = deadline; }
 
@@ -31,8 +36,11 @@ class PolledSocket {
     auto buffer = FirstNonEmpty<boost::asio::mutable_buffer>(buffers);
     if (buffer.size() == 0) return ClearError(ec, 0);
     for (;;) {
-      ssize_t n = ::recv(fd_.get(), buffer.data(), buffer.size(), 0);
-      if (n > 0) return ClearError(ec, n);
+      ssize_t n = ::recv(fd_, buffer.data(), buffer.size(), 0);
+      if (n > 0) {
+        socket_.SetIdle(false);
+        return ClearError(ec, n);
+      }
       if (n == 0) {
         ec = boost::asio::error::eof;
         return 0;
@@ -43,9 +51,18 @@ class PolledSocket {
 
   template <class ConstBuffers>
   size_t write_some(const ConstBuffers& buffers, boost::beast::error_code& ec) {
-    auto buffer = FirstNonEmpty<boost::asio::const_buffer>(buffers);
+    iovec iov[kMaxIov];
+    msghdr msg{};
+    msg.msg_iov = iov;
+    for (auto it = boost::asio::buffer_sequence_begin(buffers);
+         it != boost::asio::buffer_sequence_end(buffers) && msg.msg_iovlen < kMaxIov; ++it) {
+      boost::asio::const_buffer b(*it);
+      if (b.size() == 0) continue;
+      iov[msg.msg_iovlen++] = {const_cast<void*>(b.data()), b.size()};
+    }
+    if (msg.msg_iovlen == 0) return ClearError(ec, 0);
     for (;;) {
-      ssize_t n = ::send(fd_.get(), buffer.data(), buffer.size(), MSG_NOSIGNAL);
+      ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
       if (n >= 0) return ClearError(ec, n);
       // A reply already being written is finished even during shutdown.
       if (!Retry(POLLOUT, /*watch_wake=*/false, ec)) return 0;
@@ -68,9 +85,13 @@ class PolledSocket {
     return n;
   }
 
-  int fd() const { return fd_.get(); }
+  int fd() const { return fd_; }
 
  private:
+  // Beast's reply serializer yields a handful of buffers; any beyond this
+  // go in the next write_some.
+  static constexpr size_t kMaxIov = 16;
+
   template <class Buffer, class Buffers>
   static Buffer FirstNonEmpty(const Buffers& buffers) {
     for (auto it = boost::asio::buffer_sequence_begin(buffers);
@@ -101,7 +122,7 @@ class PolledSocket {
         ec = boost::beast::error::timeout;
         return false;
       }
-      pollfd fds[2] = {{fd_.get(), events, 0}, {wake_fd_, POLLIN, 0}};
+      pollfd fds[2] = {{fd_, events, 0}, {wake_fd_, POLLIN, 0}};
       int ready = ::poll(fds, watch_wake ? 2 : 1, static_cast<int>(left.count()));
       if (ready < 0 && errno == EINTR) continue;
       if (ready < 0) {
@@ -116,7 +137,8 @@ class PolledSocket {
     }
   }
 
-  cppdiag::ScopedFd fd_;
+  ConnectionSocket& socket_;
+  int fd_;
   int wake_fd_;
   std::chrono::steady_clock::time_point deadline_;
 };

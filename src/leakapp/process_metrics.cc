@@ -33,6 +33,33 @@ cppdiag::Result<ProcessMetrics> ReadProcessMetrics() {
   return m;
 }
 
+cppdiag::Result<ProcessMetrics> MetricsCache::Read() {
+  {
+    std::lock_guard lock(mu_);
+    auto now = std::chrono::steady_clock::now();
+    // Fresh, or being read by another request: this one takes the last
+    // reading rather than queueing behind the read.
+    if (last_ && (now - taken_ < max_age_ || refreshing_)) return *last_;
+    refreshing_ = true;
+  }
+  auto taken = std::chrono::steady_clock::now();
+  auto fresh = ReadProcessMetrics();
+  std::lock_guard lock(mu_);
+  refreshing_ = false;
+  if (fresh && taken > taken_) {
+    last_ = *fresh;
+    taken_ = taken;
+  }
+  return fresh;
+}
+
+void MetricsCache::Invalidate() {
+  std::lock_guard lock(mu_);
+  last_.reset();
+  // A reading under way started before the call: not to be kept.
+  taken_ = std::chrono::steady_clock::now();
+}
+
 std::vector<MetricFamily> ProcessMetricFamilies(const ProcessMetrics& m,
                                                 std::optional<uint64_t> heap_hard_limit_bytes) {
   std::vector<MetricFamily> families;

@@ -7,7 +7,9 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <optional>
 #include <vector>
 
@@ -36,7 +38,31 @@ struct ProcessMetrics {
 };
 
 // Reads the counters now. Fails only if /proc/self/status could not be read.
+// A read costs a few hundred microseconds (a dozen /proc and cgroup files,
+// mallinfo2's walk of the arenas).
 cppdiag::Result<ProcessMetrics> ReadProcessMetrics();
+
+// One reading shared by the requests that come within `max_age` of it, so
+// that a poller or a load test on /status and /metrics costs the process one
+// reading per `max_age`, not one per request. Invalidate() makes the next
+// Read() fresh (the leak controls call it: a reply after them never shows
+// the memory before them). Thread-safe: while one caller reads afresh, the
+// others get the previous reading instead of waiting (after Invalidate(),
+// each reads its own).
+class MetricsCache {
+ public:
+  explicit MetricsCache(std::chrono::milliseconds max_age) : max_age_(max_age) {}
+
+  cppdiag::Result<ProcessMetrics> Read();
+  void Invalidate();
+
+ private:
+  const std::chrono::milliseconds max_age_;
+  std::mutex mu_;
+  std::optional<ProcessMetrics> last_;
+  std::chrono::steady_clock::time_point taken_;  // of last_, or of the last Invalidate()
+  bool refreshing_ = false;
+};
 
 // The cppdiag_* families: one per catalog family the sample has a value for
 // (derived counters, which need two samples, are left to Prometheus).

@@ -76,4 +76,11 @@ std::variant<CrashKind, ParamError> ParseCrashParams(const QueryParams& query) {
   return *kind;
 }
 
+std::variant<size_t, ParamError> ParseLogLinesParam(const QueryParams& query, size_t max) {
+  if (auto e = UnknownParameter(query, {"lines"})) return *e;
+  uint64_t lines = max < 100 ? max : 100;
+  if (auto e = IntParam(query, "lines", 1, static_cast<int64_t>(max), &lines)) return *e;
+  return static_cast<size_t>(lines);
+}
+
 }  // namespace leakapp

@@ -3,6 +3,7 @@
 //   400 {"error": "chunkKb: invalid integer 'abc'", "parameter": "chunkKb"}
 #pragma once
 
+#include <cstddef>
 #include <map>
 #include <string>
 #include <variant>
@@ -32,5 +33,9 @@ std::variant<LeakParams, ParamError> ParseLeakParams(const QueryParams& query);
 
 // /crash: kind (required): segv, abort or oom. Any other parameter is an error.
 std::variant<CrashKind, ParamError> ParseCrashParams(const QueryParams& query);
+
+// /logs: lines [1, max] (100, or `max` if smaller). Any other parameter is an
+// error.
+std::variant<size_t, ParamError> ParseLogLinesParam(const QueryParams& query, size_t max);
 
 }  // namespace leakapp

@@ -1,5 +1,7 @@
 #include "leakapp/status_report.h"
 
+#include "diag/counters/catalog.h"
+
 namespace leakapp {
 namespace {
 
@@ -50,6 +52,9 @@ nlohmann::ordered_json StatusJson(const ProcessMetrics& process, const LeakSnaps
       {"heapHardLimitBytes", OrNull(heap_hard_limit_bytes)},
       {"cgroup", cgroup},
       {"leak", LeakJson(leak)},
+      {"dumpsWritten",
+       static_cast<uint64_t>(
+           process.counters.Get(cppdiag::counters::names::kDumpsWritten).value_or(0))},
   };
 }
 

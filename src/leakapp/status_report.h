@@ -9,7 +9,10 @@
 //    "cgroup": {"version": 1, "usageBytes": ..., "limitBytes": 314572800 | null} | null,
 //    "leak": {"state": "running|stopped|idle", "pattern": "vector" | null,
 //             "chunkKb": 1024 | null, "intervalMs": 100 | null, "maxMb": 0 | null,
-//             "rounds": 12, "roundsTotal": 12}}
+//             "rounds": 12, "roundsTotal": 12},
+//    "dumpsWritten": 0}
+// dumpsWritten: dumps this process wrote itself (on demand over the socket,
+// the pre-OOM watchdog; the counters' cppdiag_dumps_written_total).
 // The pattern and parameters are those of the running or last run, null
 // while idle.
 #pragma once

@@ -5,13 +5,14 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <sstream>
-#include <thread>
 
 #include "common/cgroup.h"
 #include "common/io.h"
 #include "common/parse.h"
+#include "support/poll.h"
 
 namespace cppdiag::testing {
 
@@ -55,19 +56,21 @@ ScopedCgroup::ScopedCgroup(uint64_t limit_bytes, bool swap_off) {
 
 ScopedCgroup::~ScopedCgroup() {
   if (dir_.empty()) return;
-  for (int attempt = 0; attempt < 200; ++attempt) {
-    auto procs = ReadFileToString(procs_file());
-    if (procs && procs->empty()) break;
-    if (procs) {
-      std::istringstream in(*procs);
-      pid_t pid;
-      while (in >> pid) ::kill(pid, SIGKILL);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  for (int attempt = 0; attempt < 100 && ::rmdir(dir_.c_str()) != 0; ++attempt) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  // Kill what is left until the cgroup is empty, then remove it (it stays
+  // busy while a killed process is still exiting).
+  PollUntil(
+      [&] {
+        auto procs = ReadFileToString(procs_file());
+        if (procs && procs->empty()) return true;
+        if (procs) {
+          std::istringstream in(*procs);
+          pid_t pid;
+          while (in >> pid) ::kill(pid, SIGKILL);
+        }
+        return false;
+      },
+      std::chrono::seconds(2));
+  PollUntil([&] { return ::rmdir(dir_.c_str()) == 0; }, std::chrono::seconds(1));
 }
 
 uint64_t ScopedCgroup::oom_kills() const {

@@ -1,16 +1,19 @@
 #include "support/subprocess.h"
 
 #include <fcntl.h>
-#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <regex>
 #include <stdexcept>
 
 #include "common/io.h"
@@ -28,10 +31,6 @@ std::string Termination::ToString() const {
 }
 
 Subprocess::Subprocess(SubprocessOptions options) {
-  char tmpl[] = "/tmp/cppdiag-sub-XXXXXX";
-  if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
-  dir_ = tmpl;
-
   // Everything the child needs is built before fork: the child only calls
   // async-signal-safe functions.
   std::map<std::string, std::string> env;
@@ -49,7 +48,7 @@ Subprocess::Subprocess(SubprocessOptions options) {
   envp.push_back(nullptr);
   for (auto& s : options.argv) argv.push_back(s.data());
   argv.push_back(nullptr);
-  std::string out = dir_ + "/stdout", err = dir_ + "/stderr";
+  std::string out = dir_.Join("stdout"), err = dir_.Join("stderr");
   std::string my_pid_line;
 
   int cgroup_fd = -1;
@@ -84,6 +83,10 @@ Subprocess::Subprocess(SubprocessOptions options) {
     _exit(127);
   }
   if (cgroup_fd >= 0) ::close(cgroup_fd);
+  // Our unreaped child: its pid cannot be reused before we wait for it.
+  // (glibc 2.36's <sys/pidfd.h> lacks extern "C": the raw syscall.)
+  pidfd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0)));
+  if (!pidfd_.is_valid()) throw std::runtime_error("pidfd_open failed");
 }
 
 Subprocess::~Subprocess() {
@@ -91,8 +94,6 @@ Subprocess::~Subprocess() {
     ::kill(pid_, SIGKILL);
     ::waitpid(pid_, nullptr, 0);
   }
-  std::error_code ec;
-  if (std::getenv("CPPDIAG_KEEP_TEST_OUTPUT") == nullptr) std::filesystem::remove_all(dir_, ec);
 }
 
 bool Subprocess::running() {
@@ -120,18 +121,21 @@ std::optional<Termination> Subprocess::Wait(std::chrono::milliseconds timeout) {
       done_ = t;
       return done_;
     }
-    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return std::nullopt;
+    pollfd p{.fd = pidfd_.get(), .events = POLLIN, .revents = 0};
+    ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), INT32_MAX)));
   }
 }
 
 std::string Subprocess::Stdout() const {
-  auto r = ReadFileToString(dir_ + "/stdout", 1 << 30);
+  auto r = ReadFileToString(dir_.Join("stdout"), 1 << 30);
   return r ? *r : "";
 }
 
 std::string Subprocess::Stderr() const {
-  auto r = ReadFileToString(dir_ + "/stderr", 1 << 30);
+  auto r = ReadFileToString(dir_.Join("stderr"), 1 << 30);
   return r ? *r : "";
 }
 
@@ -181,21 +185,28 @@ std::string GdbBatch(const std::string& exe, const std::string& core,
   return RunToCompletion(std::move(argv));
 }
 
-int FreeTcpPort() {
-  ScopedFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return -1;
-  socklen_t len = sizeof addr;
-  ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len);
-  return ntohs(addr.sin_port);
+std::optional<int> WaitForListeningPort(Subprocess& p, std::chrono::milliseconds timeout) {
+  static const std::regex kLine(R"(Listening on http://\S+:([0-9]+)\r?\n)");
+  std::optional<int> port;
+  auto found = [&] {
+    for (const std::string& out : {p.Stdout(), p.Stderr()}) {
+      std::smatch m;
+      if (std::regex_search(out, m, kLine)) {
+        port = std::stoi(m[1].str());
+        return true;
+      }
+    }
+    return false;
+  };
+  PollUntil([&] { return found() || !p.running(); }, timeout);
+  if (!port) found();  // once more: it may have printed it as it ended
+  return port;
 }
 
 std::string BuiltBinary(const std::string& name) {
-  static const char* const kDirs[] = {"/src/leakapp/", "/src/cli/", "/tests/integration/dump/",
-                                      "/bench/", "/"};
+  static const char* const kDirs[] = {
+      "/src/leakapp/", "/src/cli/", "/tests/integration/dump/", "/tests/integration/analyze/",
+      "/bench/",       "/"};
   for (const char* d : kDirs) {
     std::string p = std::string(CPPDIAG_BINARY_DIR) + d + name;
     if (::access(p.c_str(), X_OK) == 0) return p;

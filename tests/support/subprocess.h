@@ -11,6 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "common/scoped_fd.h"
+#include "support/poll.h"  // PollUntil, which tests took from here
+#include "support/scoped_temp_dir.h"
+
 namespace cppdiag::testing {
 
 struct SubprocessOptions {
@@ -41,7 +45,8 @@ class Subprocess {
   bool running();
   void Signal(int sig);
 
-  // Waits for the child to end; nullopt on timeout (the child keeps running).
+  // Waits for the child to end (on its pidfd, no polling); nullopt on
+  // timeout (the child keeps running).
   std::optional<Termination> Wait(std::chrono::milliseconds timeout);
 
   std::string Stdout() const;
@@ -49,12 +54,13 @@ class Subprocess {
   // Waits until stdout or stderr contains `needle`, or the child ends, or timeout.
   bool WaitForOutput(const std::string& needle, std::chrono::milliseconds timeout);
 
-  const std::string& temp_dir() const { return dir_; }
+  const std::string& temp_dir() const { return dir_.path(); }
 
  private:
+  ScopedTempDir dir_{"cppdiag-sub"};
   pid_t pid_ = -1;
+  ScopedFd pidfd_;  // readable once the child has ended
   std::optional<Termination> done_;
-  std::string dir_;
 };
 
 // Runs `argv` to its end (killed after `timeout`) and returns stdout then
@@ -79,8 +85,11 @@ std::string ReadAll(const std::string& path);
 std::string GdbBatch(const std::string& exe, const std::string& core,
                      const std::vector<std::string>& extra = {});
 
-// A free TCP port on 127.0.0.1 (bound then released).
-int FreeTcpPort();
+// The port of the first complete "Listening on http://HOST:PORT" line the
+// child has printed (leakapp's, once bound: start it with --port 0 and read
+// the port here, never pick one by bind-and-release); nullopt when the child
+// ends or `timeout` passes first.
+std::optional<int> WaitForListeningPort(Subprocess& p, std::chrono::milliseconds timeout);
 
 // Path of a binary built by this project ("leakapp", "cppdiag").
 std::string BuiltBinary(const std::string& name);
@@ -92,20 +101,4 @@ std::string BuiltBinary(const std::string& name);
 // into /var/tmp/cppdiag-test-bin/<hash of the build dir>/ (mode 0755).
 std::string StagedBinary(const std::string& name);
 
-// Polls `pred` every 10 ms until true or the timeout; returns the last value.
-template <typename Pred>
-bool PollUntil(Pred pred, std::chrono::milliseconds timeout);
-
 }  // namespace cppdiag::testing
-
-#include <thread>
-
-template <typename Pred>
-bool cppdiag::testing::PollUntil(Pred pred, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    if (pred()) return true;
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-}

@@ -18,16 +18,19 @@
 #include "cli/analyze/testing/fake_core.h"
 #include "common/io.h"
 #include "diag/dump/testing/fake_process_snapshot.h"
+#include "support/status_matchers.h"
 
 namespace cppdiag::cli::analyze {
 namespace {
+
+using ::cppdiag::testing::IsOk;
 
 namespace fs = std::filesystem;
 constexpr size_t kMaxSeedBytes = 64 << 10;
 
 std::vector<uint8_t> ReadBytes(const std::string& path) {
   auto text = ReadFileToString(path);
-  EXPECT_TRUE(text.ok());
+  EXPECT_THAT(text, IsOk());
   return text.ok() ? std::vector<uint8_t>(text->begin(), text->end()) : std::vector<uint8_t>{};
 }
 
@@ -95,9 +98,9 @@ TEST(CoreCorpusTest, SeedCoresParse) {
     SCOPED_TRACE(e.path().string());
     EXPECT_LT(e.file_size(), kMaxSeedBytes);
     auto core = CoreFile::Open(e.path());
-    ASSERT_TRUE(core.ok()) << core.error().message();
+    ASSERT_THAT(core, IsOk());
     auto notes = DecodeNotes(*core);
-    ASSERT_TRUE(notes.ok()) << notes.error().message();
+    ASSERT_THAT(notes, IsOk());
     EXPECT_FALSE(notes->threads.empty());
     ++seeds;
   }
@@ -111,7 +114,7 @@ TEST(CoreCorpusTest, DISABLED_WriteSeedCorpus) {
     ASSERT_LT(bytes.size(), kMaxSeedBytes) << name;
     ASSERT_TRUE(CoreFile::FromBytes(bytes).ok()) << name;
     std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-    ASSERT_TRUE(WriteStringToFile(std::string(out) + "/" + name, text, 0644).ok());
+    ASSERT_THAT(WriteStringToFile(std::string(out) + "/" + name, text, 0644), IsOk());
   };
   auto small = SmallProcess();
   dump::CppdiagInfo info;

@@ -15,9 +15,12 @@
 #include "cli/analyze/testing/core_builder.h"
 #include "cli/analyze/testing/fake_core.h"
 #include "diag/dump/testing/typical_process.h"
+#include "support/status_matchers.h"
 
 namespace cppdiag::cli::analyze {
 namespace {
+
+using ::cppdiag::testing::IsOk;
 
 using testing::BuiltCore;
 using testing::CoreBuilder;
@@ -41,7 +44,7 @@ BuiltCore SmallCore() {
 TEST(CoreFileCorruptTest, TruncatedAtEverySixteenthSaysTruncated) {
   auto fake = dump::testing::MakeTypicalProcess();
   std::vector<uint8_t> full = testing::WriteFakeCore(*fake, DumpType::kFull);
-  ASSERT_TRUE(CoreFile::FromBytes(full).ok());
+  ASSERT_THAT(CoreFile::FromBytes(full), IsOk());
   for (size_t k = 1; k < 16; ++k) {
     size_t size = full.size() * k / 16;
     std::string msg = ErrorOf({full.begin(), full.begin() + size});
@@ -190,9 +193,10 @@ TEST(CoreFileCorruptTest, FilesThatAreNotCores) {
   };
   EXPECT_EQ(open_error("/bin/true"),
             "/bin/true: not a core: an ELF shared object or PIE executable (ET_DYN)");
-  std::string text = dir.Write("notes.txt", testing::Bytes("threads: 3\nnot a core\n"));
+  std::string text =
+      testing::WriteBytes(dir, "notes.txt", testing::Bytes("threads: 3\nnot a core\n"));
   EXPECT_EQ(open_error(text), text + ": not an ELF file");
-  std::string empty = dir.Write("empty", {});
+  std::string empty = testing::WriteBytes(dir, "empty", {});
   EXPECT_EQ(open_error(empty), empty + ": empty file");
   EXPECT_EQ(open_error(dir.path()), dir.path() + ": not a regular file (a directory)");
   EXPECT_EQ(open_error("/dev/null"), "/dev/null: not a regular file (a character device)");
@@ -225,7 +229,7 @@ TEST(CoreFileCorruptTest, ACoreTruncatedWhileReadEndsWithOneLineNotACrash) {
   ScopedTempDir dir;
   std::string path = dir.path() + "/core";
   auto read_after_truncation = [&] {
-    dir.Write("core", bytes);
+    testing::WriteBytes(dir, "core", bytes);
     auto core = CoreFile::Open(path);
     if (!core.ok()) ::_exit(3);
     if (::truncate(path.c_str(), 4096) != 0) ::_exit(4);
@@ -251,7 +255,7 @@ TEST(CoreFileCorruptTest, ACoreTruncatedWhileReadEndsWithOneLineNotACrash) {
 
 TEST(CoreFileCorruptTest, MemoryRangesAtTheEdgeOfTheAddressSpace) {
   auto core = CoreFile::FromBytes(SmallCore().bytes);
-  ASSERT_TRUE(core.ok());
+  ASSERT_THAT(core, IsOk());
   EXPECT_EQ(core->ReadMemory(UINT64_MAX - 3, 8).error().message(),
             "8 bytes from 0xfffffffffffffffc run past the address space");
   EXPECT_FALSE(core->ReadMemory(UINT64_MAX, 1).ok());

@@ -23,9 +23,12 @@
 #include "diag/dump/self_dump.h"
 #include "diag/dump/testing/core_file_reader.h"
 #include "diag/dump/testing/typical_process.h"
+#include "support/status_matchers.h"
 
 namespace cppdiag::cli::analyze {
 namespace {
+
+using ::cppdiag::testing::IsOk;
 
 using P = dump::testing::TypicalProcess;
 using testing::ScopedTempDir;
@@ -53,12 +56,12 @@ TEST(CoreFileTest, ReadsTheWritersCoreOfAKnownProcess) {
   info.threads = 2;
   std::vector<uint8_t> bytes = testing::WriteFakeCore(*fake, DumpType::kFull, &info);
   ScopedTempDir dir;
-  auto core = CoreFile::Open(dir.Write("core", bytes));
-  ASSERT_TRUE(core.ok()) << core.error().message();
+  auto core = CoreFile::Open(testing::WriteBytes(dir, "core", bytes));
+  ASSERT_THAT(core, IsOk());
 
   // The same program headers and notes as elfutils' libelf sees.
   auto elf = dump::testing::ParseCore(bytes);
-  ASSERT_TRUE(elf.ok());
+  ASSERT_THAT(elf, IsOk());
   EXPECT_EQ(core->program_header_count(), elf->phnum);
   ASSERT_EQ(core->notes().size(), elf->notes.size());
   for (size_t i = 0; i < elf->notes.size(); ++i) {
@@ -70,7 +73,7 @@ TEST(CoreFileTest, ReadsTheWritersCoreOfAKnownProcess) {
   EXPECT_EQ(core->loads().size(), elf->Loads().size());
 
   auto notes = DecodeNotes(*core);
-  ASSERT_TRUE(notes.ok()) << notes.error().message();
+  ASSERT_THAT(notes, IsOk());
   ASSERT_EQ(notes->threads.size(), 2u);
   const ThreadInfo& t0 = notes->threads[0];
   EXPECT_EQ(t0.tid, P::kMainTid);
@@ -106,19 +109,19 @@ TEST(CoreFileTest, ReadsTheWritersCoreOfAKnownProcess) {
 
   // Memory is a view of the mapping, not a copy.
   auto marker = core->ReadMemory(P::kHeapMarker, std::strlen(P::kMarker));
-  ASSERT_TRUE(marker.ok()) << marker.error().message();
+  ASSERT_THAT(marker, IsOk());
   ASSERT_EQ(marker->size(), 1u);
   EXPECT_EQ(Text((*marker)[0]), P::kMarker);
   EXPECT_TRUE(Within((*marker)[0].data, core->bytes()));
   // Adjacent segments are crossed: the end of text (0x90) into rodata (0x41).
   auto across = core->ReadMemory(P::kExeRodata - 2, 4);
-  ASSERT_TRUE(across.ok()) << across.error().message();
+  ASSERT_THAT(across, IsOk());
   ASSERT_EQ(across->size(), 2u);
   EXPECT_EQ(Text((*across)[0]), "\x90\x90");
   EXPECT_EQ(Text((*across)[1]), "AA");
   uint8_t buf[4];
   auto stored = core->CopyMemory(P::kExeRodata - 2, buf);
-  ASSERT_TRUE(stored.ok());
+  ASSERT_THAT(stored, IsOk());
   EXPECT_EQ(*stored, 4u);
   EXPECT_EQ(std::memcmp(buf, "\x90\x90\x41\x41", 4), 0);
   // Between mappings: not in the dump, and the answer says where.
@@ -136,19 +139,19 @@ TEST(CoreFileTest, ReadsTheWritersCoreOfAKnownProcess) {
 TEST(CoreFileTest, WhatTheDumpTypeLeftOutIsInASegmentButNotStored) {
   auto fake = dump::testing::MakeTypicalProcess();
   auto core = CoreFile::FromBytes(testing::WriteFakeCore(*fake, DumpType::kTriage));
-  ASSERT_TRUE(core.ok()) << core.error().message();
+  ASSERT_THAT(core, IsOk());
   const LoadSegment* text = core->FindLoad(P::kLibc + kPage);
   ASSERT_NE(text, nullptr);
   EXPECT_EQ(text->filesz, 0u);
   auto pieces = core->ReadMemory(P::kLibc + kPage + 0x10, 32);
-  ASSERT_TRUE(pieces.ok());
+  ASSERT_THAT(pieces, IsOk());
   ASSERT_EQ(pieces->size(), 1u);
   EXPECT_FALSE((*pieces)[0].stored());
   EXPECT_EQ((*pieces)[0].size, 32u);
   uint8_t buf[32];
   std::memset(buf, 0xff, sizeof buf);
   auto stored = core->CopyMemory(P::kLibc + kPage + 0x10, buf);
-  ASSERT_TRUE(stored.ok());
+  ASSERT_THAT(stored, IsOk());
   EXPECT_EQ(*stored, 0u);
   EXPECT_EQ(buf[0], 0);
   EXPECT_EQ(buf[31], 0);
@@ -160,9 +163,9 @@ TEST(CoreFileTest, PartlyStoredSegmentsReadAsStoredBytesThenZeros) {
   b.Load(0x10000, 2 * kPage, std::string(kPage, 'x'));
   b.Load(0x12000, kPage, std::string(kPage, 'y'));
   auto core = CoreFile::FromBytes(b.Build().bytes);
-  ASSERT_TRUE(core.ok()) << core.error().message();
+  ASSERT_THAT(core, IsOk());
   auto pieces = core->ReadMemory(0x10000 + kPage - 1, kPage + 2);
-  ASSERT_TRUE(pieces.ok()) << pieces.error().message();
+  ASSERT_THAT(pieces, IsOk());
   ASSERT_EQ(pieces->size(), 3u);
   EXPECT_EQ(Text((*pieces)[0]), "x");
   EXPECT_FALSE((*pieces)[1].stored());
@@ -175,11 +178,11 @@ TEST(CoreFileTest, ExtendedProgramHeaderNumbering) {
   b.Note("CORE", NT_PRSTATUS, testing::PrstatusDesc(7));
   b.Load(0x10000, kPage, "abc").ExtendedNumbering();
   auto core = CoreFile::FromBytes(b.Build().bytes);
-  ASSERT_TRUE(core.ok()) << core.error().message();
+  ASSERT_THAT(core, IsOk());
   EXPECT_EQ(core->program_header_count(), 2u);
   EXPECT_EQ(core->notes().size(), 1u);
   auto abc = core->ReadMemory(0x10000, 3);
-  ASSERT_TRUE(abc.ok());
+  ASSERT_THAT(abc, IsOk());
   EXPECT_EQ(Text((*abc)[0]), "abc");
 }
 
@@ -189,7 +192,7 @@ class SelfDumpCoreTest : public ::testing::Test {
     dump::SelfDumpConfig c;
     c.default_type = DumpType::kMini;
     c.name_template = "/tmp/cppdiag-analyze-selfdump.%p.%r";
-    ASSERT_TRUE(dump::PrepareSelfDump(c).ok());
+    ASSERT_THAT(dump::PrepareSelfDump(c), IsOk());
   }
 };
 
@@ -213,7 +216,7 @@ TEST_F(SelfDumpCoreTest, ThreadsAndStackOfThisProcess) {
   }
   started.wait();
   auto live = ListThreads(::getpid());
-  ASSERT_TRUE(live.ok());
+  ASSERT_THAT(live, IsOk());
   volatile char local[32];
   std::memcpy(const_cast<char*>(local), "analyze-stack-bytes", 20);
   ScopedTempDir dir;
@@ -229,9 +232,9 @@ TEST_F(SelfDumpCoreTest, ThreadsAndStackOfThisProcess) {
   ASSERT_EQ(err, 0) << res.failed_call;
 
   auto core = CoreFile::Open(path);
-  ASSERT_TRUE(core.ok()) << core.error().message();
+  ASSERT_THAT(core, IsOk());
   auto notes = DecodeNotes(*core);
-  ASSERT_TRUE(notes.ok()) << notes.error().message();
+  ASSERT_THAT(notes, IsOk());
   EXPECT_EQ(Tids(*notes), *live);
   EXPECT_EQ(notes->threads[0].tid, static_cast<pid_t>(::syscall(SYS_gettid)));
   ASSERT_TRUE(notes->process);
@@ -241,7 +244,7 @@ TEST_F(SelfDumpCoreTest, ThreadsAndStackOfThisProcess) {
   EXPECT_STREQ(notes->cppdiag->reason, "analyze-test");
   EXPECT_EQ(notes->cppdiag->threads, live->size());
   auto bytes = core->ReadMemory(reinterpret_cast<uint64_t>(&local[0]), 20);
-  ASSERT_TRUE(bytes.ok()) << bytes.error().message();
+  ASSERT_THAT(bytes, IsOk());
   EXPECT_EQ(Text((*bytes)[0]), std::string("analyze-stack-bytes", 20));
 }
 
@@ -260,9 +263,9 @@ TEST(GdbCoreTest, ThreadsAgreeWithProcTask) {
   ASSERT_EQ(gdb.tids.size(), 4u);
 
   auto core = CoreFile::Open(path);
-  ASSERT_TRUE(core.ok()) << core.error().message();
+  ASSERT_THAT(core, IsOk());
   auto notes = DecodeNotes(*core);
-  ASSERT_TRUE(notes.ok()) << notes.error().message();
+  ASSERT_THAT(notes, IsOk());
   EXPECT_EQ(Tids(*notes), gdb.tids);
   ASSERT_TRUE(notes->process);
   EXPECT_EQ(notes->process->pid, child);
@@ -274,7 +277,7 @@ TEST(GdbCoreTest, ThreadsAgreeWithProcTask) {
   }
   std::string expected = "gdb-child-" + std::to_string(child);
   auto marker = core->ReadMemory(testing::ChildMarkerAddress(), expected.size());
-  ASSERT_TRUE(marker.ok()) << marker.error().message();
+  ASSERT_THAT(marker, IsOk());
   ASSERT_EQ(marker->size(), 1u);
   EXPECT_EQ(Text((*marker)[0]), expected);
 }
@@ -289,24 +292,24 @@ TEST(CoreFileTest, NotesOfASparse4GiBCoreAreReadWithoutTouchingItsData) {
   built.Put<uint64_t>(built.phdr_offset(1) + offsetof(Elf64_Phdr, p_offset), data_at);
   built.Put<uint64_t>(built.phdr_offset(1) + offsetof(Elf64_Phdr, p_filesz), kData);
   ScopedTempDir dir;
-  std::string path = dir.Write("big.core", built.bytes);
+  std::string path = testing::WriteBytes(dir, "big.core", built.bytes);
   ASSERT_EQ(::truncate(path.c_str(), static_cast<off_t>(data_at + kData)), 0);
 
   auto before = ReadProcStatus(::getpid());
-  ASSERT_TRUE(before.ok());
+  ASSERT_THAT(before, IsOk());
   auto core = CoreFile::Open(path);
-  ASSERT_TRUE(core.ok()) << core.error().message();
+  ASSERT_THAT(core, IsOk());
   auto notes = DecodeNotes(*core);
-  ASSERT_TRUE(notes.ok()) << notes.error().message();
+  ASSERT_THAT(notes, IsOk());
   EXPECT_EQ(notes->threads.size(), 64u);
   for (uint64_t off : {uint64_t{0}, kData / 2, kData - 8}) {
     auto word = core->ReadMemory(0x7f0000000000 + off, 8);
-    ASSERT_TRUE(word.ok());
+    ASSERT_THAT(word, IsOk());
     EXPECT_TRUE((*word)[0].stored());
     EXPECT_EQ((*word)[0].data[0], 0);
   }
   auto after = ReadProcStatus(::getpid());
-  ASSERT_TRUE(after.ok());
+  ASSERT_THAT(after, IsOk());
   EXPECT_GT(core->bytes().size(), kData);
   // A copy would be 4 GiB; the mapping's touched pages are a few.
   EXPECT_LT(after->vm_rss_bytes, before->vm_rss_bytes + (16 << 20));

@@ -8,9 +8,12 @@
 #include <cstring>
 
 #include "cli/analyze/testing/core_builder.h"
+#include "support/status_matchers.h"
 
 namespace cppdiag::cli::analyze {
 namespace {
+
+using ::cppdiag::testing::IsOk;
 
 using testing::Bytes;
 using testing::CoreBuilder;
@@ -58,7 +61,7 @@ TEST(CoreNotesTest, ThreadsTakeTheRegisterNotesThatFollowThem) {
   b.Note("GDB", 0xff, Bytes("<target/>"));
   std::unique_ptr<CoreFile> keep;
   auto notes = Decode(b, &keep);
-  ASSERT_TRUE(notes.ok()) << notes.error().message();
+  ASSERT_THAT(notes, IsOk());
   ASSERT_EQ(notes->threads.size(), 2u);
   const ThreadInfo& a = notes->threads[0];
   EXPECT_EQ(a.tid, 41);
@@ -90,7 +93,7 @@ TEST(CoreNotesTest, NamesFromTheCoreAreEscapedForATerminal) {
   CoreBuilder b;
   b.Note("\x1b]0;owned\x07\n", 7, Bytes("x"));
   std::unique_ptr<CoreFile> keep;
-  ASSERT_TRUE(Decode(b, &keep).ok());
+  ASSERT_THAT(Decode(b, &keep), IsOk());
   EXPECT_EQ(NoteTypeName(keep->notes()[0]), "\\x1b]0;owned\\x07\\x0a type 0x7");
   EXPECT_EQ(Printable("/usr/lib/libc.so.6 (deleted)"), "/usr/lib/libc.so.6 (deleted)");
   EXPECT_EQ(Printable("a\\b\x7f\xc3\xa9"), "a\\\\b\\x7f\\xc3\\xa9");
@@ -131,7 +134,7 @@ TEST(CoreNotesTest, ThreadsMustBeDistinctAndComeBeforeTheirRegisters) {
   other.Note("LINUX", NT_PRSTATUS, std::vector<uint8_t>(3));
   std::unique_ptr<CoreFile> keep;
   auto notes = Decode(other, &keep);
-  ASSERT_TRUE(notes.ok());
+  ASSERT_THAT(notes, IsOk());
   EXPECT_TRUE(notes->threads.empty());
 }
 
@@ -145,7 +148,7 @@ TEST(CoreNotesTest, AuxvIsWholeEntriesUpToAtNull) {
   b.Note("CORE", NT_AUXV, auxv);
   std::unique_ptr<CoreFile> keep;
   auto notes = Decode(b, &keep);
-  ASSERT_TRUE(notes.ok());
+  ASSERT_THAT(notes, IsOk());
   ASSERT_TRUE(notes->auxv);
   ASSERT_EQ(notes->auxv->size(), 1u);
   EXPECT_EQ((*notes->auxv)[0].value, 4096u);
@@ -160,7 +163,7 @@ TEST(CoreNotesTest, FileNoteEntriesAndNamesMustAgree) {
   std::vector<FileEntry> two = {{0x1000, 0x3000, 2, "/bin/app"}, {0x5000, 0x6000, 0, "/lib/c.so"}};
   std::unique_ptr<CoreFile> keep;
   auto good = Decode(WithFileNote(FileNoteDesc(two)), &keep);
-  ASSERT_TRUE(good.ok()) << good.error().message();
+  ASSERT_THAT(good, IsOk());
   ASSERT_EQ(good->files->mappings.size(), 2u);
   EXPECT_EQ(good->files->mappings[0].file_offset, 0x2000u);
   EXPECT_EQ(good->files->mappings[1].path, "/lib/c.so");
@@ -206,7 +209,7 @@ TEST(CoreNotesTest, TheCppdiagNoteUsesTheWritersDecoder) {
   b.Note(dump::kCppdiagNoteName, dump::kNtCppdiagInfo, desc);
   std::unique_ptr<CoreFile> keep;
   auto notes = Decode(b, &keep);
-  ASSERT_TRUE(notes.ok()) << notes.error().message();
+  ASSERT_THAT(notes, IsOk());
   ASSERT_TRUE(notes->cppdiag);
   EXPECT_EQ(notes->cppdiag->pid, 1234);
   EXPECT_STREQ(notes->cppdiag->reason, "on-demand");

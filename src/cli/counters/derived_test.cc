@@ -3,9 +3,12 @@
 #include <gtest/gtest.h>
 
 #include "diag/counters/catalog.h"
+#include "support/status_matchers.h"
 
 namespace cppdiag::counters {
 namespace {
+
+using ::cppdiag::testing::IsOk;
 
 Sample At(int64_t ms, std::map<std::string, double, std::less<>> values) {
   Sample s;
@@ -65,7 +68,7 @@ TEST(Derived, SampleJsonRoundTripAndErrors) {
   Sample s = At(5, {{names::kRss, 4096}, {names::kCpuQuota, 0.5}});
   s.unix_ns = 1795000000123000000;
   auto back = SampleFromJson(SampleToJson(s));
-  ASSERT_TRUE(back.ok()) << back.error().message();
+  ASSERT_THAT(back, IsOk());
   EXPECT_EQ(back->pid, 7);
   EXPECT_EQ(back->monotonic_ns, s.monotonic_ns);
   EXPECT_EQ(back->unix_ns, s.unix_ns);

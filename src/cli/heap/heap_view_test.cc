@@ -3,9 +3,12 @@
 #include <gtest/gtest.h>
 
 #include "cli/heap/flame_html.h"
+#include "support/status_matchers.h"
 
 namespace cppdiag::cli::heap {
 namespace {
+
+using ::cppdiag::testing::IsOk;
 
 // A profile built by hand: each stack is a list of function names, innermost
 // first, one location each.
@@ -38,7 +41,7 @@ TEST(HeapView, SkipsAllocatorFramesAndNamesTheLeakingFunction) {
                    "main"},
                   4096}});
   auto stacks = StacksByBytes(p);
-  ASSERT_TRUE(stacks.ok());
+  ASSERT_THAT(stacks, IsOk());
   ASSERT_EQ(stacks->size(), 1u);
   const auto& s = (*stacks)[0];
   EXPECT_EQ(s.frames[0].function.rfind("std::__cxx11::basic_string", 0), 0u);
@@ -76,7 +79,7 @@ TEST(HeapView, DiffOrdersByGrowthAndDropsWhatShrankOrStayed) {
                      {{"malloc", "New", "main"}, 4000},
                      {{"malloc", "GrowsALot", "main"}, 10100}});
   auto growth = Growth(before, after);
-  ASSERT_TRUE(growth.ok());
+  ASSERT_THAT(growth, IsOk());
   ASSERT_EQ(growth->size(), 3u);
   EXPECT_EQ((*growth)[0].leaking_frame().function, "GrowsALot");
   EXPECT_EQ((*growth)[0].bytes, 10000);
@@ -95,7 +98,7 @@ TEST(HeapView, FormatStacksEscapesNamesAndKeepsOneLinePerFrame) {
   std::string hostile = "Leak\x1b]0;pwned\x07\nFake line";
   std::string long_name(1000, 'L');
   auto stacks = StacksByBytes(Make({{{hostile, "main"}, 4096}, {{long_name, "main"}, 2048}}));
-  ASSERT_TRUE(stacks.ok());
+  ASSERT_THAT(stacks, IsOk());
   std::string text = FormatStacks(*stacks, 5, 5, false);
   EXPECT_EQ(text.find('\x1b'), std::string::npos) << text;
   EXPECT_EQ(text.find('\x07'), std::string::npos) << text;
@@ -111,7 +114,7 @@ TEST(HeapView, StacksMatchByFunctionsNotAddresses) {
   auto after = Make({{{"Leak", "main"}, 300}});
   for (auto& l : after.locations) l.address += 0x10000000;  // another run, another base
   auto growth = Growth(before, after);
-  ASSERT_TRUE(growth.ok());
+  ASSERT_THAT(growth, IsOk());
   ASSERT_EQ(growth->size(), 1u);
   EXPECT_EQ((*growth)[0].bytes, 200);
 }
@@ -171,20 +174,20 @@ TEST(HeapView, BuildsAProfileFromAHeapSnapshot) {
   EXPECT_EQ(p.locations[0].address, pc - 1);
   EXPECT_EQ(p.locations[0].mapping_id, 1u);
   auto stacks = StacksByBytes(p);
-  ASSERT_TRUE(stacks.ok());
+  ASSERT_THAT(stacks, IsOk());
   EXPECT_EQ((*stacks)[0].frames[0].function,
             "cppdiag::cli::heap::(anonymous namespace)::HeapViewTestLeaker()");
   EXPECT_EQ((*stacks)[1].frames[0].function, "0xf in ?");
   // And through the encoder and decoder.
   auto back = pprof::Decode(pprof::Encode(p));
-  ASSERT_TRUE(back.ok());
+  ASSERT_THAT(back, IsOk());
   EXPECT_EQ(*back, p);
 }
 
 TEST(FlameGraph, IsOneSelfContainedPageWithTheFramesAsData) {
   auto growth = Growth(Make({}), Make({{{"malloc", "Leak<a></script>", "main"}, 2048},
                                        {{"malloc", "Other", "main"}, 1024}}));
-  ASSERT_TRUE(growth.ok());
+  ASSERT_THAT(growth, IsOk());
   std::string page = FlameGraphHtml(*growth, "a.pb.gz -> b.pb.gz");
   EXPECT_EQ(page.rfind("<!DOCTYPE html>", 0), 0u);
   EXPECT_NE(page.find("</html>"), std::string::npos);
@@ -199,7 +202,7 @@ TEST(FlameGraph, IsOneSelfContainedPageWithTheFramesAsData) {
 // would not take them, and `heap diff --html` failed).
 TEST(FlameGraph, TakesNamesThatAreNotUtf8) {
   auto growth = Growth(Make({}), Make({{{"Leak\xff\xfe", "main"}, 2048}}));
-  ASSERT_TRUE(growth.ok());
+  ASSERT_THAT(growth, IsOk());
   std::string page;
   ASSERT_NO_THROW(page = FlameGraphHtml(*growth, "a \xff -> b"));
   EXPECT_NE(page.find("Leak\xef\xbf\xbd\xef\xbf\xbd"), std::string::npos);  // U+FFFD each

@@ -10,9 +10,12 @@
 #include <sstream>
 
 #include "common/io.h"
+#include "support/status_matchers.h"
 
 namespace cppdiag::cli::pprof {
 namespace {
+
+using ::cppdiag::testing::IsOk;
 
 Profile Sample() {
   Profile p;
@@ -49,7 +52,7 @@ std::string TempPath(const char* name) {
 TEST(Pprof, EncodeThenDecodeGivesTheSameProfile) {
   Profile p = Sample();
   auto back = Decode(Encode(p));
-  ASSERT_TRUE(back.ok()) << back.error().message();
+  ASSERT_THAT(back, IsOk());
   EXPECT_EQ(*back, p);
 }
 
@@ -71,7 +74,7 @@ TEST(Pprof, DecodeAcceptsUnpackedRepeatedFields) {
   // sample {location_id: 7 location_id: 8 value: 5} (unpacked), string_table "".
   std::string bytes("\x12\x06\x08\x07\x08\x08\x10\x05\x32\x00", 10);
   auto p = Decode(bytes);
-  ASSERT_TRUE(p.ok()) << p.error().message();
+  ASSERT_THAT(p, IsOk());
   ASSERT_EQ(p->samples.size(), 1u);
   EXPECT_EQ(p->samples[0].location_ids, (std::vector<uint64_t>{7, 8}));
   EXPECT_EQ(p->samples[0].values, (std::vector<int64_t>{5}));
@@ -81,17 +84,17 @@ TEST(Pprof, GzipRoundTripsAndIsRealGzip) {
   std::string data(100000, 'x');
   for (size_t i = 0; i < data.size(); i += 7) data[i] = static_cast<char>(i);
   auto gz = Gzip(data);
-  ASSERT_TRUE(gz.ok());
+  ASSERT_THAT(gz, IsOk());
   EXPECT_TRUE(LooksGzipped(*gz));
   auto back = Gunzip(*gz);
-  ASSERT_TRUE(back.ok()) << back.error().message();
+  ASSERT_THAT(back, IsOk());
   EXPECT_EQ(*back, data);
   EXPECT_FALSE(Gunzip("plain").ok());
   EXPECT_FALSE(Gunzip(gz->substr(0, gz->size() / 2)).ok());
 
   // gzip(1) reads it too.
   std::string path = TempPath("gz.gz");
-  ASSERT_TRUE(WriteStringToFile(path, *gz).ok());
+  ASSERT_THAT(WriteStringToFile(path, *gz), IsOk());
   FILE* f = ::popen(("gzip -dc " + path + " | wc -c").c_str(), "r");
   ASSERT_NE(f, nullptr);
   char buf[64] = {};
@@ -104,7 +107,7 @@ TEST(Pprof, GzipRoundTripsAndIsRealGzip) {
 TEST(Pprof, WritesMode0600AndRefusesToOverwrite) {
   std::string path = TempPath("w.pb.gz");
   ::unlink(path.c_str());
-  ASSERT_TRUE(WriteProfileFile(Sample(), path, false).ok());
+  ASSERT_THAT(WriteProfileFile(Sample(), path, false), IsOk());
   struct stat st {};
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
@@ -112,9 +115,9 @@ TEST(Pprof, WritesMode0600AndRefusesToOverwrite) {
   ASSERT_FALSE(again.ok());
   EXPECT_EQ(again.error().code(), EEXIST);
   EXPECT_NE(again.error().message().find("--overwrite"), std::string::npos);
-  EXPECT_TRUE(WriteProfileFile(Sample(), path, true).ok());
+  EXPECT_THAT(WriteProfileFile(Sample(), path, true), IsOk());
   auto back = ReadProfileFile(path);
-  ASSERT_TRUE(back.ok()) << back.error().message();
+  ASSERT_THAT(back, IsOk());
   EXPECT_EQ(*back, Sample());
   // Nothing but the file is left in the directory (no temporary).
   for (const auto& e :
@@ -129,7 +132,7 @@ TEST(Pprof, ReadingSaysWhatIsWrongWithTheFile) {
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.error().message().find("/nonexistent/x.pb.gz"), std::string::npos);
   std::string path = TempPath("not.pb.gz");
-  ASSERT_TRUE(WriteStringToFile(path, "this is text, not a profile\n").ok());
+  ASSERT_THAT(WriteStringToFile(path, "this is text, not a profile\n"), IsOk());
   auto text = ReadProfileFile(path);
   ASSERT_FALSE(text.ok());
   EXPECT_NE(text.error().message().find("not a pprof profile"), std::string::npos)
@@ -154,7 +157,7 @@ TEST(Pprof, ProtocDecodesItAgainstThePublishedSchema) {
     GTEST_SKIP() << "protoc not installed (scripts/setup.sh installs protobuf-compiler)";
   }
   std::string raw = TempPath("raw.pb");
-  ASSERT_TRUE(WriteStringToFile(raw, Encode(Sample())).ok());
+  ASSERT_THAT(WriteStringToFile(raw, Encode(Sample())), IsOk());
   std::string dir = std::string(CPPDIAG_SOURCE_DIR) + "/tests/integration/heap_cli";
   int status = 0;
   std::string text =

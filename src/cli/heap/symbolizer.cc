@@ -34,31 +34,6 @@ std::string BaseName(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-// The load bias of a file mapped at `start` from `offset`: the PT_LOAD
-// segment that holds `offset` says which virtual address `start` stands for.
-bool LoadBias(int fd, uint64_t start, uint64_t offset, uint64_t* bias) {
-  elf_version(EV_CURRENT);
-  Elf* elf = elf_begin(fd, ELF_C_READ, nullptr);
-  if (elf == nullptr) return false;
-  size_t n = 0;
-  bool found = false;
-  if (elf_getphdrnum(elf, &n) == 0) {
-    for (size_t i = 0; i < n && !found; ++i) {
-      GElf_Phdr ph;
-      if (gelf_getphdr(elf, static_cast<int>(i), &ph) == nullptr || ph.p_type != PT_LOAD) continue;
-      uint64_t page = ph.p_align > 1 ? ph.p_align : 4096;
-      uint64_t seg_off = ph.p_offset & ~(page - 1);
-      uint64_t seg_vaddr = ph.p_vaddr & ~(page - 1);
-      if (offset >= seg_off && offset < ph.p_offset + ph.p_filesz) {
-        *bias = start - (seg_vaddr + (offset - seg_off));
-        found = true;
-      }
-    }
-  }
-  elf_end(elf);
-  return found;
-}
-
 std::string StringAttr(Dwarf_Die* die, unsigned name) {
   Dwarf_Attribute attr;
   if (dwarf_attr_integrate(die, name, &attr) == nullptr) return {};
@@ -147,15 +122,28 @@ uint32_t Crc32(int fd) {
   return static_cast<uint32_t>(crc);
 }
 
-// libdwfl's find_debuginfo for files a target names. A separate debug file
+// "/path (deleted)" in /proc/<pid>/maps, a file replaced since it was
+// mapped: the path is tried anyway (it may be the same build).
+std::string WithoutDeleted(std::string path) {
+  constexpr std::string_view kDeleted = " (deleted)";
+  if (path.size() > kDeleted.size() &&
+      path.compare(path.size() - kDeleted.size(), kDeleted.size(), kDeleted) == 0) {
+    path.resize(path.size() - kDeleted.size());
+  }
+  return path;
+}
+
+}  // namespace
+
+// A separate debug file
 // by build ID in this machine's debug directories (a name made of hex
 // digits, in our own filesystem), else by .gnu_debuglink under the
 // target's root (`*userdata`), as a regular file, its CRC checked. Not
 // dwfl_standard_find_debuginfo: it opens the link's name, which is the
 // target's to choose ("../../dev/..." or a FIFO), with a plain open(2).
-int FindDebuginfo(Dwfl_Module* mod, void** userdata, const char* modname, Dwarf_Addr base,
-                  const char* file_name, const char* debuglink, GElf_Word crc,
-                  char** debuginfo_file_name) {
+int FindDebuginfoUnderRoot(Dwfl_Module* mod, void** userdata, const char* modname, Dwarf_Addr base,
+                           const char* file_name, const char* debuglink, GElf_Word crc,
+                           char** debuginfo_file_name) {
   int fd = dwfl_build_id_find_debuginfo(mod, userdata, modname, base, file_name, debuglink, crc,
                                         debuginfo_file_name);
   if (fd >= 0 || debuglink == nullptr || *debuglink == '\0' || file_name == nullptr ||
@@ -181,18 +169,89 @@ int FindDebuginfo(Dwfl_Module* mod, void** userdata, const char* modname, Dwarf_
   return -1;
 }
 
-// "/path (deleted)" in /proc/<pid>/maps, a file replaced since it was
-// mapped: the path is tried anyway (it may be the same build).
-std::string WithoutDeleted(std::string path) {
-  constexpr std::string_view kDeleted = " (deleted)";
-  if (path.size() > kDeleted.size() &&
-      path.compare(path.size() - kDeleted.size(), kDeleted.size(), kDeleted) == 0) {
-    path.resize(path.size() - kDeleted.size());
+bool ElfLoadBias(int fd, uint64_t start, uint64_t offset, uint64_t* bias) {
+  elf_version(EV_CURRENT);
+  Elf* elf = elf_begin(fd, ELF_C_READ, nullptr);
+  if (elf == nullptr) return false;
+  size_t n = 0;
+  bool found = false;
+  if (elf_getphdrnum(elf, &n) == 0) {
+    for (size_t i = 0; i < n && !found; ++i) {
+      GElf_Phdr ph;
+      if (gelf_getphdr(elf, static_cast<int>(i), &ph) == nullptr || ph.p_type != PT_LOAD) continue;
+      uint64_t page = ph.p_align > 1 ? ph.p_align : 4096;
+      uint64_t seg_off = ph.p_offset & ~(page - 1);
+      uint64_t seg_vaddr = ph.p_vaddr & ~(page - 1);
+      if (offset >= seg_off && offset < ph.p_offset + ph.p_filesz) {
+        *bias = start - (seg_vaddr + (offset - seg_off));
+        found = true;
+      }
+    }
   }
-  return path;
+  elf_end(elf);
+  return found;
 }
 
-}  // namespace
+std::vector<SymbolFrame> FramesInModule(Dwfl_Module* mod, uint64_t address, bool* has_lines) {
+  std::vector<SymbolFrame> frames;
+  GElf_Off offset = 0;
+  GElf_Sym sym;
+  const char* symbol = dwfl_module_addrinfo(mod, address, &offset, &sym, nullptr, nullptr, nullptr);
+  if (symbol == nullptr) return frames;
+  std::string file;
+  int line = 0;
+  if (Dwfl_Line* l = dwfl_module_getsrc(mod, address)) {
+    const char* f = dwfl_lineinfo(l, nullptr, &line, nullptr, nullptr, nullptr);
+    if (f) file = f;
+    if (has_lines != nullptr) *has_lines = true;
+  }
+  // Inlined functions: the innermost scope at the address that is a
+  // function, then up through each inlined subroutine's concrete parents
+  // (dwarf_getscopes reports an inlined function's abstract scopes, not its
+  // caller's); each call site is where its caller was.
+  Dwarf_Addr bias = 0;
+  if (Dwarf_Die* cu = dwfl_module_addrdie(mod, address, &bias)) {
+    Dwarf_Files* files = nullptr;
+    size_t nfiles = 0;
+    bool have_files = dwarf_getsrcfiles(cu, &files, &nfiles) == 0;
+    Dwarf_Die die;
+    bool have_die = false;
+    Dwarf_Die* scopes = nullptr;
+    int n = dwarf_getscopes(cu, address - bias, &scopes);
+    for (int i = 0; i < n && !have_die; ++i) {
+      int tag = dwarf_tag(&scopes[i]);
+      if (tag == DW_TAG_inlined_subroutine || tag == DW_TAG_subprogram) {
+        die = scopes[i];
+        have_die = true;
+      }
+    }
+    std::free(scopes);
+    for (int depth = 0; have_die && dwarf_tag(&die) == DW_TAG_inlined_subroutine && depth < 64;
+         ++depth) {
+      std::string name = DieName(&die);
+      frames.push_back({QualifiedName(&die), name, file, line});
+      uint64_t call_file = UdataAttr(&die, DW_AT_call_file);
+      const char* caller_file = have_files && call_file < nfiles
+                                    ? dwarf_filesrc(files, call_file, nullptr, nullptr)
+                                    : nullptr;
+      file = caller_file ? caller_file : "";
+      line = static_cast<int>(UdataAttr(&die, DW_AT_call_line));
+      Dwarf_Die* chain = nullptr;
+      int m = dwarf_getscopes_die(&die, &chain);
+      have_die = false;
+      for (int j = 1; j < m && !have_die; ++j) {
+        int tag = dwarf_tag(&chain[j]);
+        if (tag == DW_TAG_inlined_subroutine || tag == DW_TAG_subprogram) {
+          die = chain[j];
+          have_die = true;
+        }
+      }
+      std::free(chain);
+    }
+  }
+  frames.push_back({Demangle(symbol), symbol, file, line});
+  return frames;
+}
 
 struct Symbolizer::State {
   Dwfl_Callbacks callbacks{};
@@ -209,7 +268,7 @@ struct Symbolizer::State {
 Symbolizer::Symbolizer(std::vector<cppdiag::heap::HeapMapping> mappings, std::string root)
     : mappings_(std::move(mappings)), root_(std::move(root)), state_(std::make_unique<State>()) {
   state_->callbacks.find_elf = dwfl_build_id_find_elf;
-  state_->callbacks.find_debuginfo = FindDebuginfo;
+  state_->callbacks.find_debuginfo = FindDebuginfoUnderRoot;
   state_->callbacks.section_address = dwfl_offline_section_address;
   state_->callbacks.debuginfo_path = &state_->debuginfo_path;
   state_->opened.assign(mappings_.size(), false);
@@ -232,7 +291,7 @@ Symbolizer::Symbolizer(std::vector<cppdiag::heap::HeapMapping> mappings, std::st
     std::string target_path = WithoutDeleted(m.path);
     auto fd = state_->root->OpenRegularFile(target_path);
     uint64_t bias = 0;
-    if (!fd || !LoadBias(fd->get(), m.start, m.offset, &bias)) continue;
+    if (!fd || !ElfLoadBias(fd->get(), m.start, m.offset, &bias)) continue;
     auto key = std::make_pair(m.path, bias);
     Dwfl_Module* mod = nullptr;
     if (auto it = reported.find(key); it != reported.end()) {
@@ -280,13 +339,10 @@ SymbolizedAddress Symbolizer::Symbolize(uint64_t address) {
       state_->opened[static_cast<size_t>(out.mapping_index)]) {
     mod = dwfl_addrmodule(state_->dwfl, address);
   }
-  const char* symbol = nullptr;
-  if (mod != nullptr) {
-    GElf_Off offset = 0;
-    GElf_Sym sym;
-    symbol = dwfl_module_addrinfo(mod, address, &offset, &sym, nullptr, nullptr, nullptr);
-  }
-  if (symbol == nullptr) {
+  std::vector<SymbolFrame> frames;
+  bool has_lines = false;
+  if (mod != nullptr) frames = FramesInModule(mod, address, &has_lines);
+  if (frames.empty()) {
     std::string where = out.mapping_index >= 0
                             ? BaseName(mappings_[static_cast<size_t>(out.mapping_index)].path)
                             : "?";
@@ -296,59 +352,8 @@ SymbolizedAddress Symbolizer::Symbolize(uint64_t address) {
   out.resolved = true;
   auto index = static_cast<size_t>(out.mapping_index);
   state_->has_symbols[index] = true;
-
-  std::string file;
-  int line = 0;
-  if (Dwfl_Line* l = dwfl_module_getsrc(mod, address)) {
-    const char* f = dwfl_lineinfo(l, nullptr, &line, nullptr, nullptr, nullptr);
-    if (f) file = f;
-    state_->has_lines[index] = true;
-  }
-  // Inlined functions: the innermost scope at the address that is a
-  // function, then up through each inlined subroutine's concrete parents
-  // (dwarf_getscopes reports an inlined function's abstract scopes, not its
-  // caller's); each call site is where its caller was.
-  Dwarf_Addr bias = 0;
-  if (Dwarf_Die* cu = dwfl_module_addrdie(mod, address, &bias)) {
-    Dwarf_Files* files = nullptr;
-    size_t nfiles = 0;
-    bool have_files = dwarf_getsrcfiles(cu, &files, &nfiles) == 0;
-    Dwarf_Die die;
-    bool have_die = false;
-    Dwarf_Die* scopes = nullptr;
-    int n = dwarf_getscopes(cu, address - bias, &scopes);
-    for (int i = 0; i < n && !have_die; ++i) {
-      int tag = dwarf_tag(&scopes[i]);
-      if (tag == DW_TAG_inlined_subroutine || tag == DW_TAG_subprogram) {
-        die = scopes[i];
-        have_die = true;
-      }
-    }
-    std::free(scopes);
-    for (int depth = 0; have_die && dwarf_tag(&die) == DW_TAG_inlined_subroutine && depth < 64;
-         ++depth) {
-      std::string name = DieName(&die);
-      out.frames.push_back({QualifiedName(&die), name, file, line});
-      uint64_t call_file = UdataAttr(&die, DW_AT_call_file);
-      const char* caller_file = have_files && call_file < nfiles
-                                    ? dwarf_filesrc(files, call_file, nullptr, nullptr)
-                                    : nullptr;
-      file = caller_file ? caller_file : "";
-      line = static_cast<int>(UdataAttr(&die, DW_AT_call_line));
-      Dwarf_Die* chain = nullptr;
-      int m = dwarf_getscopes_die(&die, &chain);
-      have_die = false;
-      for (int j = 1; j < m && !have_die; ++j) {
-        int tag = dwarf_tag(&chain[j]);
-        if (tag == DW_TAG_inlined_subroutine || tag == DW_TAG_subprogram) {
-          die = chain[j];
-          have_die = true;
-        }
-      }
-      std::free(chain);
-    }
-  }
-  out.frames.push_back({Demangle(symbol), symbol, file, line});
+  if (has_lines) state_->has_lines[index] = true;
+  out.frames = std::move(frames);
   return out;
 }
 

@@ -11,6 +11,8 @@
 //   where.frames.back().function  // "Leak(unsigned long)"
 #pragma once
 
+#include <elfutils/libdwfl.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -38,6 +40,28 @@ struct SymbolizedAddress {
 
 // Demangles an Itanium C++ name; returns it unchanged if it is not one.
 std::string Demangle(const std::string& name);
+
+// The load bias of the ELF file open at `fd` when it is mapped at `start`
+// from file offset `offset`: the PT_LOAD segment that holds `offset` says
+// which virtual address `start` stands for. False when none does.
+bool ElfLoadBias(int fd, uint64_t start, uint64_t offset, uint64_t* bias);
+
+// The functions at `address` in a module libdwfl reported (inlined ones
+// first, the function the code belongs to last, as Symbolize's frames);
+// empty when the module has no symbol there. `*has_lines` becomes true when
+// the module had line information for it.
+std::vector<SymbolFrame> FramesInModule(Dwfl_Module* mod, uint64_t address,
+                                        bool* has_lines = nullptr);
+
+// libdwfl's find_debuginfo for files a target names, when each module's
+// userdata (dwfl_module_info) is the TargetRoot its files are under: a
+// separate debug file by build ID in this machine's debug directories, else
+// by .gnu_debuglink under the root, as a regular file, its CRC checked (not
+// dwfl_standard_find_debuginfo: it opens the link's name, which is the
+// target's to choose, with a plain open(2)).
+int FindDebuginfoUnderRoot(Dwfl_Module* mod, void** userdata, const char* modname, Dwarf_Addr base,
+                           const char* file_name, const char* debuglink, GElf_Word crc,
+                           char** debuginfo_file_name);
 
 class Symbolizer {
  public:

@@ -68,10 +68,11 @@ Sample CollectCounters(CollectDetail* detail) {
 
   if (auto live = SampledLiveBytes()) v[names::kHeapSampledLive] = *live;
   // Without the hooks (sanitizer builds) the sanitizer's allocator serves
-  // malloc and glibc's mallinfo2 sees none of it.
+  // malloc and glibc's mallinfo2 sees none of it. With them, sampled blocks
+  // are the profiler's, not glibc's: added to glibc's figure.
   if (heap::HooksActive()) {
     struct mallinfo2 mi = ::mallinfo2();
-    v[names::kHeapInUse] = d(mi.uordblks + mi.hblkhd);
+    v[names::kHeapInUse] = d(mi.uordblks + mi.hblkhd + heap::HeapSampledBlockBytes());
     if (uint64_t limit = heap::HeapHardLimit(); limit != 0) v[names::kHeapHardLimit] = d(limit);
     // The hooks count live and freed bytes exactly only once a hard limit
     // has needed them (allocation_hooks.h); before that those figures are

@@ -10,9 +10,12 @@
 #include "common/proc.h"
 #include "diag/counters/catalog.h"
 #include "diag/dump/self_dump.h"
+#include "support/status_matchers.h"
 
 namespace cppdiag::counters {
 namespace {
+
+using ::cppdiag::testing::IsOk;
 
 TEST(Collect, ReportsThisProcessAsProcSeesIt) {
   CollectDetail detail;
@@ -21,7 +24,7 @@ TEST(Collect, ReportsThisProcessAsProcSeesIt) {
   EXPECT_GT(s.monotonic_ns, 0);
   EXPECT_GT(s.unix_ns, 1700000000LL * 1000000000);
   auto status = ReadProcStatus(::getpid());
-  ASSERT_TRUE(status.ok());
+  ASSERT_THAT(status, IsOk());
   ASSERT_TRUE(s.Get(names::kRss));
   EXPECT_NEAR(*s.Get(names::kRss), static_cast<double>(status->vm_rss_bytes), 8.0 * (1 << 20));
   EXPECT_EQ(s.Get(names::kThreads), status->threads);

@@ -13,20 +13,20 @@
 #include <thread>
 
 #include "diag/dump/self_dump.h"
+#include "support/scoped_temp_dir.h"
+#include "support/status_matchers.h"
 
 namespace cppdiag::dump {
 namespace {
+
+using ::cppdiag::testing::IsOk;
+
+using ::cppdiag::testing::ScopedTempDir;
 
 namespace fs = std::filesystem;
 
 class CrashHandlerDeathTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/cppdiag-crash-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
   // Runs in the death test's child.
   void Arm() {
     SelfDumpConfig c;
@@ -35,7 +35,8 @@ class CrashHandlerDeathTest : public ::testing::Test {
     if (!PrepareSelfDump(c).ok() || !InstallCrashHandler().ok()) _exit(99);
   }
   bool Dumped() const { return fs::exists(dir_ + "/core.crash"); }
-  std::string dir_;
+  ScopedTempDir tmp_{"cppdiag-crash"};
+  std::string dir_ = tmp_.path();
 };
 
 volatile uintptr_t g_bad = 8;
@@ -240,13 +241,13 @@ TEST_F(CrashHandlerDeathTest, InstallingTwiceDoesNotChainToItself) {
 
 TEST(CrashHandlerTest, AltStackForAnotherThread) {
   std::thread t([] {
-    ASSERT_TRUE(InstallAltStackForCurrentThread(128 << 10).ok());
+    ASSERT_THAT(InstallAltStackForCurrentThread(128 << 10), IsOk());
     stack_t ss;
     ASSERT_EQ(::sigaltstack(nullptr, &ss), 0);
     EXPECT_FALSE(ss.ss_flags & SS_DISABLE);
     EXPECT_GE(ss.ss_size, 128u << 10);
     // A second call keeps the stack it has.
-    ASSERT_TRUE(InstallAltStackForCurrentThread(64 << 10).ok());
+    ASSERT_THAT(InstallAltStackForCurrentThread(64 << 10), IsOk());
     stack_t again;
     ::sigaltstack(nullptr, &again);
     EXPECT_EQ(again.ss_sp, ss.ss_sp);

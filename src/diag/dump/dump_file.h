@@ -35,8 +35,9 @@ namespace cppdiag::dump {
 // Descriptors held on /dev/null and given up one at a time, just before an
 // open on the dump path.
 struct DescriptorReserve {
-  static constexpr int kCount = 3;  // a directory walk (2), the file (1), pagemap
-  std::atomic<int> fds[kCount] = {-1, -1, -1};
+  // A directory walk (2), the file (1), /proc/self/mem and pagemap.
+  static constexpr int kCount = 4;
+  std::atomic<int> fds[kCount] = {-1, -1, -1, -1};
 
   void Fill();     // takes back what was given up
   void GiveOne();  // closes one, if any is held

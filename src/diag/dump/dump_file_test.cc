@@ -13,9 +13,15 @@
 #include "common/io.h"
 #include "diag/dump/self_dump.h"
 #include "diag/dump/testing/core_file_reader.h"
+#include "support/scoped_temp_dir.h"
+#include "support/status_matchers.h"
 
 namespace cppdiag::dump {
 namespace {
+
+using ::cppdiag::testing::IsOk;
+
+using ::cppdiag::testing::ScopedTempDir;
 
 namespace fs = std::filesystem;
 
@@ -29,9 +35,6 @@ void PrintTo(const Fallbacks& f, std::ostream* os) { *os << f.name; }
 class DumpFileTest : public ::testing::TestWithParam<Fallbacks> {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/cppdiag-dumpfile-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
     dir_ = root_ + "/dumps";
     fs::create_directories(dir_ + "/sub");
     fs::create_directories(root_ + "/outside");
@@ -43,7 +46,6 @@ class DumpFileTest : public ::testing::TestWithParam<Fallbacks> {
   void TearDown() override {
     SetDumpFileFallbacksForTesting(false, false);
     reserve_.CloseAll();
-    fs::remove_all(root_);
   }
   static std::vector<std::string> Files(const std::string& dir) {
     std::vector<std::string> out;
@@ -66,7 +68,8 @@ class DumpFileTest : public ::testing::TestWithParam<Fallbacks> {
     return err;
   }
 
-  std::string root_, dir_;
+  ScopedTempDir tmp_{"cppdiag-dumpfile"};
+  std::string root_ = tmp_.path(), dir_;
   ScopedFd base_;
   DescriptorReserve reserve_;
 };
@@ -145,7 +148,7 @@ TEST_P(DumpFileTest, ASelfDumpIsWrittenAndNamed) {
   c.default_type = DumpType::kMini;
   c.name_template = dir_ + "/core.%p";
   c.dump_dir = dir_;
-  ASSERT_TRUE(PrepareSelfDump(c).ok());
+  ASSERT_THAT(PrepareSelfDump(c), IsOk());
   for (SelfDumpMode mode : {SelfDumpMode::kSuspend, SelfDumpMode::kFork}) {
     SelfDumpRequest req;
     std::string rel = std::string("sub/core.") + SelfDumpModeName(mode);
@@ -155,7 +158,7 @@ TEST_P(DumpFileTest, ASelfDumpIsWrittenAndNamed) {
     SelfDumpResult res;
     ASSERT_EQ(WriteSelfDump(req, &res), 0) << res.failed_call;
     EXPECT_EQ(std::string(res.path), dir_ + "/" + rel);
-    EXPECT_TRUE(testing::ParseCoreFile(res.path).ok());
+    EXPECT_THAT(testing::ParseCoreFile(res.path), IsOk());
   }
   EXPECT_EQ(Files(dir_ + "/sub"), (std::vector<std::string>{"core.fork", "core.suspended"}));
   SelfDumpRequest up;

@@ -9,9 +9,12 @@
 
 #include "diag/dump/testing/core_file_reader.h"
 #include "diag/dump/testing/typical_process.h"
+#include "support/status_matchers.h"
 
 namespace cppdiag::dump {
 namespace {
+
+using ::cppdiag::testing::IsOk;
 
 using testing::CoreFile;
 using testing::FakeProcessSnapshot;
@@ -30,11 +33,11 @@ std::unique_ptr<Written> Write(const ProcessSnapshot& s, CoreWriterOptions o,
   auto w = std::make_unique<Written>();
   w->sink = MemorySink(sink_limit);
   auto buffers = CoreWriterBuffersOwner::Allocate(s.mapping_count() + 16, 512, io);
-  EXPECT_TRUE(buffers.ok());
+  EXPECT_THAT(buffers, IsOk());
   w->err = WriteElfCore(s, o, buffers->get(), &w->sink, &w->stats);
   if (w->err == 0) {
     auto core = testing::ParseCore(w->sink.data());
-    EXPECT_TRUE(core.ok()) << core.error().message();
+    EXPECT_THAT(core, IsOk());
     if (core.ok()) w->core = std::move(*core);
   }
   return w;

@@ -20,9 +20,15 @@
 #include "diag/dump/self_dump.h"
 #include "diag/dump/testing/core_file_reader.h"
 #include "diag/dump/testing/typical_process.h"
+#include "support/scoped_temp_dir.h"
+#include "support/status_matchers.h"
 
 namespace cppdiag::dump {
 namespace {
+
+using ::cppdiag::testing::IsOk;
+
+using ::cppdiag::testing::ScopedTempDir;
 
 namespace fs = std::filesystem;
 constexpr uint64_t kMiB = 1 << 20;
@@ -58,7 +64,7 @@ TEST(ChooseForkForHeadroomTest, TheReasonIsCutToItsBuffer) {
 TEST(ProgressSinkTest, LearnsTheTotalFromTheProgramHeadersAndEndsAtIt) {
   auto snapshot = testing::MakeTypicalProcess();
   auto buffers = CoreWriterBuffersOwner::Allocate(4096, 4096, 1 << 20);
-  ASSERT_TRUE(buffers.ok());
+  ASSERT_THAT(buffers, IsOk());
   ForkReport report;
   MemorySink inner;
   ProgressSink sink(&inner, &report);
@@ -72,7 +78,7 @@ TEST(ProgressSinkTest, LearnsTheTotalFromTheProgramHeadersAndEndsAtIt) {
 TEST(ProgressSinkTest, KnowsTheTotalBeforeTheDataIsWritten) {
   auto snapshot = testing::MakeTypicalProcess();
   auto buffers = CoreWriterBuffersOwner::Allocate(4096, 4096, 1 << 20);
-  ASSERT_TRUE(buffers.ok());
+  ASSERT_THAT(buffers, IsOk());
   ForkReport report;
   MemorySink inner(/*limit=*/8192);  // fails after the headers
   ProgressSink sink(&inner, &report);
@@ -105,16 +111,13 @@ TEST(ReadSelfRssAnonTest, ReadsThisProcess) {
 class ForkSelfDumpTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/cppdiag-forkdump-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     SelfDumpConfig c;
     c.default_type = DumpType::kHeap;
     c.name_template = dir_ + "/core.%p.%r";
-    ASSERT_TRUE(PrepareSelfDump(c).ok());
+    ASSERT_THAT(PrepareSelfDump(c), IsOk());
   }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string dir_;
+  ScopedTempDir tmp_{"cppdiag-forkdump"};
+  std::string dir_ = tmp_.path();
 };
 
 struct Markers {
@@ -174,7 +177,7 @@ TEST_F(ForkSelfDumpTest, TheChildWritesASnapshotWithTheParentsIdentity) {
   EXPECT_EQ(fs::file_size(path), res.size_bytes);
 
   auto core = testing::ParseCoreFile(path);
-  ASSERT_TRUE(core.ok()) << core.error().message();
+  ASSERT_THAT(core, IsOk());
   auto prstatus = core->NotesOfType("CORE", NT_PRSTATUS);
   ASSERT_EQ(prstatus.size(), res.threads);
   elf_prstatus first;
@@ -201,7 +204,7 @@ TEST_F(ForkSelfDumpTest, AutoWithoutAMemoryLimitForks) {
   c.default_type = DumpType::kMini;
   c.name_template = dir_ + "/core.%p.%r";
   c.cgroup_version = -1;  // no cgroup: no limit known
-  ASSERT_TRUE(PrepareSelfDump(c).ok());
+  ASSERT_THAT(PrepareSelfDump(c), IsOk());
   SelfDumpRequest req;
   req.mode = SelfDumpMode::kAuto;
   SelfDumpResult res;
@@ -269,7 +272,7 @@ TEST_F(ForkSelfDumpTest, AProgressCallbackThatThrowsNeitherEscapesNorKeepsTheLoc
   ::close(fds[0]);
   ::close(fds[1]);
   EXPECT_EQ(err, 0) << res.failed_call;
-  EXPECT_TRUE(testing::ParseCoreFile(path).ok());
+  EXPECT_THAT(testing::ParseCoreFile(path), IsOk());
 
   SelfDumpRequest next;
   next.type = DumpType::kTriage;
@@ -283,7 +286,7 @@ TEST_F(ForkSelfDumpTest, AWriterThatMakesNoProgressIsKilledAndTheDumpFailsWithET
   c.default_type = DumpType::kMini;
   c.name_template = dir_ + "/core.%p.%r";
   c.writer_stall_timeout_ms = 300;
-  ASSERT_TRUE(PrepareSelfDump(c).ok());
+  ASSERT_THAT(PrepareSelfDump(c), IsOk());
   int fds[2];
   ASSERT_EQ(::pipe(fds), 0);
   Gate gate{fds[0]};  // nobody writes: the writer waits for ever

@@ -8,10 +8,13 @@
 #include <cstring>
 
 #include "support/scoped_cgroup.h"
+#include "support/status_matchers.h"
 #include "support/subprocess.h"
 
 namespace cppdiag {
 namespace {
+
+using ::cppdiag::testing::IsOk;
 
 using testing::ScopedCgroup;
 
@@ -51,7 +54,7 @@ void RunWatchdog(bool kernel_events) {
                      seen_usage = usage;
                      ++calls;
                    }});
-  ASSERT_TRUE(dog.Start().ok());
+  ASSERT_THAT(dog.Start(), IsOk());
   // This machine's v1 memory controller takes threshold events; v2 has none.
   EXPECT_STREQ(dog.mechanism(), kernel_events && cg.version() == 1 ? "eventfd" : "poll");
   pid_t child = StartGrowingChild(cg, 100, 2);
@@ -77,7 +80,7 @@ TEST(OomWatchdog, StopsPromptlyWithoutFiring) {
                    .cgroup_dir = cg.dir(),
                    .limit_bytes = 512u << 20,
                    .on_cross = [](uint64_t, uint64_t) { FAIL() << "fired"; }});
-  ASSERT_TRUE(dog.Start().ok());
+  ASSERT_THAT(dog.Start(), IsOk());
   dog.Stop();
   EXPECT_FALSE(dog.fired());
 }

@@ -20,8 +20,10 @@
 // still stopped.
 //
 // How: every other thread is stopped in a signal handler that records its
-// registers (thread_capture.h), the memory is read with process_vm_readv
-// (no descriptor on it is kept), and the ELF core writer writes an unnamed
+// registers (thread_capture.h), the memory is read through /proc/self/mem,
+// opened only while the dump is written (process_vm_readv where it cannot
+// be: it would copy every page the fork-mode child reads, self_snapshot.h),
+// and the ELF core writer writes an unnamed
 // O_TMPFILE file (mode 0600) in the target directory, fsyncs it and links it
 // at `<path>` only when it is complete; where the filesystem has no
 // O_TMPFILE, `<path>.tmp-<pid>` renamed to `<path>` (dump_file.h). On any
@@ -30,9 +32,9 @@
 // Dirty page cache is bounded while writing (sink.h).
 //
 // PrepareSelfDump runs once at start, in normal context: it opens
-// /proc/self/smaps, /proc/self/task and /proc/self/coredump_filter (pagemap
-// is opened only while a dump is written), the dump directory (SelfDumpConfig::dump_dir), reserve
-// descriptors for the dump file, and reserves every buffer the dump needs (mmap
+// /proc/self/smaps, /proc/self/task and /proc/self/coredump_filter (mem and
+// pagemap are opened only while a dump is written), the dump directory (SelfDumpConfig::dump_dir),
+// reserve descriptors for the dump file, and reserves every buffer the dump needs (mmap
 // + MAP_POPULATE, so the memory is already charged to the cgroup when a dump runs near the limit):
 // about 1 MiB of I/O buffer, 2 MiB for the maps lines of smaps, and per-thread and
 // per-mapping tables (~10 MiB with the defaults). WriteSelfDump is

@@ -28,6 +28,7 @@ void CloseOwned(std::atomic<int>* fd) {
 
 void ConfigureSnapshot(State* s) {
   SelfSnapshot::Resources r;
+  r.mem_fd = s->mem_fd.load(std::memory_order_relaxed);
   r.pagemap_fd = s->pagemap_fd.load(std::memory_order_relaxed);
   r.smaps_fd = s->maps_fd.load(std::memory_order_relaxed);
   r.coredump_filter_fd = s->coredump_filter_fd.load(std::memory_order_relaxed);
@@ -99,8 +100,8 @@ uint64_t ReadCgroupUsage(const State* s) {
 void ForgetSelfDumpStateInForkedChild() noexcept {
   internal::State* s = internal::g_state.load(std::memory_order_acquire);
   if (s == nullptr) return;
-  for (std::atomic<int>* fd :
-       {&s->maps_fd, &s->task_fd, &s->coredump_filter_fd, &s->dump_dir_fd, &s->pagemap_fd}) {
+  for (std::atomic<int>* fd : {&s->maps_fd, &s->task_fd, &s->coredump_filter_fd, &s->dump_dir_fd,
+                               &s->mem_fd, &s->pagemap_fd}) {
     internal::CloseOwned(fd);
   }
   s->reserve.CloseAll();

@@ -21,31 +21,34 @@
 #include "diag/dump/cppdiag_note.h"
 #include "diag/dump/note_provider.h"
 #include "diag/dump/testing/core_file_reader.h"
+#include "support/scoped_temp_dir.h"
+#include "support/status_matchers.h"
 
 namespace cppdiag::dump {
 namespace {
+
+using ::cppdiag::testing::IsOk;
+
+using ::cppdiag::testing::ScopedTempDir;
 
 namespace fs = std::filesystem;
 
 class SelfDumpTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/cppdiag-selfdump-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     SelfDumpConfig c;
     c.default_type = DumpType::kMini;
     c.name_template = dir_ + "/core.%p.%r";
     c.dump_dir = dir_;  // held open (O_PATH): a forked child must not keep it
-    ASSERT_TRUE(PrepareSelfDump(c).ok());
+    ASSERT_THAT(PrepareSelfDump(c), IsOk());
   }
-  void TearDown() override { fs::remove_all(dir_); }
   std::vector<std::string> Files() const {
     std::vector<std::string> out;
     for (const auto& e : fs::directory_iterator(dir_)) out.push_back(e.path().filename());
     return out;
   }
-  std::string dir_;
+  ScopedTempDir tmp_{"cppdiag-selfdump"};
+  std::string dir_ = tmp_.path();
 };
 
 TEST_F(SelfDumpTest, WritesAnElfCoreOfThisProcessWithItsThreads) {
@@ -86,7 +89,7 @@ TEST_F(SelfDumpTest, WritesAnElfCoreOfThisProcessWithItsThreads) {
   EXPECT_EQ(static_cast<uint64_t>(st.st_size), res.size_bytes);
 
   auto core = testing::ParseCoreFile(res.path);
-  ASSERT_TRUE(core.ok()) << core.error().message();
+  ASSERT_THAT(core, IsOk());
   auto prstatus = core->NotesOfType("CORE", NT_PRSTATUS);
   ASSERT_EQ(prstatus.size(), 3u);
   elf_prstatus first;
@@ -156,7 +159,7 @@ TEST_F(SelfDumpTest, ProvidersAddNotesAndCannotStartADumpFromInsideOne) {
   EXPECT_EQ(r.rc, EDEADLK);
   EXPECT_EQ(::access("/tmp/never-written", F_OK), -1);
   auto core = testing::ParseCoreFile(res.path);
-  ASSERT_TRUE(core.ok());
+  ASSERT_THAT(core, IsOk());
   EXPECT_EQ(core->NotesOfType("TEST", 1).size(), 1u);
 }
 
@@ -208,11 +211,15 @@ TEST_F(SelfDumpTest, KeepsNoHandleOnItsMemoryBetweenDumps) {
   // A child that forks from us and drops privileges would inherit these.
   EXPECT_EQ(ProcHandles(::getpid(), "mem|pagemap"), std::vector<std::string>{})
       << "after PrepareSelfDump";
-  SelfDumpRequest req;
-  req.type = DumpType::kTriage;
-  SelfDumpResult res;
-  ASSERT_EQ(WriteSelfDump(req, &res), 0) << res.failed_call;
-  EXPECT_EQ(ProcHandles(::getpid(), "mem|pagemap"), std::vector<std::string>{}) << "after a dump";
+  for (SelfDumpMode mode : {SelfDumpMode::kSuspend, SelfDumpMode::kFork}) {
+    SelfDumpRequest req;
+    req.type = DumpType::kTriage;
+    req.mode = mode;
+    SelfDumpResult res;
+    ASSERT_EQ(WriteSelfDump(req, &res), 0) << res.failed_call;
+    EXPECT_EQ(ProcHandles(::getpid(), "mem|pagemap"), std::vector<std::string>{})
+        << "after a dump, " << SelfDumpModeName(mode);
+  }
 }
 
 // A process forked while a dump is in flight in another of its threads: the
@@ -288,7 +295,7 @@ TEST_F(SelfDumpTest, AForkedChildForgetsTheDumpStateAndDumpsItself) {
   EXPECT_TRUE(testing::ParseCoreFile(child_path).ok()) << child_path;
   // The parent's dump went on undisturbed, and the child's is there too.
   auto core = testing::ParseCoreFile(path);
-  EXPECT_TRUE(core.ok()) << core.error().message();
+  EXPECT_THAT(core, IsOk());
   EXPECT_EQ(Files().size(), 2u);
 }
 

@@ -65,13 +65,19 @@ int WriteSnapshot(State* s, const DumpJob& job, SelfDumpResult* res) {
 }  // namespace
 
 int WriteStopped(State* s, const DumpJob& job, SelfDumpResult* res) {
-  // Optional (refused to a non-dumpable process): without it every page of a
-  // planned range is read.
+  // Both optional (refused to a non-dumpable process) and opened here, by
+  // the process that writes (the fork-mode child: its own copy), closed
+  // after. mem first, as it is what keeps the fork-mode child from copying
+  // the pages it reads; without it memory is read with process_vm_readv.
+  // Without pagemap every page of a planned range is read.
+  s->reserve.GiveOne();
+  s->mem_fd.store(OpenProc("/proc/self/mem", O_RDONLY), std::memory_order_release);
   s->reserve.GiveOne();
   s->pagemap_fd.store(OpenProc("/proc/self/pagemap", O_RDONLY), std::memory_order_release);
   ConfigureSnapshot(s);
   int err = WriteSnapshot(s, job, res);
   CloseOwned(&s->pagemap_fd);
+  CloseOwned(&s->mem_fd);
   ConfigureSnapshot(s);
   return err;
 }

@@ -7,12 +7,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <string_view>
 
 #include "common/async_safe.h"
 #include "common/io.h"
 #include "common/proc.h"
+#include "diag/dump/internal/pagemap.h"
 
 namespace cppdiag::dump {
 
@@ -120,8 +122,9 @@ int SelfSnapshot::Load(bool* truncated) {
 
 // process_vm_readv on this process: no file to open and no ptrace rights
 // needed, so it works where /proc/self/mem is refused (a non-dumpable
-// process). It never splits an iovec, so the remote side goes page by page:
-// the count then stops at the first unreadable page.
+// process) or could not be opened (no descriptor left). It pins what it
+// reads: in the fork-mode child every page read is copied (self_snapshot.h). It never splits an
+// iovec, so the remote side goes page by page: the count then stops at the first unreadable page.
 ssize_t SelfSnapshot::ReadWithProcessVm(uint64_t addr, uint8_t* out, size_t len) const {
   constexpr size_t kMaxIov = 256;
   iovec remote[kMaxIov];
@@ -138,6 +141,20 @@ ssize_t SelfSnapshot::ReadWithProcessVm(uint64_t addr, uint8_t* out, size_t len)
   return HANDLE_EINTR(::process_vm_readv(pid, &local, 1, remote, n, 0));
 }
 
+// One read from `addr`: a pread of /proc/self/mem when there is a
+// descriptor, process_vm_readv otherwise or when the pread fails for another
+// reason than EIO (what an unreadable first page gives). Both return a short
+// count at the first unreadable page. Through the mem file (FOLL_FORCE) a
+// PROT_NONE page reads as the kernel's core would store it; the plan asks
+// only for readable mappings.
+ssize_t SelfSnapshot::ReadOnce(uint64_t addr, uint8_t* out, size_t len) const {
+  if (res_.mem_fd >= 0) {
+    ssize_t n = HANDLE_EINTR(::pread(res_.mem_fd, out, len, static_cast<off_t>(addr)));
+    if (n >= 0 || errno == EIO) return n;
+  }
+  return ReadWithProcessVm(addr, out, len);
+}
+
 ssize_t SelfSnapshot::ReadMemory(uint64_t addr, void* buf, size_t len) const {
   if (addr > static_cast<uint64_t>(INT64_MAX) || len > static_cast<uint64_t>(INT64_MAX) - addr) {
     return -EINVAL;  // kernel addresses ([vsyscall]) are not readable this way
@@ -145,7 +162,7 @@ ssize_t SelfSnapshot::ReadMemory(uint64_t addr, void* buf, size_t len) const {
   auto* out = static_cast<uint8_t*>(buf);
   size_t done = 0;
   while (done < len) {
-    ssize_t n = ReadWithProcessVm(addr + done, out + done, len - done);
+    ssize_t n = ReadOnce(addr + done, out + done, len - done);
     if (n <= 0) {
       if (done == 0) return n < 0 ? -errno : -EIO;
       break;
@@ -162,21 +179,7 @@ ssize_t SelfSnapshot::ReadMemory(uint64_t addr, void* buf, size_t len) const {
 
 int SelfSnapshot::QueryPages(uint64_t addr, size_t npages, uint8_t* flags) const {
   if (res_.pagemap_fd < 0) return ENOSYS;
-  uint64_t entries[512];
-  for (size_t done = 0; done < npages;) {
-    size_t n = npages - done < 512 ? npages - done : 512;
-    off_t off = static_cast<off_t>((addr / 4096 + done) * sizeof(uint64_t));
-    ssize_t got = HANDLE_EINTR(::pread(res_.pagemap_fd, entries, n * sizeof(uint64_t), off));
-    if (got < static_cast<ssize_t>(n * sizeof(uint64_t))) return got < 0 ? errno : EIO;
-    for (size_t i = 0; i < n; ++i) {
-      uint64_t e = entries[i];
-      flags[done + i] = static_cast<uint8_t>(((e >> 63) & 1 ? kPagePresent : 0) |
-                                             ((e >> 62) & 1 ? kPageSwapped : 0) |
-                                             ((e >> 61) & 1 ? kPageFileOrSharedAnon : 0));
-    }
-    done += n;
-  }
-  return 0;
+  return internal::ReadPageFlags(res_.pagemap_fd, addr, npages, flags);
 }
 
 }  // namespace cppdiag::dump

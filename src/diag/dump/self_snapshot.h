@@ -1,10 +1,19 @@
 // The live process itself as a ProcessSnapshot, for self-dumps: mappings from
 // /proc/self/smaps (each mapping's maps line, parsed with the allocation-free
 // ParseMapsLine, and its VmFlags: MADV_DONTDUMP, device memory), the
-// coredump_filter from /proc/self/coredump_filter, memory read with
-// process_vm_readv (unreadable ranges give EFAULT instead of SIGSEGV, and no
-// descriptor on this process's memory is needed), page residency from
-// /proc/self/pagemap, threads from thread_capture.h.
+// coredump_filter from /proc/self/coredump_filter, memory read through
+// /proc/self/mem when a descriptor on it is given, else with process_vm_readv
+// (either way an unreadable range is an error, never a SIGSEGV), page
+// residency from /proc/self/pagemap, threads from thread_capture.h.
+//
+// Why /proc/self/mem first: process_vm_readv pins the pages it reads
+// (FOLL_PIN), and the kernel unshares a copy-on-write anonymous page that is
+// pinned. The fork-mode child (fork_snapshot.h) would then copy every page
+// of the parent it reads, up to the whole RssAnon, where the headroom rule
+// allows for half of it. A pread of /proc/self/mem (access_remote_vm) does
+// not pin, so the child's reads share the parent's pages. process_vm_readv
+// stays the fallback: a non-dumpable process cannot open /proc/self/mem, and
+// a process out of descriptors may not get one.
 //
 // Internal to the dump engine. Every descriptor and buffer is handed in by
 // the caller, prepared at start; after that the class is async-signal-safe
@@ -25,6 +34,7 @@ class SelfSnapshot final : public ProcessSnapshot {
   static constexpr size_t kSmapsWindowBytes = 32 << 10;
 
   struct Resources {
+    int mem_fd = -1;              // /proc/self/mem, or -1 (process_vm_readv)
     int pagemap_fd = -1;          // /proc/self/pagemap, or -1
     int smaps_fd = -1;            // /proc/self/smaps
     int coredump_filter_fd = -1;  // /proc/self/coredump_filter; -1: the kernel's default
@@ -79,6 +89,7 @@ class SelfSnapshot final : public ProcessSnapshot {
 
  private:
   ssize_t ReadWithProcessVm(uint64_t addr, uint8_t* out, size_t len) const;
+  ssize_t ReadOnce(uint64_t addr, uint8_t* out, size_t len) const;
   int LoadMappings(bool* truncated);
   uint32_t ReadCoredumpFilter() const;
 

@@ -6,15 +6,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "common/proc.h"
 #include "common/scoped_fd.h"
+#include "support/scoped_temp_dir.h"
+#include "support/status_matchers.h"
 
 namespace cppdiag::dump {
 namespace {
+
+using ::cppdiag::testing::IsOk;
+
+using ::cppdiag::testing::ScopedTempDir;
 
 constexpr size_t kPage = 4096;
 
@@ -25,7 +32,13 @@ class SelfSnapshotTest : public ::testing::Test {
     pagemap_.reset(::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
     text_.resize(1 << 20);
     mappings_.resize(4096);
+    Load(-1);
+  }
+  // Configures the snapshot (memory read through `mem_fd`, or with
+  // process_vm_readv if -1) and loads it.
+  void Load(int mem_fd) {
     SelfSnapshot::Resources r;
+    r.mem_fd = mem_fd;
     r.smaps_fd = smaps_.get();
     r.pagemap_fd = pagemap_.get();
     r.maps_text = text_.data();
@@ -58,6 +71,48 @@ TEST_F(SelfSnapshotTest, ReadsUpToTheFirstUnreadablePage) {
   // Unmapped: -EFAULT.
   EXPECT_LT(snapshot_.ReadMemory(reinterpret_cast<uint64_t>(p) + 2 * kPage, buf.data(), 10), 0);
   EXPECT_LT(snapshot_.ReadMemory(0xffffffffff600000ULL, buf.data(), 10), 0);
+  ::munmap(p, 2 * kPage);
+}
+
+// Through /proc/self/mem: the same count, up to the first unmapped page (a
+// PROT_NONE page reads there, as the kernel's core stores it: FOLL_FORCE),
+// -EIO when the first page is unmapped.
+TEST_F(SelfSnapshotTest, ThroughProcSelfMemReadsUpToTheFirstUnmappedPage) {
+  ScopedFd mem(::open("/proc/self/mem", O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(mem.is_valid()) << std::strerror(errno);
+  Load(mem.get());
+  auto* p = static_cast<uint8_t*>(
+      ::mmap(nullptr, 3 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(p, MAP_FAILED);
+  std::memset(p, 0xab, kPage);
+  std::memset(p + kPage, 0xcd, kPage);
+  ASSERT_EQ(::munmap(p + 2 * kPage, kPage), 0);
+  std::vector<uint8_t> buf(3 * kPage, 0);
+  uint64_t addr = reinterpret_cast<uint64_t>(p) + 100;
+  EXPECT_EQ(snapshot_.ReadMemory(addr, buf.data(), buf.size() - 100), 2 * kPage - 100);
+  EXPECT_EQ(buf[0], 0xab);
+  EXPECT_EQ(buf[2 * kPage - 101], 0xcd);
+  EXPECT_EQ(snapshot_.ReadMemory(reinterpret_cast<uint64_t>(p) + 2 * kPage, buf.data(), 10), -EIO);
+  EXPECT_EQ(snapshot_.ReadMemory(0xffffffffff600000ULL, buf.data(), 10), -EINVAL);
+  ::munmap(p, 2 * kPage);
+}
+
+// A descriptor the pread fails on for another reason than an unreadable
+// page (here EBADF): each read falls back to process_vm_readv.
+TEST_F(SelfSnapshotTest, AFailingMemDescriptorFallsBackToProcessVmReadv) {
+  ScopedFd not_readable(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+  ASSERT_TRUE(not_readable.is_valid());
+  Load(not_readable.get());
+  auto* p = static_cast<uint8_t*>(
+      ::mmap(nullptr, 2 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(p, MAP_FAILED);
+  std::memset(p, 0x5a, kPage);
+  ASSERT_EQ(::mprotect(p + kPage, kPage, PROT_NONE), 0);
+  std::vector<uint8_t> buf(2 * kPage, 0);
+  // process_vm_readv's count: it stops at the PROT_NONE page the mem file would read.
+  EXPECT_EQ(snapshot_.ReadMemory(reinterpret_cast<uint64_t>(p), buf.data(), buf.size()), kPage);
+  EXPECT_EQ(buf[kPage - 1], 0x5a);
+  EXPECT_EQ(snapshot_.ReadMemory(reinterpret_cast<uint64_t>(p) + kPage, buf.data(), 10), -EFAULT);
   ::munmap(p, 2 * kPage);
 }
 
@@ -142,7 +197,7 @@ TEST_F(SelfSnapshotSmapsTest, TheMappingsAreThoseOfProcSelfMaps) {
   bool truncated = true;
   ASSERT_EQ(Load(1 << 20, 4096, &truncated), 0);
   auto maps = ReadMaps(::getpid());
-  ASSERT_TRUE(maps.ok());
+  ASSERT_THAT(maps, IsOk());
   // Read twice: the mappings may differ where the test framework allocated
   // in between, so compare the ones that are in both.
   size_t same = 0;
@@ -164,14 +219,11 @@ TEST_F(SelfSnapshotSmapsTest, ALineLongerThanTheWindowIsCutNotMisread) {
   // A file whose path is longer than the window (a quarter of 8 KiB), mapped
   // low so that it comes first, then a DONTDUMP page: the file's maps line
   // is kept cut, and the flags after it go to the page, not to the file.
-  std::string dir = "/tmp/cppdiag-long-XXXXXX";
-  ASSERT_NE(::mkdtemp(dir.data()), nullptr);
-  std::string path = dir;
-  std::vector<std::string> made;
+  ScopedTempDir dir("cppdiag-long");
+  std::string path = dir.path();
   while (path.size() < 3000) {
     path += "/" + std::string(200, 'd');
     ASSERT_EQ(::mkdir(path.c_str(), 0700), 0);
-    made.push_back(path);
   }
   path += "/file";
   ScopedFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
@@ -197,9 +249,6 @@ TEST_F(SelfSnapshotSmapsTest, ALineLongerThanTheWindowIsCutNotMisread) {
   ASSERT_NE(dd, nullptr);
   EXPECT_TRUE(dd->dont_dump);
   ::munmap(low, 3 * kPage);
-  ::unlink(path.c_str());
-  for (auto it = made.rbegin(); it != made.rend(); ++it) ::rmdir(it->c_str());
-  ::rmdir(dir.c_str());
 }
 
 TEST_F(SelfSnapshotSmapsTest, TooManyMappingsForTheRoomIsTruncated) {

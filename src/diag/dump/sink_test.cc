@@ -11,9 +11,12 @@
 
 #include "common/io.h"
 #include "common/scoped_fd.h"
+#include "support/status_matchers.h"
 
 namespace cppdiag::dump {
 namespace {
+
+using ::cppdiag::testing::IsOk;
 
 class TempFile {
  public:
@@ -69,7 +72,7 @@ TEST(SinkTest, FileSinkWritesBufferedAndDirectWithHoles) {
   EXPECT_EQ(s.offset(), expected.size());
 
   auto content = ReadFileToString(t.path(), 64 << 20);
-  ASSERT_TRUE(content.ok());
+  ASSERT_THAT(content, IsOk());
   EXPECT_EQ(*content == expected, true);
   struct stat st;
   ASSERT_EQ(::fstat(t.fd(), &st), 0);

@@ -1,24 +1,33 @@
 // The allocation hook layer: libcppdiag interposes the C allocation functions
-// (malloc, free, calloc, realloc, memalign, posix_memalign, aligned_alloc,
-// valloc, pvalloc) and the operator new/delete family (plain, nothrow, array,
-// sized, aligned) of the process it is linked or preloaded into, and forwards
-// them to glibc's __libc_* implementations.
+// (malloc, free, calloc, realloc, reallocarray, memalign, posix_memalign,
+// aligned_alloc, valloc, pvalloc, malloc_usable_size) and the operator
+// new/delete family (plain, nothrow, array, sized, aligned) of the process it
+// is linked or preloaded into, and forwards them to glibc's __libc_*
+// implementations.
 //
 // What the hooks do on every call, by default: decrement a thread-local byte
 // countdown for the sampling heap profiler (heap_profiler.h) on allocation,
-// test one bit of the live table's filter on free, then tail-call glibc.
-// That is all: no sizes are read and no shared counter is touched, so the
-// hooks cost a few percent of a malloc/free pair (bench/heap/heap_bench.md).
+// compare the address with the sample region's bounds on free, then
+// tail-call glibc. That is all: no sizes are read and no shared counter is
+// touched, so the hooks cost a few percent of a malloc/free pair
+// (bench/heap/heap_bench.md). A sampled allocation (one every
+// CPPDIAG_HEAP_SAMPLE_BYTES on average) is served from the profiler's own
+// region (internal/sample_region.h) rather than glibc, which is how free
+// knows it by its address; every entry point above, malloc_usable_size and
+// realloc included, works on such blocks.
 //
 // Exact accounting, which the heap hard limit needs, is off until
 // EnableExactHeapAccounting() or SetHeapHardLimit(non-zero) turns it on, and
 // then stays on. With it every call also reads the block's usable size from
-// glibc's chunk header and adds it to per-thread counters folded into shared
-// atomics every 256 KiB (so the figures may lag by that much per thread), and
-// enforces the limit: `operator new` throws std::bad_alloc once the limit is
-// reached (after the new-handler, if any, gives up; the nothrow forms return
-// nullptr; the C functions return nullptr with errno ENOMEM), as .NET's GC
-// heap hard limit makes the runtime throw OutOfMemoryException.
+// glibc's chunk header and adds it to per-thread counters folded into a
+// shared total every 256 KiB of the thread's traffic (so the figures may lag
+// by that much per thread). The limit is checked against what each thread
+// learned at its last fold, without reading the shared total on each call;
+// so the live heap may pass the limit by up to 2 x 256 KiB per allocating
+// thread before allocations are refused. Then `operator new` throws
+// std::bad_alloc (after the new-handler, if any, gives up; the nothrow forms
+// return nullptr; the C functions return nullptr with errno ENOMEM), as
+// .NET's GC heap hard limit makes the runtime throw OutOfMemoryException.
 //
 // The hooks themselves are async-signal-safe in what they add: no locks, no
 // allocation of their own.
@@ -64,8 +73,8 @@ void ExemptThisThreadFromHardLimit();
 
 // With exact accounting: usable bytes of the live heap (glibc's figure when
 // accounting started, plus usable sizes allocated since, minus those freed;
-// per-thread lag up to 256 KiB, and a thread that exits takes its unfolded
-// deltas with it, up to 256 KiB each way; never below 0). Without it: 0.
+// a sampled block counts its slot's size; per-thread lag up to 256 KiB, and a thread that exits
+// takes its unfolded deltas with it, up to 256 KiB each way; never below 0). Without it: 0.
 // Async-signal-safe.
 uint64_t HeapInUseBytes();
 

@@ -1,5 +1,5 @@
 // Control of the sampling heap profiler that lives in the allocation hooks
-// (allocation_hooks.cc). The runtime starts it from CPPDIAG_HEAP_SAMPLE_BYTES;
+// (internal/profiler_hooks.cc). The runtime starts it from CPPDIAG_HEAP_SAMPLE_BYTES;
 // CollectHeapProfile (heap_profile.h) reads it; heap_note.h puts it in dumps.
 //
 //   cppdiag::heap::StartHeapProfiler(512 * 1024);   // at start, normal context
@@ -45,6 +45,12 @@ uint64_t HeapTotalAllocatedBytes();
 // HeapTotalAllocatedBytes (requested bytes, counted since start): for the
 // live heap use HeapInUseBytes. Async-signal-safe.
 uint64_t HeapTotalFreedBytes();
+
+// Bytes held by live sampled blocks. The profiler serves them from a region
+// of its own, not from glibc, so glibc's mallinfo2 does not see them: a
+// figure of the whole malloc heap adds this to mallinfo2's. Slot sizes
+// (powers of two), so up to twice the requested bytes. Async-signal-safe.
+uint64_t HeapSampledBlockBytes();
 
 // The live table; nullptr until StartHeapProfiler succeeded. For readers
 // (CollectHeapProfile, the dump note, tests).

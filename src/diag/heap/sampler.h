@@ -133,6 +133,8 @@ class LiveTable {
   size_t stack_count() const { return stacks_used_.load(std::memory_order_acquire); }
   size_t live_capacity() const { return live_mask_ + 1; }
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+  // Counts a sample dropped before Insert (no memory for it).
+  void NoteDropped() { dropped_.fetch_add(1, std::memory_order_relaxed); }
 
   // Stacks by id [0, stack_count()); read without the lock they may be torn.
   const StackRecord& stack(size_t id) const { return stacks_[id]; }

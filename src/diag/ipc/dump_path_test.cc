@@ -7,23 +7,27 @@
 #include <filesystem>
 
 #include "common/io.h"
+#include "support/scoped_temp_dir.h"
+#include "support/status_matchers.h"
 
 namespace cppdiag::ipc {
 namespace {
+
+using ::cppdiag::testing::IsOk;
+
+using ::cppdiag::testing::ScopedTempDir;
 
 namespace fs = std::filesystem;
 
 class DumpPathTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/cppdiag-dumppath-XXXXXX";
-    root_ = ::mkdtemp(tmpl);
     dir_ = root_ + "/dumps";
     fs::create_directories(dir_ + "/sub");
     fs::create_directories(root_ + "/elsewhere");
   }
-  void TearDown() override { fs::remove_all(root_); }
-  std::string root_, dir_;
+  ScopedTempDir tmp_{"cppdiag-dumppath"};
+  std::string root_ = tmp_.path(), dir_;
 };
 
 TEST_F(DumpPathTest, AcceptsPathsInsideTheDirectory) {
@@ -65,7 +69,7 @@ TEST_F(DumpPathTest, TheDumpDirectoryItselfMayBeASymbolicLink) {
   std::string link = root_ + "/dumps-link";
   fs::create_directory_symlink(dir_, link);
   auto rel = ResolveDumpPath("core", link, false);
-  ASSERT_TRUE(rel.ok()) << rel.error().message();
+  ASSERT_THAT(rel, IsOk());
   EXPECT_EQ(rel->relative, "core");
   EXPECT_EQ(rel->path, dir_ + "/core");
   // Absolute, through the link as written or through what it resolves to.
@@ -94,7 +98,7 @@ TEST_F(DumpPathTest, RefusesASymlinkPlantedAtThePath) {
 }
 
 TEST_F(DumpPathTest, ExistingFilesOnlyWithOverwrite) {
-  ASSERT_TRUE(WriteStringToFile(dir_ + "/core.old", "x").ok());
+  ASSERT_THAT(WriteStringToFile(dir_ + "/core.old", "x"), IsOk());
   auto r = ResolveDumpPath("core.old", dir_, false);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message().find("exists"), std::string::npos);

@@ -1,9 +1,12 @@
 #include "diag/ipc/heap_snapshot.h"
+#include "support/status_matchers.h"
 
 #include <gtest/gtest.h>
 
 namespace cppdiag::ipc {
 namespace {
+
+using ::cppdiag::testing::IsOk;
 
 TEST(HeapSnapshotJson, RoundTripsWithPcsAsExactNumbers) {
   heap::HeapProfile p;
@@ -16,7 +19,7 @@ TEST(HeapSnapshotJson, RoundTripsWithPcsAsExactNumbers) {
   nlohmann::json j = HeapProfileToJson(p);
   EXPECT_TRUE(j["stacks"][0]["pcs"][1].is_number_unsigned());
   auto back = HeapProfileFromJson(nlohmann::json::parse(j.dump()));
-  ASSERT_TRUE(back.ok()) << back.error().message();
+  ASSERT_THAT(back, IsOk());
   EXPECT_EQ(back->sample_period_bytes, 65536u);
   EXPECT_EQ(back->time_unix_ns, p.time_unix_ns);
   EXPECT_EQ(back->total_freed_bytes, p.total_freed_bytes);
@@ -30,7 +33,7 @@ TEST(HeapSnapshotJson, RoundTripsWithPcsAsExactNumbers) {
 
 TEST(HeapSnapshotJson, AProfilerThatIsOffIsAnEmptyReply) {
   auto back = HeapProfileFromJson(HeapProfileToJson(heap::HeapProfile{}));
-  ASSERT_TRUE(back.ok());
+  ASSERT_THAT(back, IsOk());
   EXPECT_EQ(back->sample_period_bytes, 0u);
   EXPECT_TRUE(back->stacks.empty());
 }

@@ -1,16 +1,19 @@
 #include "diag/ipc/protocol.h"
+#include "support/status_matchers.h"
 
 #include <gtest/gtest.h>
 
 namespace cppdiag::ipc {
 namespace {
 
+using ::cppdiag::testing::IsOk;
+
 TEST(Protocol, HeaderRoundTrips) {
   std::string frame = EncodeFrame(static_cast<uint16_t>(Command::kDump), "{\"type\":\"mini\"}");
   ASSERT_EQ(frame.size(), kHeaderSize + 15);
   EXPECT_EQ(frame.substr(0, 7), "CPPDIAG");
   auto h = DecodeHeader(frame, kMaxRequestPayload);
-  ASSERT_TRUE(h.ok()) << h.error().message();
+  ASSERT_THAT(h, IsOk());
   EXPECT_EQ(h->version, kVersion);
   EXPECT_EQ(h->code, 2);
   EXPECT_EQ(h->payload_size, 15u);

@@ -12,6 +12,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -37,6 +38,12 @@ struct PeerInfo {
   // Set with `progress`: true once a frame could not be sent (the peer left
   // or stopped reading), so a long handler (a trace) can end. Null otherwise.
   std::function<bool()> gone;
+  // Set by the server: true once it is being destroyed (the process exits or
+  // the runtime stops), when a long handler (a trace) must end, since the
+  // server waits for every request before it is gone. Null in tests.
+  const std::atomic<bool>* server_stopping = nullptr;
+
+  bool ServerStopping() const { return server_stopping != nullptr && server_stopping->load(); }
 };
 
 using Handler = std::function<Result<nlohmann::json>(const nlohmann::json&, const PeerInfo&)>;

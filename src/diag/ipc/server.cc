@@ -390,7 +390,9 @@ void DiagnosticServer::ServeRequest(int fd, const PeerInfo& peer, Deadline reque
       server->exclusive_running_ &= ~bit;
     }
   } clear{this, bit};
-  writer->Send(Dispatch(handlers_, *request, peer, writer));
+  PeerInfo context = peer;
+  context.server_stopping = &stopping_;
+  writer->Send(Dispatch(handlers_, *request, context, writer));
 }
 
 }  // namespace cppdiag::ipc

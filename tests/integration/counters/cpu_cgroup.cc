@@ -4,10 +4,13 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <chrono>
 #include <cstring>
 
 #include "common/cgroup.h"
 #include "common/io.h"
+#include "support/poll.h"
 
 namespace cppdiag::testing {
 
@@ -65,9 +68,8 @@ ScopedCpuQuota::~ScopedCpuQuota() {
   if (!owned_ || dir_.empty()) return;
   // The test's processes are gone by now (they are declared after us); a
   // straggler still exiting keeps the directory busy for a moment.
-  for (int attempt = 0; attempt < 100 && ::rmdir(dir_.c_str()) != 0 && errno == EBUSY; ++attempt) {
-    ::usleep(20000);
-  }
+  PollUntil([&] { return ::rmdir(dir_.c_str()) == 0 || errno != EBUSY; }, std::chrono::seconds(2),
+            std::chrono::milliseconds(20));
 }
 
 }  // namespace cppdiag::testing

@@ -4,7 +4,9 @@
 // writes marker A into the heap, then self-dumps from main with the requested
 // mode. At the first progress call (the threads already run again while the
 // child writes) it writes marker B into a heap buffer that held zeros and
-// overwrites marker A with marker C: a snapshot holds A, never B or C.
+// overwrites marker A with marker C: a snapshot holds A, never B or C; then
+// it waits for three more heartbeats (beat_in_write=1): the threads run while
+// the child writes.
 //
 //   fork_dump_target --mode fork|suspend|auto --path P [--heap-mb M]
 //                    [--threads N] [--seed S] [--type full|heap]
@@ -16,7 +18,8 @@
 // Output: "READY pid=<pid> tids=<t1,t2,...>" once the threads run, then
 // "DUMP rc=<errno> mode=<m> reason=<...> pause_us=<n> duration_us=<n>
 // max_gap_us=<n> beats=<n> progress_calls=<n> last_written=<n> last_total=<n>
-// after_written=<0|1> size=<n> writer_signal=<n> failed=<call>", then
+// after_written=<0|1> beat_in_write=<0|1> size=<n> writer_signal=<n>
+// failed=<call>", then
 // "ALIVE beats=<n>" once the heartbeat ticked again after the dump.
 #include <dirent.h>
 #include <fcntl.h>
@@ -80,6 +83,7 @@ __attribute__((noinline)) void HeartbeatMain() {
     }
     last = now;
     g_beats.fetch_add(1, std::memory_order_relaxed);
+    g_beats.notify_all();
   }
   KEEP_FRAME();
 }
@@ -92,7 +96,16 @@ struct ProgressState {
   int calls = 0;
   uint64_t last_written = 0, last_total = 0;
   bool after_written = false;
+  bool beat_in_write = false;
 };
+
+// Blocks until the heartbeat has beaten `n` more times (no deadline: a
+// heartbeat that never beats again hangs the target, and the test's wait
+// for it fails).
+void WaitForBeats(uint64_t n) {
+  const uint64_t until = g_beats.load() + n;
+  for (uint64_t now = g_beats.load(); now < until; now = g_beats.load()) g_beats.wait(now);
+}
 
 // Kills this process's child (the dump writer), found in /proc.
 void KillChildren() {
@@ -112,6 +125,10 @@ void OnProgress(void* context, uint64_t written, uint64_t total) {
     WriteMarker(st->seed + 2, st->marker_a);  // C over A
     st->after_written = true;
     if (st->kill_writer) KillChildren();
+    // The writer child goes on meanwhile; the heartbeat can only beat if the
+    // threads were let go before the write.
+    WaitForBeats(3);
+    st->beat_in_write = true;
   }
   st->last_written = written;
   st->last_total = total;
@@ -133,15 +150,15 @@ __attribute__((noinline)) int RequestForkDump(dump::SelfDumpMode mode, DumpType 
   int64_t gap = g_max_gap_ns.load();
   std::printf(
       "DUMP rc=%d mode=%s reason=[%s] pause_us=%llu duration_us=%llu max_gap_us=%lld beats=%llu "
-      "progress_calls=%d last_written=%llu last_total=%llu after_written=%d size=%llu "
-      "writer_signal=%d failed=%s\n",
+      "progress_calls=%d last_written=%llu last_total=%llu after_written=%d beat_in_write=%d "
+      "size=%llu writer_signal=%d failed=%s\n",
       rc, dump::SelfDumpModeName(res.mode), res.mode_reason,
       static_cast<unsigned long long>(res.pause_ns / 1000),
       static_cast<unsigned long long>(res.duration_ns / 1000), static_cast<long long>(gap / 1000),
       static_cast<unsigned long long>(g_beats.load() - beats_before), ps->calls,
       static_cast<unsigned long long>(ps->last_written),
       static_cast<unsigned long long>(ps->last_total), ps->after_written ? 1 : 0,
-      static_cast<unsigned long long>(res.size_bytes), res.writer_signal,
+      ps->beat_in_write ? 1 : 0, static_cast<unsigned long long>(res.size_bytes), res.writer_signal,
       res.failed_call[0] != '\0' ? res.failed_call : "-");
   std::fflush(stdout);
   KEEP_FRAME();
@@ -232,7 +249,7 @@ int main(int argc, char** argv) {
   }
   std::thread heartbeat(HeartbeatMain);
   started.wait();
-  while (g_beats.load() < 5) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  WaitForBeats(5);
   std::printf("READY pid=%d tids=%s\n", ::getpid(), Tids().c_str());
   std::fflush(stdout);
   if (!go_fifo.empty()) {
@@ -248,8 +265,7 @@ int main(int argc, char** argv) {
   }
   int rc = RequestForkDump(mode, type, path.empty() ? nullptr : path.c_str(), &ps);
   // Still alive and running: the heartbeat goes on.
-  uint64_t beats = g_beats.load();
-  while (g_beats.load() < beats + 5) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  WaitForBeats(5);
   std::printf("ALIVE beats=%llu\n", static_cast<unsigned long long>(g_beats.load()));
   std::fflush(stdout);
 

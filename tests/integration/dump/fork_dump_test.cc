@@ -1,8 +1,9 @@
 // Fork-mode self-dumps end to end: fork_dump_target dumps itself with the
 // threads stopped only for the register capture and the copy-on-write clone;
 // gdb reads the result, the notes carry the target's own pid and tids, the
-// memory is the snapshot's, and the target's heartbeat shows it was never
-// stopped longer than the pause the dump reported.
+// memory is the snapshot's, and the target's heartbeat beats while the child
+// writes (how long it really stops is bench/dump/pause_bench's measure).
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mount.h>
 #include <sys/procfs.h>
@@ -10,6 +11,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -27,10 +30,16 @@
 #include "diag/ipc/client.h"
 #include "marker.h"
 #include "support/scoped_cgroup.h"
+#include "support/scoped_temp_dir.h"
+#include "support/status_matchers.h"
 #include "support/subprocess.h"
 
 namespace cppdiag::dump {
 namespace {
+
+using ::cppdiag::testing::IsOk;
+
+using ::cppdiag::testing::ScopedTempDir;
 
 using cppdiag::dump_test::Marker;
 
@@ -85,16 +94,6 @@ struct TargetRun {
 
 class ForkDumpTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/cppdiag-fork-dump-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    if (std::getenv("CPPDIAG_KEEP_TEST_OUTPUT") == nullptr) fs::remove_all(dir_, ec);
-  }
-
   TargetRun RunTarget(std::vector<std::string> args, const std::string& cgroup_procs = "") {
     SubprocessOptions o;
     o.argv = {Target()};
@@ -113,7 +112,8 @@ class ForkDumpTest : public ::testing::Test {
     return r;
   }
 
-  std::string dir_;
+  ScopedTempDir tmp_{"cppdiag-fork-dump-test"};
+  std::string dir_ = tmp_.path();
 };
 
 TEST_F(ForkDumpTest, GdbReadsEveryThreadAndTheMemoryIsTheSnapshots) {
@@ -132,7 +132,7 @@ TEST_F(ForkDumpTest, GdbReadsEveryThreadAndTheMemoryIsTheSnapshots) {
   for (std::string t; std::getline(ts, t, ',');) tids.insert(std::stoi(t));
   ASSERT_EQ(tids.size(), 5u) << r.out;  // main, 3 workers, heartbeat
   auto parsed = testing::ParseCoreFile(core);
-  ASSERT_TRUE(parsed.ok()) << parsed.error().message();
+  ASSERT_THAT(parsed, IsOk());
   std::set<pid_t> in_core;
   for (const auto* note : parsed->NotesOfType("CORE", NT_PRSTATUS)) {
     elf_prstatus pr;
@@ -164,18 +164,20 @@ TEST_F(ForkDumpTest, GdbReadsEveryThreadAndTheMemoryIsTheSnapshots) {
   EXPECT_GE(parked, 3u) << gdb;
 }
 
-TEST_F(ForkDumpTest, TheTargetRunsOnAndIsNeverStoppedLongerThanThePause) {
+TEST_F(ForkDumpTest, TheTargetRunsOnWhileTheChildWrites) {
   const std::string core = dir_ + "/core";
   TargetRun r = RunTarget({"--mode", "fork", "--path", core, "--heap-mb", "256", "--threads", "4"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.dump["mode"], "fork") << r.out;
+  // The pause the dump reports is a small part of it (two figures the product
+  // reports on one run, not a timing of this machine).
   uint64_t pause = Num(r.dump, "pause_us"), duration = Num(r.dump, "duration_us");
-  uint64_t gap = Num(r.dump, "max_gap_us"), beats = Num(r.dump, "beats");
-  // The heartbeat never stalled for anything like the write: at most the
-  // pause plus half of the rest (room for scheduling on a busy machine).
-  EXPECT_LE(gap, pause + 1000 + (duration - pause) / 2) << r.out;
   EXPECT_LT(pause * 5, duration) << r.out;
-  // It beat all along while the child wrote.
-  EXPECT_GE(beats, (duration - pause) / 1000 / 4) << r.out;
+  // The heartbeat beat while the child wrote: the target waited for three
+  // beats inside the first progress call (a condition, not a rate; how long
+  // the heartbeat really stops is pause_bench's measure, bench/dump).
+  EXPECT_EQ(r.dump["beat_in_write"], "1") << r.out;
+  EXPECT_GE(Num(r.dump, "beats"), 3u) << r.out;
   EXPECT_GT(Num(r.dump, "progress_calls"), 1u) << r.out;
 }
 
@@ -214,6 +216,58 @@ TEST_F(ForkDumpTest, AutoSuspendsInACgroupWithLittleHeadroomAndForksWithPlenty) 
     EXPECT_EQ(r.dump["mode"], "fork") << r.out;
     EXPECT_NE(r.dump["reason"].find(" >= "), std::string::npos) << r.out;
   }
+}
+
+// The fork-mode child shares the parent's pages while it reads them: a full
+// dump of a 256 MiB heap grows the cgroup by far less than the heap. (Read
+// with process_vm_readv, which pins the pages and so makes the kernel unshare
+// each copy-on-write page it reads, the child copied the whole heap: +256 MiB,
+// twice what the headroom rule of ChooseForkForHeadroom allows for.)
+TEST_F(ForkDumpTest, TheForkChildDoesNotCopyTheHeapItReads) {
+  constexpr uint64_t kHeapMb = 256;
+  cppdiag::testing::ScopedCgroup cg(0);
+  if (!cg.ok()) GTEST_SKIP() << cg.why_not();
+  const bool v1 = cg.version() == 1;
+  const std::string peak_file = cg.dir() + (v1 ? "/memory.max_usage_in_bytes" : "/memory.peak");
+  const std::string usage_file = cg.dir() + (v1 ? "/memory.usage_in_bytes" : "/memory.current");
+  const std::string fifo = dir_ + "/go", core = dir_ + "/core";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  SubprocessOptions o;
+  o.argv = {Target(), "--mode", "fork",      "--path", core, "--heap-mb", std::to_string(kHeapMb),
+            "--type", "full",   "--go-fifo", fifo};
+  o.cgroup_procs = cg.procs_file();
+  Subprocess p(o);
+  ASSERT_TRUE(p.WaitForOutput("READY", seconds(60))) << p.Stderr();
+  // v2 resets the peak seen through the descriptor written (kernel 6.12 on):
+  // it is read back through the same one.
+  int peak_fd = ::open(peak_file.c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(peak_fd, 0) << peak_file;
+  const char* reset = v1 ? "0\n" : "reset\n";
+  if (::write(peak_fd, reset, std::strlen(reset)) < 0) {
+    ::close(peak_fd);
+    GTEST_SKIP() << "cannot reset " << peak_file << ": " << std::strerror(errno);
+  }
+  auto before = ReadFileToString(usage_file);
+  ASSERT_TRUE(before.ok());
+  ASSERT_TRUE(WriteStringToFile(fifo, "g").ok());  // go
+  auto end = p.Wait(seconds(180));
+  char buf[32] = {};
+  ssize_t n = ::pread(peak_fd, buf, sizeof buf - 1, 0);
+  ::close(peak_fd);
+  ASSERT_TRUE(end.has_value());
+  ASSERT_EQ(end->exit_code, 0) << p.Stdout() << p.Stderr();
+  std::map<std::string, std::string> dump = Fields(p.Stdout(), "DUMP");
+  EXPECT_EQ(dump["mode"], "fork") << p.Stdout();
+  ASSERT_GT(n, 0) << peak_file;
+  uint64_t peak = std::stoull(std::string(buf, static_cast<size_t>(n)));
+  uint64_t growth = peak - std::min<uint64_t>(peak, std::stoull(*before));
+  EXPECT_GT(fs::file_size(core), kHeapMb << 20);  // the heap was read
+  EXPECT_LT(growth, (kHeapMb << 20) / 4)
+      << "the dump of a " << kHeapMb << " MiB heap grew the cgroup by " << (growth >> 20)
+      << " MiB (peak " << peak << ", before " << *before << ")";
+  std::printf("cgroup growth over the dump: %llu MiB\n",
+              static_cast<unsigned long long>(growth >> 20));
+  EXPECT_EQ(cg.oom_kills(), 0u);
 }
 
 TEST_F(ForkDumpTest, AFullFilesystemGivesEnospcLeavesNoFileAndTheTargetRunsOn) {
@@ -277,25 +331,25 @@ TEST_F(ForkDumpTest, AFailedCloneFallsBackToSuspendedAndSaysSo) {
 // Over the diagnostic socket, as `cppdiag dump collect` asks: leakapp with
 // 800 MiB leaked dumps in fork mode and streams progress frames first.
 TEST_F(ForkDumpTest, TheSocketStreamsProgressFramesBeforeTheReplyOfALargeDump) {
-  int port = cppdiag::testing::FreeTcpPort();
   SubprocessOptions o;
-  o.argv = {BuiltBinary("leakapp"), "--port", std::to_string(port), "--bind", "127.0.0.1"};
+  o.argv = {BuiltBinary("leakapp"), "--port", "0", "--bind", "127.0.0.1"};
   o.env = {{"TMPDIR", dir_}, {"CPPDIAG_DUMP_DIR", dir_}, {"CPPDIAG_ENABLE_DIAGNOSTICS", "1"}};
   Subprocess app(o);
-  ASSERT_TRUE(app.WaitForOutput("Listening on", seconds(30))) << app.Stdout() << app.Stderr();
-  std::string url = "http://127.0.0.1:" + std::to_string(port) +
+  std::optional<int> port = cppdiag::testing::WaitForListeningPort(app, seconds(30));
+  ASSERT_TRUE(port.has_value()) << app.Stdout() << app.Stderr();
+  std::string url = "http://127.0.0.1:" + std::to_string(*port) +
                     "/triggerMemoryLeak?chunkKb=4096&intervalMs=1&maxMb=800";
   Subprocess curl(SubprocessOptions{{"/usr/bin/curl", "-sf", url}});
   ASSERT_TRUE(curl.Wait(seconds(30)).has_value());
   ASSERT_TRUE(app.WaitForOutput("Total: 800.00 MB", seconds(60))) << app.Stdout();
 
   auto stat = ReadProcStat(app.pid());
-  ASSERT_TRUE(stat.ok());
+  ASSERT_THAT(stat, IsOk());
   ipc::Endpoint endpoint{dir_ + "/" + ipc::SocketName(app.pid(), stat->start_time_ticks), ""};
   std::vector<nlohmann::json> frames;
   auto reply = ipc::Call(endpoint, ipc::Command::kDump, {{"type", "full"}}, std::chrono::minutes(5),
                          [&](const nlohmann::json& f) { frames.push_back(f); });
-  ASSERT_TRUE(reply.ok()) << reply.error().message() << app.Stdout() << app.Stderr();
+  ASSERT_THAT(reply, IsOk()) << app.Stdout() << app.Stderr();
   EXPECT_EQ((*reply)["mode"], "fork") << reply->dump();
   EXPECT_LT((*reply)["pause_ms"].get<double>(), (*reply)["duration_ms"].get<double>());
   uint64_t bytes = (*reply)["bytes"].get<uint64_t>();

@@ -20,62 +20,21 @@
 #include "common/io.h"
 #include "diag/dump/testing/core_file_reader.h"
 #include "marker.h"
+#include "support/scoped_core_pattern.h"
+#include "support/scoped_temp_dir.h"
 #include "support/subprocess.h"
 
 namespace cppdiag::dump {
 namespace {
 
+using ::cppdiag::testing::ScopedTempDir;
+
 using cppdiag::dump_test::Marker;
 using cppdiag::testing::BuiltBinary;
+using cppdiag::testing::ScopedCorePattern;
 using cppdiag::testing::Subprocess;
 using cppdiag::testing::SubprocessOptions;
 namespace fs = std::filesystem;
-
-constexpr const char* kCorePattern = "/proc/sys/kernel/core_pattern";
-
-// Makes the kernel write cores as a plain file in the crashing process's
-// working directory, and restores the system's setting when it goes.
-class ScopedCorePattern {
- public:
-  ScopedCorePattern() {
-    auto saved = ReadFileToString(kCorePattern);
-    if (!saved.ok()) {
-      why_not_ = "cannot read " + std::string(kCorePattern);
-      return;
-    }
-    saved_ = *saved;
-    while (!saved_.empty() && saved_.back() == '\n') saved_.pop_back();
-    if (!saved_.empty() && saved_[0] != '|' && saved_.find('/') == std::string::npos) {
-      ok_ = true;  // already a file name in the working directory
-      return;
-    }
-    if (::geteuid() != 0) {
-      why_not_ = "core_pattern is '" + saved_ + "' and changing it needs root";
-      return;
-    }
-    if (!WriteStringToFile(kCorePattern, "core").ok()) {
-      why_not_ = "cannot set core_pattern (a container without its own sysctls?)";
-      return;
-    }
-    changed_ = ok_ = true;
-  }
-  ~ScopedCorePattern() {
-    if (changed_ && !WriteStringToFile(kCorePattern, saved_).ok()) {
-      ADD_FAILURE() << "could not restore core_pattern '" << saved_ << "'";
-    }
-  }
-  ScopedCorePattern(const ScopedCorePattern&) = delete;
-  ScopedCorePattern& operator=(const ScopedCorePattern&) = delete;
-
-  bool ok() const { return ok_; }
-  const std::string& why_not() const { return why_not_; }
-
- private:
-  std::string saved_;
-  std::string why_not_;
-  bool ok_ = false;
-  bool changed_ = false;
-};
 
 struct CoreSize {
   uint64_t load_bytes = 0;  // sum of PT_LOAD p_filesz
@@ -101,9 +60,8 @@ bool FileContains(const std::string& path, const std::string& needle) {
 TEST(KernelCoreTest, AHeapDumpHoldsAboutWhatTheKernelsCoreHolds) {
   ScopedCorePattern pattern;
   if (!pattern.ok()) GTEST_SKIP() << pattern.why_not();
-  char tmpl[] = "/tmp/cppdiag-kernel-core-XXXXXX";
-  ASSERT_NE(::mkdtemp(tmpl), nullptr);
-  const std::string dir = tmpl;
+  ScopedTempDir tmp("cppdiag-kernel-core");
+  const std::string dir = tmp.path();
   const uint64_t secret = 21000 + ::getpid(), control = 22000 + ::getpid();
 
   // 128 MiB of MADV_DONTDUMP memory beside a 16 MiB heap: the kernel leaves
@@ -157,9 +115,6 @@ TEST(KernelCoreTest, AHeapDumpHoldsAboutWhatTheKernelsCoreHolds) {
   EXPECT_TRUE(FileContains(kernel, Marker(control)));
   EXPECT_FALSE(FileContains(kernel, Marker(secret)));
   EXPECT_FALSE(FileContains(ours, Marker(secret)));
-
-  std::error_code ec;
-  if (std::getenv("CPPDIAG_KEEP_TEST_OUTPUT") == nullptr) fs::remove_all(dir, ec);
 }
 
 }  // namespace

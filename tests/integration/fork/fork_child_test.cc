@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 
 #include "common/scoped_fd.h"
 #include "support/scoped_cgroup.h"
+#include "support/scoped_temp_dir.h"
 #include "support/subprocess.h"
 
 namespace cppdiag::testing {
@@ -30,12 +32,7 @@ class ForkChild : public ::testing::Test {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root (a memory cgroup for the watchdog)";
     cgroup_ = std::make_unique<ScopedCgroup>(512ull << 20);
     if (!cgroup_->ok()) GTEST_SKIP() << "no memory cgroup: " << cgroup_->why_not();
-    dir_ = fs::temp_directory_path() / ("cppdiag-fork-" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    if (!dir_.empty()) fs::remove_all(dir_);
+    ::chmod(dir_.c_str(), 0755);  // as before: the service's child drops to uid 65534
   }
 
   std::unique_ptr<Subprocess> StartService(const char* mode) {
@@ -83,7 +80,8 @@ class ForkChild : public ::testing::Test {
   }
 
   std::unique_ptr<ScopedCgroup> cgroup_;
-  fs::path dir_;
+  ScopedTempDir tmp_{"cppdiag-fork", fs::temp_directory_path().string()};
+  fs::path dir_ = tmp_.path();
 };
 
 TEST_F(ForkChild, HoldsNoDescriptorOfTheRuntime) {
@@ -102,7 +100,8 @@ TEST_F(ForkChild, ExitingChildLeavesTheParentServing) {
   pid_t pid = service->pid();
   std::string socket_path = SocketOf(pid);
   ASSERT_FALSE(socket_path.empty());
-  ASSERT_TRUE(HasThread(pid, "cppdiag-oom"));
+  // The watchdog names its thread once it runs: wait for that, not for "ready".
+  ASSERT_TRUE(PollUntil([&] { return HasThread(pid, "cppdiag-oom"); }, 10s));
 
   ScopedFd conn = RequestInFlight(pid);
 

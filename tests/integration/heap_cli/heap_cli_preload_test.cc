@@ -1,8 +1,8 @@
 // cppdiag heap end to end for a program that knows nothing of cppdiag: a
 // plain C program (tests/integration/heap_profiler/leaky.c, not linked with
 // libcppdiag) run with LD_PRELOAD=libcppdiag_preload.so alone. Snapshot, leak
-// for two seconds (started and stopped by signals, so the leak happens only
-// between the snapshots), snapshot, diff: the first stack is the C leak
+// 64 MiB (started and stopped by signals, so the leak happens only between
+// the snapshots), snapshot, diff: the first stack is the C leak
 // function and the estimated growth is within 20 % of what the program says
 // it leaked.
 #include <gtest/gtest.h>
@@ -12,14 +12,17 @@
 #include <chrono>
 #include <filesystem>
 #include <sstream>
-#include <thread>
 
 #include "cli/heap/heap_view.h"
 #include "cli/heap/pprof.h"
+#include "support/scoped_temp_dir.h"
+#include "support/status_matchers.h"
 #include "support/subprocess.h"
 
 namespace cppdiag::testing {
 namespace {
+
+using ::cppdiag::testing::IsOk;
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -39,10 +42,8 @@ uint64_t LeakedBytes(const std::string& out) {
 }
 
 TEST(HeapDiffPreload, PlainCProgramDiffNamesItsLeakFunctionAndGrowth) {
-  fs::path dir = fs::temp_directory_path() / ("cppdiag-heap-preload-" + std::to_string(getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  auto path = [&](const char* name) { return (dir / name).string(); };
+  ScopedTempDir dir("cppdiag-heap-preload", fs::temp_directory_path().string());
+  auto path = [&](const char* name) { return dir.Join(name); };
 
   // 64 KiB period: ~1000 samples over the leak, so 20 % is many sigmas.
   Subprocess leaky(
@@ -55,7 +56,9 @@ TEST(HeapDiffPreload, PlainCProgramDiffNamesItsLeakFunctionAndGrowth) {
   ASSERT_EQ(before.exit_code, 0) << before.err << leaky.Stderr();
 
   leaky.Signal(SIGUSR1);
-  std::this_thread::sleep_for(2s);  // the leak's length; the stop is what we wait on
+  // 64 MiB (about 1000 samples), then stop: leaky says how far it has got.
+  ASSERT_TRUE(leaky.WaitForOutput("so far " + std::to_string(64u << 20) + "\n", 120s))
+      << leaky.Stdout() << leaky.Stderr();
   leaky.Signal(SIGUSR2);
   ASSERT_TRUE(leaky.WaitForOutput("leaked", 30s)) << leaky.Stdout() << leaky.Stderr();
   double leaked = static_cast<double>(LeakedBytes(leaky.Stdout()));
@@ -77,13 +80,12 @@ TEST(HeapDiffPreload, PlainCProgramDiffNamesItsLeakFunctionAndGrowth) {
   auto b = cli::pprof::ReadProfileFile(path("after.pb.gz"));
   ASSERT_TRUE(a.ok() && b.ok());
   auto growth = cli::heap::Growth(*a, *b);
-  ASSERT_TRUE(growth.ok());
+  ASSERT_THAT(growth, IsOk());
   double leak_growth = 0;
   for (const auto& s : *growth) {
     if (s.leaking_frame().function.find("leak_from_c") != std::string::npos) leak_growth += s.bytes;
   }
   EXPECT_NEAR(leak_growth, leaked, 0.2 * leaked) << diff.out;
-  fs::remove_all(dir);
 }
 
 }  // namespace

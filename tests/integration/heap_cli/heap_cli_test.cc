@@ -17,10 +17,13 @@
 #include "cli/heap/heap_view.h"
 #include "cli/heap/pprof.h"
 #include "integration/leakapp/leakapp_process.h"
+#include "support/status_matchers.h"
 #include "support/subprocess.h"
 
 namespace cppdiag::testing {
 namespace {
+
+using ::cppdiag::testing::IsOk;
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -98,7 +101,7 @@ TEST_P(HeapDiffTest, NamesThePatternsFunctionAndItsGrowth) {
   auto b = cli::pprof::ReadProfileFile(Path("after.pb.gz"));
   ASSERT_TRUE(a.ok() && b.ok());
   auto growth = cli::heap::Growth(*a, *b);
-  ASSERT_TRUE(growth.ok());
+  ASSERT_THAT(growth, IsOk());
   double pattern_growth = 0;
   for (const auto& s : *growth) {
     if (s.leaking_frame().function.find(c.function) != std::string::npos) {

@@ -4,7 +4,8 @@
  *   leaky leak MB   leak MB MiB from leak_from_c() in 64 KiB blocks, print
  *                   "leaked <bytes>", then wait to be killed
  *   leaky serve     print "ready <pid>"; on SIGUSR1 start leaking a 64 KiB
- *                   block from leak_from_c() every 2 ms, on SIGUSR2 stop and
+ *                   block from leak_from_c() every 2 ms (printing "so far
+ *                   <bytes since SIGUSR1>" at each MiB), on SIGUSR2 stop and
  *                   print "leaked <bytes since SIGUSR1> total <bytes>"; then
  *                   wait for the next signal (SIGTERM/SIGKILL end it)
  *   leaky segv      print "ready", then dereference a bad pointer
@@ -55,6 +56,10 @@ static int serve(void) {
       (void)kept; /* the 8-byte array is leaked too, attributed to leak_from_c */
       phase += kBlock;
       total += kBlock;
+      if (phase % (1 << 20) == 0) {
+        printf("so far %zu\n", phase);
+        fflush(stdout);
+      }
       sig = sigtimedwait(&set, NULL, &tick);
     } else {
       sig = sigwaitinfo(&set, NULL);

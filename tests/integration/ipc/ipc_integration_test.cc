@@ -26,27 +26,22 @@
 #include "common/proc.h"
 #include "common/scoped_fd.h"
 #include "diag/ipc/protocol.h"
+#include "support/scoped_temp_dir.h"
+#include "support/status_matchers.h"
 #include "support/subprocess.h"
 
 namespace cppdiag::testing {
 namespace {
 
+using ::cppdiag::testing::IsOk;
+
 namespace fs = std::filesystem;
 using ipc::Command;
 
 // A directory any uid may write in (the targets drop root).
-class OpenDir {
+class OpenDir : public ScopedTempDir {
  public:
-  OpenDir() {
-    char tmpl[] = "/tmp/cppdiag-ipc-it-XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-    ::chmod(path_.c_str(), 01777);
-  }
-  ~OpenDir() { fs::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+  OpenDir() : ScopedTempDir("cppdiag-ipc-it") { ::chmod(path().c_str(), 01777); }
 };
 
 // ipc_target with `args`, its sockets and dumps in `dir`.
@@ -318,7 +313,7 @@ TEST_F(IpcIntegrationTest, AWorkerThreadThatCannotStartGetsBusyAndTheServerServe
 
 TEST_F(IpcIntegrationTest, AnArgvAndAMappingPathThatAreNotUtf8AreReplacedNotFatal) {
   std::string lib = dir_.path() + "/lib\xff.so";
-  ASSERT_TRUE(WriteStringToFile(lib, std::string(4096, '\0')).ok());
+  ASSERT_THAT(WriteStringToFile(lib, std::string(4096, '\0')), IsOk());
   Target target(dir_, {"--map-file", lib, "arg-\xff"});
   ASSERT_TRUE(target.WaitUntilReady());
   Reply info = Ask(Peer{}, target, Command::kProcessInfo);

@@ -17,9 +17,9 @@ namespace cppdiag::testing {
 LeakappProcess::LeakappProcess(LeakappOptions options) : options_(std::move(options)) { Start(); }
 
 void LeakappProcess::Start() {
-  port_ = FreeTcpPort();
   SubprocessOptions so;
-  so.argv = {BuiltBinary("leakapp"), "--bind", "127.0.0.1", "--port", std::to_string(port_)};
+  // Port 0: leakapp binds a free one and logs it (WaitUntilReady reads it).
+  so.argv = {BuiltBinary("leakapp"), "--bind", "127.0.0.1", "--port", "0"};
   so.cgroup_procs = options_.cgroup_procs;
   so.env = options_.env;
   // What the test environment might set must not change what is tested.
@@ -38,28 +38,32 @@ void LeakappProcess::Start() {
 }
 
 ::testing::AssertionResult LeakappProcess::WaitUntilReady() {
-  for (int attempt = 1;; ++attempt) {
-    bool ready = PollUntil(
-        [&] {
-          if (!process_->running()) return true;
-          auto res = Get("/readyz");
-          return res && res->status == 200;
-        },
-        std::chrono::seconds(10));
-    if (process_->running()) {
-      if (ready) return ::testing::AssertionSuccess();
-      return ::testing::AssertionFailure() << "leakapp not ready within 10 s\n" << Output();
+  if (port_ == 0) {
+    std::optional<int> port = WaitForListeningPort(*process_, std::chrono::seconds(10));
+    if (!port) {
+      if (!process_->running()) {
+        return ::testing::AssertionFailure()
+               << "leakapp ended before it was ready: " << process_->Wait({})->ToString() << "\n"
+               << Output();
+      }
+      return ::testing::AssertionFailure() << "leakapp not listening within 10 s\n" << Output();
     }
-    // FreeTcpPort() released the port before leakapp bound it: another
-    // process may have taken it in between. Try another.
-    bool port_taken = process_->Stdout().find("cannot listen on") != std::string::npos;
-    if (!port_taken || attempt == 3) {
-      return ::testing::AssertionFailure()
-             << "leakapp ended before it was ready: " << process_->Wait({})->ToString() << "\n"
-             << Output();
-    }
-    Start();
+    port_ = *port;
   }
+  bool ready = PollUntil(
+      [&] {
+        if (!process_->running()) return true;
+        auto res = Get("/readyz");
+        return res && res->status == 200;
+      },
+      std::chrono::seconds(10));
+  if (!process_->running()) {
+    return ::testing::AssertionFailure()
+           << "leakapp ended before it was ready: " << process_->Wait({})->ToString() << "\n"
+           << Output();
+  }
+  if (!ready) return ::testing::AssertionFailure() << "leakapp not ready within 10 s\n" << Output();
+  return ::testing::AssertionSuccess();
 }
 
 httplib::Result LeakappProcess::Get(const std::string& target) {

@@ -47,9 +47,9 @@ class LeakappProcess {
  public:
   explicit LeakappProcess(LeakappOptions options = {});
 
-  // Polls GET /readyz until it answers 200. Fails if the process ends first
-  // (unless its port was taken meanwhile: then it starts again on another) or
-  // after 10 s.
+  // Reads the port leakapp bound (it starts with --port 0) from its log, then
+  // polls GET /readyz until it answers 200. Fails if the process ends first
+  // or after 10 s.
   ::testing::AssertionResult WaitUntilReady();
 
   httplib::Result Get(const std::string& target);
@@ -73,7 +73,7 @@ class LeakappProcess {
 
   Subprocess& process() { return *process_; }
   pid_t pid() const { return process_->pid(); }
-  int port() const { return port_; }
+  int port() const { return port_; }  // 0 until WaitUntilReady() has read it
   // stdout then stderr, for failure messages.
   std::string Output() const;
 

@@ -73,6 +73,7 @@ TEST_F(LeakappTest, StatusReportsTheDocumentedFields) {
   EXPECT_TRUE(s["rssMb"].is_number());
   EXPECT_GE(s["peakRssBytes"].get<uint64_t>(), s["rssBytes"].get<uint64_t>());
   ASSERT_TRUE(s["heapInUseBytes"].is_number_unsigned());
+  EXPECT_EQ(s["dumpsWritten"], 0);
   if (!kSanitizerBuild) {
     EXPECT_GT(s["heapInUseBytes"].get<uint64_t>(), 0u);
   }
@@ -210,11 +211,11 @@ TEST_F(LeakappTest, ASecondTriggerWhileLeakingIsAConflict) {
 }
 
 // `curl -X POST` sends no Content-Length; the reply must not wait for a body.
+// A server that waited for one would answer nothing (its read timeout is
+// 10 s) before RawRequest gives up (3 s): the reply is the proof.
 TEST_F(LeakappTest, PostWithoutContentLengthIsAnsweredAtOnce) {
-  auto started = std::chrono::steady_clock::now();
   std::string response = app_.RawRequest(
       "POST /crash?kind=nope HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-  EXPECT_LT(std::chrono::steady_clock::now() - started, 1s);
   EXPECT_EQ(response.rfind("HTTP/1.1 400 ", 0), 0u) << response;
   EXPECT_NE(response.find(R"("parameter":"kind")"), std::string::npos) << response;
   EXPECT_TRUE(app_.process().running());
@@ -269,16 +270,16 @@ TEST_F(LeakappTest, MaxMbCapsTheLeak) {
 }
 
 TEST_F(LeakappTest, SigtermExitsWithStatusZero) {
-  // An idle keep-alive connection must not hold up the shutdown for long.
+  // An idle keep-alive connection must not hold up the shutdown: left to
+  // itself it would end at leakapp's 10 s read timeout, so an exit within
+  // half of that shows the shutdown closed it (a deadline, not a timing).
   httplib::Client client("127.0.0.1", app_.port());
   client.set_keep_alive(true);
   auto health = client.Get("/healthz");
   ASSERT_TRUE(health);
-  auto signalled = std::chrono::steady_clock::now();
   app_.process().Signal(SIGTERM);
-  auto end = app_.process().Wait(10s);
-  ASSERT_TRUE(end) << "still running 10 s after SIGTERM";
-  EXPECT_LT(std::chrono::steady_clock::now() - signalled, 3s);
+  auto end = app_.process().Wait(5s);
+  ASSERT_TRUE(end) << "still running 5 s after SIGTERM: the idle connection held the shutdown";
   EXPECT_EQ(end->exit_code, 0) << end->ToString() << "\n" << app_.Output();
   EXPECT_NE(app_.process().Stdout().find("shutting down"), std::string::npos) << app_.Output();
 }

@@ -19,9 +19,12 @@
 #include "common/proc.h"
 #include "diag/ipc/client.h"
 #include "diag/ipc/protocol.h"
+#include "support/status_matchers.h"
 
 namespace cppdiag::testing {
 namespace {
+
+using ::cppdiag::testing::IsOk;
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -58,15 +61,15 @@ TEST(SocketLoad, EightClientsCountersAndDumpsWhileServingHttp) {
   ASSERT_TRUE(app.WaitUntilReady());
   pid_t pid = app.pid();
   auto stat = ReadProcStat(pid);
-  ASSERT_TRUE(stat.ok());
+  ASSERT_THAT(stat, IsOk());
   ipc::Endpoint endpoint{.path = (dir / ipc::SocketName(pid, stat->start_time_ticks)).string(),
                          .expected_pid = pid};
 
   // One of each first, so that what is opened once (and kept) is counted in.
-  ASSERT_TRUE(ipc::Call(endpoint, ipc::Command::kCounters, nlohmann::json::object()).ok());
+  ASSERT_THAT(ipc::Call(endpoint, ipc::Command::kCounters, nlohmann::json::object()), IsOk());
   auto first = ipc::Call(endpoint, ipc::Command::kDump,
                          {{"type", "mini"}, {"path", (dir / "warmup.core").string()}});
-  ASSERT_TRUE(first.ok()) << first.error().message();
+  ASSERT_THAT(first, IsOk());
   std::string fd_dir = "/proc/" + std::to_string(pid) + "/fd";
   std::string task_dir = "/proc/" + std::to_string(pid) + "/task";
   size_t fds_before = Entries(fd_dir), threads_before = Entries(task_dir);

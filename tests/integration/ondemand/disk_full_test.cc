@@ -16,10 +16,16 @@
 #include "diag/ipc/client.h"
 #include "diag/ipc/protocol.h"
 #include "integration/leakapp/leakapp_process.h"
+#include "support/scoped_temp_dir.h"
+#include "support/status_matchers.h"
 #include "support/subprocess.h"
 
 namespace cppdiag::testing {
 namespace {
+
+using ::cppdiag::testing::IsOk;
+
+using ::cppdiag::testing::ScopedTempDir;
 
 namespace fs = std::filesystem;
 
@@ -35,9 +41,7 @@ class DiskFullTest : public ::testing::Test {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root (mount namespace, tmpfs)";
     if (::unshare(CLONE_NEWNS) != 0) GTEST_SKIP() << "unshare(CLONE_NEWNS): " << errno;
     ASSERT_EQ(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), 0);
-    char tmpl[] = "/tmp/cppdiag-diskfull-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
+    root_ = tmp_.path();
     dumps_ = root_ + "/dumps";
     tmpdir_ = root_ + "/tmp";
     fs::create_directories(dumps_);
@@ -46,8 +50,8 @@ class DiskFullTest : public ::testing::Test {
   }
   void TearDown() override {
     if (!dumps_.empty()) ::umount2(dumps_.c_str(), MNT_DETACH);
-    if (!root_.empty()) fs::remove_all(root_);
   }
+  ScopedTempDir tmp_{"cppdiag-diskfull"};  // removed after TearDown's umount
   std::string root_, dumps_, tmpdir_;
 };
 
@@ -69,10 +73,10 @@ TEST_F(DiskFullTest, ADumpIntoAFullFilesystemSaysENOSPCLeavesNothingAndTheTarget
 
   // The target answers the next request, on its socket and over HTTP.
   auto stat = ReadProcStat(app.pid());
-  ASSERT_TRUE(stat.ok());
+  ASSERT_THAT(stat, IsOk());
   std::string socket = tmpdir_ + "/" + ipc::SocketName(app.pid(), stat->start_time_ticks);
   auto info = ipc::Call({.path = socket}, ipc::Command::kProcessInfo, nlohmann::json::object());
-  ASSERT_TRUE(info.ok()) << info.error().message();
+  ASSERT_THAT(info, IsOk());
   EXPECT_EQ(info->value("pid", 0), app.pid());
   CliRun ps = Cppdiag({"ps"}, std::chrono::seconds(60));
   EXPECT_EQ(ps.exit_code, 0) << ps.err;

@@ -113,7 +113,7 @@ NamespacedLeakapp::~NamespacedLeakapp() {
 }
 
 void NamespacedLeakapp::Start() {
-  port_ = FreeTcpPort();
+  port_ = 0;  // leakapp binds a free one and logs it (WaitUntilReady reads it)
   host_pid_ = ns_pid_ = 0;
   // The target's own "container": its /proc, a /tmp no one else sees, uid
   // 65534, and dumps only in dump_dir.
@@ -130,35 +130,32 @@ void NamespacedLeakapp::Start() {
   argv.push_back(std::string("TMPDIR=") +
                  (tmpdir_via_symlink_ ? kTargetTmpdirLink : kTargetTmpdir));
   argv.push_back("CPPDIAG_DUMP_NAME=" + dump_dir_ + "/core.%p.%r");
-  argv.insert(argv.end(), {exe_, "--bind", "127.0.0.1", "--port", std::to_string(port_)});
+  argv.insert(argv.end(), {exe_, "--bind", "127.0.0.1", "--port", "0"});
   process_ = std::make_unique<Subprocess>(
       SubprocessOptions{.argv = pod_.Enter(argv), .unset_env = kUnsetEnv});
 }
 
 ::testing::AssertionResult NamespacedLeakapp::WaitUntilReady() {
-  for (int attempt = 1;; ++attempt) {
-    bool ready = PollUntil(
-        [&] {
-          if (!process_->running()) return true;
-          if (host_pid_ == 0) host_pid_ = ProgramChildOf(process_->pid());
-          if (host_pid_ == 0) return false;
-          auto res = Get("/readyz");
-          return res && res->status == 200;
-        },
-        10s);
-    if (process_->running()) {
-      if (!ready) return ::testing::AssertionFailure() << "leakapp not ready in 10 s\n" << Output();
-      ns_pid_ = NamespacePid(host_pid_);
-      return ::testing::AssertionSuccess();
-    }
-    bool port_taken = process_->Stdout().find("cannot listen on") != std::string::npos;
-    if (!port_taken || attempt == 3) {
-      return ::testing::AssertionFailure()
-             << "leakapp ended before it was ready: " << process_->Wait({})->ToString() << "\n"
-             << Output();
-    }
-    Start();
+  if (port_ == 0) {
+    if (std::optional<int> port = WaitForListeningPort(*process_, 10s)) port_ = *port;
   }
+  bool ready = port_ != 0 && PollUntil(
+                                 [&] {
+                                   if (!process_->running()) return true;
+                                   if (host_pid_ == 0) host_pid_ = ProgramChildOf(process_->pid());
+                                   if (host_pid_ == 0) return false;
+                                   auto res = Get("/readyz");
+                                   return res && res->status == 200;
+                                 },
+                                 10s);
+  if (!process_->running()) {
+    return ::testing::AssertionFailure()
+           << "leakapp ended before it was ready: " << process_->Wait({})->ToString() << "\n"
+           << Output();
+  }
+  if (!ready) return ::testing::AssertionFailure() << "leakapp not ready in 10 s\n" << Output();
+  ns_pid_ = NamespacePid(host_pid_);
+  return ::testing::AssertionSuccess();
 }
 
 bool NamespacedLeakapp::running() {
@@ -245,24 +242,17 @@ pid_t NamespacePid(pid_t pid) {
   return 0;
 }
 
-SharedDir::SharedDir(uid_t owner) {
-  char tmpl[] = "/var/tmp/cppdiag-ondemand-XXXXXX";
-  if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp in /var/tmp failed");
-  path_ = tmpl;
+SharedDir::SharedDir(uid_t owner) : dir_("cppdiag-ondemand", "/var/tmp") {
+  const std::string& path_ = dir_.path();
   if (::chown(path_.c_str(), owner, owner) != 0 || ::chmod(path_.c_str(), 0700) != 0) {
     throw std::runtime_error("cannot give " + path_ + " to uid " + std::to_string(owner));
   }
 }
 
-SharedDir::~SharedDir() {
-  std::error_code ec;
-  fs::remove_all(path_, ec);
-}
-
 std::vector<std::string> SharedDir::Files() const {
   std::vector<std::string> out;
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(path_, ec)) out.push_back(e.path().filename());
+  for (const auto& e : fs::directory_iterator(dir_.path(), ec)) out.push_back(e.path().filename());
   std::sort(out.begin(), out.end());
   return out;
 }

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "support/scoped_temp_dir.h"
 #include "support/subprocess.h"
 
 namespace cppdiag::testing {
@@ -77,7 +78,8 @@ class NamespacedLeakapp {
   NamespacedLeakapp(const NamespacedLeakapp&) = delete;
   NamespacedLeakapp& operator=(const NamespacedLeakapp&) = delete;
 
-  // Waits for the process to appear and GET /readyz to answer 200 (10 s).
+  // Reads the port leakapp bound (it starts with --port 0) from its log, then
+  // waits for the process to appear and GET /readyz to answer 200 (10 s).
   ::testing::AssertionResult WaitUntilReady();
 
   pid_t host_pid() const { return host_pid_; }  // as this test sees it
@@ -144,14 +146,11 @@ pid_t NamespacePid(pid_t pid);
 class SharedDir {
  public:
   explicit SharedDir(uid_t owner);
-  ~SharedDir();
-  SharedDir(const SharedDir&) = delete;
-  SharedDir& operator=(const SharedDir&) = delete;
-  const std::string& path() const { return path_; }
+  const std::string& path() const { return dir_.path(); }
   std::vector<std::string> Files() const;  // names, sorted
 
  private:
-  std::string path_;
+  ScopedTempDir dir_;
 };
 
 }  // namespace cppdiag::testing

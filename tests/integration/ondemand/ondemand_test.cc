@@ -24,9 +24,12 @@
 #include "diag/ipc/client.h"
 #include "diag/ipc/protocol.h"
 #include "integration/ondemand/namespaced_processes.h"
+#include "support/status_matchers.h"
 
 namespace cppdiag::testing {
 namespace {
+
+using ::cppdiag::testing::IsOk;
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -80,7 +83,7 @@ class OnDemandTest : public ::testing::Test {
   // The target's socket file, reached from this (root, host) mount namespace.
   std::string SocketPath(NamespacedLeakapp& app) {
     auto stat = ReadProcStat(app.host_pid());
-    EXPECT_TRUE(stat.ok());
+    EXPECT_THAT(stat, IsOk());
     return "/proc/" + std::to_string(app.host_pid()) + "/root" + kTargetTmpdir + "/" +
            ipc::SocketName(app.ns_pid(), stat ? stat->start_time_ticks : 0);
   }
@@ -217,6 +220,10 @@ TEST_F(OnDemandTest, AutoCollectDumpsTheOnlyTargetAndSaysHowToFetchIt) {
             std::string::npos)
       << run.out;
   EXPECT_NE(run.out.find("Waiting 1 s"), std::string::npos) << run.out;
+  // It ended at the end of --linger, not by a signal; and not before it: a
+  // lower bound on the linger, which no slow machine can break (that it
+  // waits until told is the --linger 10m case below).
+  EXPECT_EQ(run.out.find("Stopped waiting"), std::string::npos) << run.out;
   EXPECT_GE(elapsed, 1s);
   FileInfo info = Inspect(core);
   ASSERT_TRUE(info.exists) << run.ToString();
@@ -415,7 +422,7 @@ TEST_F(OnDemandTest, SurvivesRandomBytesThenServesANormalRequest) {
   std::string reply = SendRaw(socket, noise);
   ASSERT_GE(reply.size(), ipc::kHeaderSize);
   auto header = ipc::DecodeHeader(std::string_view(reply).substr(0, ipc::kHeaderSize), 1 << 20);
-  ASSERT_TRUE(header.ok()) << header.error().message();
+  ASSERT_THAT(header, IsOk());
   EXPECT_EQ(header->code, static_cast<uint16_t>(ipc::ReplyStatus::kError));
 
   // A valid header announcing 64 KiB of noise: not JSON.
@@ -423,7 +430,7 @@ TEST_F(OnDemandTest, SurvivesRandomBytesThenServesANormalRequest) {
   reply = SendRaw(socket, frame);
   ASSERT_GE(reply.size(), ipc::kHeaderSize);
   header = ipc::DecodeHeader(std::string_view(reply).substr(0, ipc::kHeaderSize), 1 << 20);
-  ASSERT_TRUE(header.ok()) << header.error().message();
+  ASSERT_THAT(header, IsOk());
   EXPECT_EQ(header->code, static_cast<uint16_t>(ipc::ReplyStatus::kError));
   EXPECT_EQ(dumps_.Files(), std::vector<std::string>{});
 

@@ -16,10 +16,13 @@
 
 #include "cli/heap/pprof.h"
 #include "integration/ondemand/hostile_target.h"
+#include "support/status_matchers.h"
 #include "support/subprocess.h"
 
 namespace cppdiag::testing {
 namespace {
+
+using ::cppdiag::testing::IsOk;
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -152,7 +155,7 @@ void SnapshotFinishesAndLeavesTheTrapUnsymbolized(const std::string& trap) {
                         60s);  // a FIFO opened for reading would block here for ever
   ASSERT_EQ(snap.exit_code, 0) << "(-1: did not end) " << snap.out << snap.err;
   auto p = cli::pprof::ReadProfileFile(profile);
-  ASSERT_TRUE(p.ok()) << p.error().message();
+  ASSERT_THAT(p, IsOk());
   bool found = false;
   for (const auto& m : p->mappings) {
     if (m.filename.find(kTrapLibrary) == std::string::npos) continue;

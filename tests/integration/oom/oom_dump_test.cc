@@ -12,6 +12,7 @@
 
 #include "common/io.h"
 #include "support/scoped_cgroup.h"
+#include "support/scoped_temp_dir.h"
 #include "support/subprocess.h"
 
 namespace cppdiag {
@@ -24,25 +25,14 @@ using testing::Subprocess;
 using testing::SubprocessOptions;
 
 // A temporary directory for dumps, removed at the end.
-class TempDir {
+class TempDir : public testing::ScopedTempDir {
  public:
-  TempDir() {
-    char tmpl[] = "/tmp/cppdiag-dumps-XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
+  TempDir() : ScopedTempDir("cppdiag-dumps") {}
   std::vector<std::string> Files() const {
     std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(path_)) out.push_back(e.path().filename());
+    for (const auto& e : fs::directory_iterator(path())) out.push_back(e.path().filename());
     return out;
   }
-
- private:
-  std::string path_;
 };
 
 std::string Gdb(const std::string& core) {
@@ -61,19 +51,21 @@ struct Leakapp {
 
 Leakapp StartLeakapp(const ScopedCgroup* cg, std::map<std::string, std::string> env) {
   Leakapp app;
-  app.port = testing::FreeTcpPort();
-  SubprocessOptions o{.argv = {testing::BuiltBinary("leakapp"), "--port", std::to_string(app.port),
-                               "--bind", "127.0.0.1"},
-                      .env = std::move(env)};
+  // Port 0: leakapp binds a free one and logs it.
+  SubprocessOptions o{
+      .argv = {testing::BuiltBinary("leakapp"), "--port", "0", "--bind", "127.0.0.1"},
+      .env = std::move(env)};
   if (cg) o.cgroup_procs = cg->procs_file();
   app.proc = std::make_unique<Subprocess>(o);
-  bool ready = testing::PollUntil(
-      [&] {
-        auto r = app.client().Get("/readyz");
-        return (r && r->status == 200) || !app.proc->running();
-      },
-      10s);
-  EXPECT_TRUE(ready && app.proc->running()) << app.proc->Stdout() << app.proc->Stderr();
+  app.port = testing::WaitForListeningPort(*app.proc, 10s).value_or(0);
+  bool ready = app.port != 0 && testing::PollUntil(
+                                    [&] {
+                                      auto r = app.client().Get("/readyz");
+                                      return (r && r->status == 200) || !app.proc->running();
+                                    },
+                                    10s);
+  EXPECT_TRUE(ready && app.proc->running()) << "port " << app.port << "\n"
+                                            << app.proc->Stdout() << app.proc->Stderr();
   return app;
 }
 

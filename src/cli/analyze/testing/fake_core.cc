@@ -13,6 +13,7 @@
 #include "common/io.h"
 #include "common/proc.h"
 #include "diag/dump/elf_core_writer.h"
+#include "support/status_matchers.h"
 #include "support/subprocess.h"
 
 namespace cppdiag::cli::analyze::testing {
@@ -81,19 +82,12 @@ GdbCore GcoreOfThreadedChild(const std::string& path, int threads) {
   return out;
 }
 
-ScopedTempDir::ScopedTempDir() {
-  char tmpl[] = "/tmp/cppdiag-analyze-XXXXXX";
-  EXPECT_NE(::mkdtemp(tmpl), nullptr);
-  path_ = tmpl;
-}
-
-ScopedTempDir::~ScopedTempDir() { std::filesystem::remove_all(path_); }
-
-std::string ScopedTempDir::Write(const std::string& name, const std::vector<uint8_t>& bytes) const {
-  std::string p = path_ + "/" + name;
+std::string WriteBytes(const ScopedTempDir& dir, const std::string& name,
+                       const std::vector<uint8_t>& bytes) {
+  std::string p = dir.Join(name);
   Status st = WriteStringToFile(
       p, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), 0600);
-  EXPECT_TRUE(st.ok()) << st.error().message();
+  EXPECT_THAT(st, ::cppdiag::testing::IsOk());
   return p;
 }
 

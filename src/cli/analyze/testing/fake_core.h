@@ -11,6 +11,7 @@
 
 #include "diag/dump/cppdiag_note.h"
 #include "diag/dump/process_snapshot.h"
+#include "support/scoped_temp_dir.h"
 
 namespace cppdiag::cli::analyze::testing {
 
@@ -30,19 +31,10 @@ struct GdbCore {
 GdbCore GcoreOfThreadedChild(const std::string& path, int threads);
 uint64_t ChildMarkerAddress();
 
-// A fresh directory under /tmp, removed with everything in it.
-class ScopedTempDir {
- public:
-  ScopedTempDir();
-  ~ScopedTempDir();
-  ScopedTempDir(const ScopedTempDir&) = delete;
-  ScopedTempDir& operator=(const ScopedTempDir&) = delete;
-  const std::string& path() const { return path_; }
-  // Writes `bytes` to path()/name and returns its path.
-  std::string Write(const std::string& name, const std::vector<uint8_t>& bytes) const;
-
- private:
-  std::string path_;
-};
+// A fresh directory under /tmp, removed with everything in it (tests/support).
+using ScopedTempDir = ::cppdiag::testing::ScopedTempDir;
+// Writes `bytes` to dir/name and returns its path.
+std::string WriteBytes(const ScopedTempDir& dir, const std::string& name,
+                       const std::vector<uint8_t>& bytes);
 
 }  // namespace cppdiag::cli::analyze::testing

@@ -50,11 +50,17 @@ struct State {
   // Every descriptor the dump state owns, atomic so that
   // ForgetSelfDumpStateInForkedChild sees what another thread had open when
   // the process forked. No handle on this process's memory is kept between
-  // dumps: memory is read with process_vm_readv, and pagemap (whose PFNs
-  // depend on the opener's capabilities) is open only while a dump is written.
+  // dumps (a child that forks and drops privileges would inherit it): mem and
+  // pagemap (whose PFNs depend on the opener's capabilities) are open only
+  // while a dump is written, by the process that writes it (the fork-mode
+  // child opens its own, so it reads its copy). Memory is read through mem
+  // because process_vm_readv pins pages and so copies every shared
+  // copy-on-write page the fork-mode child reads (self_snapshot.h); without
+  // mem (non-dumpable, no descriptor left) it is read with process_vm_readv.
   std::atomic<int> maps_fd{-1}, task_fd{-1};  // from PrepareSelfDump on (maps_fd: smaps)
   std::atomic<int> coredump_filter_fd{-1};    // optional
   std::atomic<int> dump_dir_fd{-1};           // CPPDIAG_DUMP_DIR (O_PATH), once opened
+  std::atomic<int> mem_fd{-1};                // while a dump is written
   std::atomic<int> pagemap_fd{-1};            // while a dump is written
   DescriptorReserve reserve;                  // for a process out of descriptors
   DumpFile file;                              // the dump being written

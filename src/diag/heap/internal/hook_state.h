@@ -1,0 +1,84 @@
+// What the allocation hooks share between their parts: the entry points
+// (allocation_hooks.cc), exact accounting and the hard limit (accounting.h),
+// and the profiler's sampling (profiler_hooks.h). Private to diag/heap.
+//
+// Everything here runs inside malloc: no allocation, no locks, no stdio.
+// The state is defined in allocation_hooks.cc, so that a program using any
+// part of the heap API links the entry points too.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "diag/heap/sampler.h"
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define CPPDIAG_INTERPOSE_MALLOC 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define CPPDIAG_INTERPOSE_MALLOC 0
+#endif
+#endif
+#ifndef CPPDIAG_INTERPOSE_MALLOC
+#define CPPDIAG_INTERPOSE_MALLOC 1
+#endif
+
+// Code whose return addresses the sampler drops from the top of a stack: the
+// entry points and every slow path below them, in whichever file.
+#define CPPDIAG_HOOK __attribute__((section("cppdiag_hooks")))
+// Shared between the hooks' files but not exported from the preload library:
+// read PC-relative, without a GOT load, on the fast paths.
+#define CPPDIAG_HOOK_STATE __attribute__((visibility("hidden")))
+
+namespace cppdiag::heap::hooks {
+
+// What the fast paths read, alone on a cache line (the accounting counters
+// are written by every fold).
+struct alignas(64) FastFlags {
+  std::atomic<bool> exact{false};  // exact accounting: every call takes the slow path
+  std::atomic<uint64_t> limit{0};  // the hard limit, read by every allocation with it on
+  // free()'s test: a block whose address minus free_lo is below free_span
+  // takes the slow path. The sample region's bounds once the profiler runs;
+  // 0 and all addresses with exact accounting (every free is accounted);
+  // nothing (span 0) before either. Written by SetFreeBounds only.
+  std::atomic<uintptr_t> free_lo{0};
+  std::atomic<uintptr_t> free_span{0};
+};
+CPPDIAG_HOOK_STATE extern FastFlags g_fast;
+
+// Sets free()'s bounds: every address once `all` was passed (exact
+// accounting: called before the accounting flag is raised, so a block is
+// never allocated accounted and freed unaccounted), else the sample region
+// once it exists. Normal context (profiler start, EnableExactHeapAccounting).
+CPPDIAG_HOOK_STATE void SetFreeBounds(bool all);
+
+// True when free(p) needs more than __libc_free.
+__attribute__((always_inline)) inline bool FreeNeedsSlowPath(void* p) {
+  uintptr_t lo = g_fast.free_lo.load(std::memory_order_relaxed);
+  uintptr_t span = g_fast.free_span.load(std::memory_order_relaxed);
+  return reinterpret_cast<uintptr_t>(p) - lo < span;
+}
+
+struct ThreadState {
+  int64_t countdown = 0;  // bytes before the next sample; the only field the fast path touches
+  int64_t stride = 0;     // countdown's value at the last draw: stride - countdown = bytes since
+  uint64_t alloc_pending = 0;  // exact accounting, not yet folded
+  uint64_t free_pending = 0;
+  // The hard limit, per thread: what this thread may still allocate beyond
+  // its pending delta, learned at its last fold for the limit room_limit.
+  int64_t room = 0;
+  uint64_t room_limit = 0;
+  bool in_hook = false;
+  bool seeded = false;
+  bool limit_exempt = false;  // a diagnostic thread (ExemptThisThreadFromHardLimit)
+  ExponentialStride rng;
+};
+// initial-exec: no allocation on first use, even when preloaded. One struct:
+// one GOT load for its offset. constinit: no TLS wrapper call from the files
+// that only declare it.
+CPPDIAG_HOOK_STATE extern constinit
+    __attribute__((tls_model("initial-exec"))) thread_local ThreadState t_state;
+
+[[maybe_unused]] inline bool Exact() { return g_fast.exact.load(std::memory_order_relaxed); }
+
+}  // namespace cppdiag::heap::hooks

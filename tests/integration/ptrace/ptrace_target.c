@@ -1,0 +1,186 @@
+// A multithreaded program with no libcppdiag, for `dump collect --ptrace`:
+//   ptrace_target [--workers N] [--churn] [--fill-mb M] [--leak-mb L]
+//                 [--main-read | --main-sleep]
+// N threads block in wait_on_pipe(), one spins in spin_forever(), the main
+// thread waits for signals in main_wait(): SIGUSR1 prints "ALIVE <n>", SIGTERM
+// exits 0. --fill-mb writes M MiB of anonymous memory with non-zero bytes
+// (a dump with that much to write); --leak-mb writes L MiB more at each
+// SIGUSR1, before "ALIVE" (RSS that grows on demand). --churn adds a thread that keeps starting
+// short-lived threads (for attaches that race thread creation and exit). Two 1 MiB anonymous
+// regions hold markers decoded at run time (so no copy sits in the binary): one MADV_DONTDUMP
+// ("PTRACE-DONTDUMP-MARKER"), one plain ("PTRACE-KEEP-MARKER"). Prints "READY pid=<pid>
+// threads=<count>" once every thread runs.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+static pthread_barrier_t started;
+static volatile unsigned long spins;
+
+// The markers, each byte + 1, so the binary holds no copy.
+static const char kDontDump[] = "QUSBDF.EPOUEVNQ.NBSLFS";
+static const char kKeep[] = "QUSBDF.LFFQ.NBSLFS";
+
+static void fill_marker(char* region, size_t size, const char* encoded) {
+  size_t len = strlen(encoded);
+  for (size_t at = 0; at + len < size; at += 4096)
+    for (size_t i = 0; i < len; ++i) region[at + i] = (char)(encoded[i] - 1);
+}
+
+// `size` bytes of fresh anonymous memory between two PROT_NONE pages, so
+// that it merges with no neighbour (a thread's stack, say) into one mapping.
+static char* guarded_region(size_t size) {
+  char* p = mmap(NULL, size + 8192, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED || mprotect(p + 4096, size, PROT_READ | PROT_WRITE) != 0) return NULL;
+  return p + 4096;
+}
+
+__attribute__((noinline)) static void wait_on_pipe(int fd) {
+  char c;
+  while (read(fd, &c, 1) != 0) {
+  }
+}
+
+static void* worker(void* arg) {
+  int fds[2];
+  if (pipe(fds) != 0) abort();
+  pthread_barrier_wait(&started);
+  wait_on_pipe(fds[0]);
+  (void)arg;
+  return NULL;
+}
+
+__attribute__((noinline)) static void spin_forever(void) {
+  for (;;) spins = spins + 1;
+}
+
+static void* spinner(void* arg) {
+  pthread_barrier_wait(&started);
+  spin_forever();
+  (void)arg;
+  return NULL;
+}
+
+static void* short_lived(void* arg) { return arg; }
+
+static void* churner(void* arg) {
+  pthread_barrier_wait(&started);
+  for (;;) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, short_lived, NULL) == 0) pthread_join(t, NULL);
+  }
+  (void)arg;
+  return NULL;
+}
+
+__attribute__((noinline)) static int main_wait(sigset_t* set) {
+  int sig = 0;
+  sigwait(set, &sig);
+  return sig;
+}
+
+static int wake_pipe[2];
+static volatile sig_atomic_t woken;
+
+static void on_usr1(int sig) {
+  (void)sig;
+  woken = 1;
+  char c = 1;
+  (void)!write(wake_pipe[1], &c, 1);
+}
+
+__attribute__((noinline)) static int main_read(void) {
+  char c;
+  ssize_t n = read(wake_pipe[0], &c, 1);
+  return n == 1 ? 0 : errno;
+}
+
+__attribute__((noinline)) static int main_sleep(void) {
+  struct timespec ts = {100000, 0};
+  int rc = clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);  // returns the error
+  return rc == EINTR && woken ? 0 : rc == 0 ? ETIMEDOUT : rc;
+}
+
+// The main thread's loop with a SIGUSR1 handler (--main-read, --main-sleep).
+static int handler_loop(int use_read) {
+  if (pipe(wake_pipe) != 0) return 1;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_usr1;
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGUSR1, &sa, NULL);
+  sigset_t usr1;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
+  for (int alive = 1;; ++alive) {
+    woken = 0;
+    int err = use_read ? main_read() : main_sleep();
+    if (err != 0) {
+      printf("MAIN FAILED errno=%d\n", err);
+      fflush(stdout);
+      return 3;
+    }
+    printf("ALIVE %d\n", alive);
+    fflush(stdout);
+  }
+}
+
+int main(int argc, char** argv) {
+  int workers = 4, churn = 0, fill_mb = 0, main_mode = 0, leak_mb = 0;
+  for (int i = 1; i < argc; ++i) {
+    if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) workers = atoi(argv[++i]);
+    if (strcmp(argv[i], "--churn") == 0) churn = 1;
+    if (strcmp(argv[i], "--fill-mb") == 0 && i + 1 < argc) fill_mb = atoi(argv[++i]);
+    if (strcmp(argv[i], "--leak-mb") == 0 && i + 1 < argc) leak_mb = atoi(argv[++i]);
+    if (strcmp(argv[i], "--main-read") == 0) main_mode = 1;
+    if (strcmp(argv[i], "--main-sleep") == 0) main_mode = 2;
+  }
+  if (fill_mb > 0) {
+    size_t bytes = (size_t)fill_mb << 20;
+    unsigned char* fill = malloc(bytes);
+    if (fill == NULL) return 1;
+    for (size_t i = 0; i < bytes; ++i) fill[i] = (unsigned char)(i * 2654435761u >> 13) | 1;
+  }
+  const size_t size = 1 << 20;
+  char* dontdump = guarded_region(size);
+  char* keep = guarded_region(size);
+  if (dontdump == NULL || keep == NULL) return 1;
+  if (madvise(dontdump, size, MADV_DONTDUMP) != 0) return 1;
+  fill_marker(dontdump, size, kDontDump);
+  fill_marker(keep, size, kKeep);
+
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGUSR1);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);  // inherited: only main_wait takes them
+
+  int threads = workers + 1 + churn;
+  pthread_barrier_init(&started, NULL, (unsigned)threads + 1);
+  pthread_t t;
+  for (int i = 0; i < workers; ++i) pthread_create(&t, NULL, worker, NULL);
+  pthread_create(&t, NULL, spinner, NULL);
+  if (churn) pthread_create(&t, NULL, churner, NULL);
+  pthread_barrier_wait(&started);
+  printf("READY pid=%d threads=%d\n", getpid(), threads + 1);
+  fflush(stdout);
+  if (main_mode != 0) return handler_loop(main_mode == 1);
+  for (int alive = 1;; ++alive) {
+    if (main_wait(&set) == SIGTERM) return 0;
+    if (leak_mb > 0) {
+      char* leak = malloc((size_t)leak_mb << 20);
+      if (leak == NULL) return 1;
+      memset(leak, 0x5a, (size_t)leak_mb << 20);
+    }
+    printf("ALIVE %d\n", alive);
+    fflush(stdout);
+  }
+}

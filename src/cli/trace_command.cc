@@ -203,6 +203,15 @@ int Collect(const TraceOptions& o) {
       static_cast<unsigned long long>(data.lost_samples),
       stop_signal != 0 ? (std::string(" (stopped by SIG") + SignalAbbrev(stop_signal) + ")").c_str()
                        : "");
+  if (!data.heap_samples.empty() || !data.markers.empty() || data.heap_samples_missed != 0) {
+    std::printf("  on the timeline: %zu heap sample(s) (%llu missed), %zu marker(s)%s\n",
+                data.heap_samples.size(), static_cast<unsigned long long>(data.heap_samples_missed),
+                data.markers.size(),
+                o.format == "pprof" ? " (not in pprof)"
+                : o.format == "speedscope" && !data.markers.empty()
+                    ? " (speedscope has no markers: not written)"
+                    : "");
+  }
   return 0;
 }
 

@@ -10,6 +10,8 @@ namespace {
 
 double Us(uint64_t ns) { return static_cast<double>(ns) / 1000.0; }
 
+constexpr size_t kHeapStackNames = 16;  // frames named in a heap sample's args
+
 // One thread's samples as nested slices: a sample at t stands for
 // [t - weight * period, t); consecutive samples that share a stack prefix
 // extend the same slices. A gap of more than two periods (the thread was
@@ -97,11 +99,53 @@ std::string ToChromium(const SymbolizedTrace& t, pid_t pid, const std::string& p
                       {"name", name},
                       {"args", std::move(args)}});
   };
+  // Heap samples on their threads' tracks, and what they add up to.
+  double allocated = 0;
+  for (size_t i = 0; i < t.data.heap_samples.size(); ++i) {
+    const auto& h = t.data.heap_samples[i];
+    uint64_t at = h.time_ns > origin ? h.time_ns - origin : 0;
+    nlohmann::json stack = nlohmann::json::array();  // innermost first, as a debugger shows it
+    const auto& frames = t.heap_stacks[i];
+    for (size_t k = frames.size(); k-- > 0 && stack.size() < kHeapStackNames;) {
+      stack.push_back(t.frames[frames[k]].name);
+    }
+    events.push_back({{"ph", "i"},
+                      {"s", "t"},
+                      {"pid", pid},
+                      {"tid", h.tid},
+                      {"ts", Us(at)},
+                      {"name", "heap sample"},
+                      {"cat", "heap"},
+                      {"args",
+                       {{"bytes", h.bytes},
+                        {"estimated_bytes", h.estimated_bytes},
+                        {"stack", std::move(stack)}}}});
+    allocated += h.estimated_bytes;
+    events.push_back({{"ph", "C"},
+                      {"pid", pid},
+                      {"tid", pid},
+                      {"ts", Us(at)},
+                      {"name", "heap allocated in trace (estimated bytes)"},
+                      {"args", {{"value", allocated}}}});
+  }
+  for (const auto& m : t.data.markers) {
+    uint64_t at = m.time_ns > origin ? m.time_ns - origin : 0;
+    events.push_back({{"ph", "i"},
+                      {"s", "g"},
+                      {"pid", pid},
+                      {"tid", pid},
+                      {"ts", Us(at)},
+                      {"name", m.name},
+                      {"cat", "marker"},
+                      {"args", m.args}});
+  }
   instant(0, "trace start", {{"profile", t.data.profile}, {"rate_hz", t.data.rate_hz}});
   uint64_t end = t.data.end_monotonic_ns > origin ? t.data.end_monotonic_ns - origin : 0;
   instant(end, "trace end",
           {{"ended_by", t.data.ended_by},
            {"lost_samples", t.data.lost_samples},
+           {"heap_samples", t.data.heap_samples.size()},
+           {"heap_samples_missed", t.data.heap_samples_missed},
            {"samples", t.data.samples.size()}});
   nlohmann::json out = {{"traceEvents", std::move(events)},
                         {"displayTimeUnit", "ms"},

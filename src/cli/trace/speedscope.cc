@@ -1,6 +1,7 @@
 // speedscope's file format: https://www.speedscope.app/file-format-schema.json
 // (the speedscope npm package's dist/file-format-schema.json, against which
 // the tests validate what this writes).
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "cli/trace/trace_model.h"
@@ -37,6 +38,24 @@ std::string ToSpeedscope(const SymbolizedTrace& t, const std::string& name) {
                         {"unit", "nanoseconds"},
                         {"startValue", start_value},
                         {"endValue", std::max(end_value, start_value)},
+                        {"samples", std::move(samples)},
+                        {"weights", std::move(weights)}});
+  }
+  if (!t.data.heap_samples.empty()) {
+    nlohmann::json samples = nlohmann::json::array();
+    nlohmann::json weights = nlohmann::json::array();
+    uint64_t total = 0;
+    for (size_t i = 0; i < t.data.heap_samples.size(); ++i) {
+      auto bytes = static_cast<uint64_t>(std::llround(t.data.heap_samples[i].estimated_bytes));
+      samples.push_back(t.heap_stacks[i]);
+      weights.push_back(bytes);
+      total += bytes;
+    }
+    profiles.push_back({{"type", "sampled"},
+                        {"name", "heap allocations (sampled, estimated bytes)"},
+                        {"unit", "bytes"},
+                        {"startValue", 0},
+                        {"endValue", total},
                         {"samples", std::move(samples)},
                         {"weights", std::move(weights)}});
   }

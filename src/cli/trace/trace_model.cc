@@ -52,6 +52,23 @@ SymbolizedTrace SymbolizeTrace(ipc::TraceData data, const Resolver& resolve) {
     t.stacks.push_back(std::move(stack));
     t.samples_by_thread[t.data.samples[i].tid].push_back(i);
   }
+  std::stable_sort(t.data.heap_samples.begin(), t.data.heap_samples.end(),
+                   [](const ipc::TraceHeapSample& a, const ipc::TraceHeapSample& b) {
+                     return a.time_ns < b.time_ns;
+                   });
+  t.heap_stacks.reserve(t.data.heap_samples.size());
+  for (const auto& h : t.data.heap_samples) {
+    std::vector<uint32_t> stack;  // every pc a return address: name its call
+    for (size_t k = h.pcs.size(); k-- > 0;) {
+      if (h.pcs[k] == 0) continue;
+      const auto& fs = frames_at(h.pcs[k] - 1);
+      stack.insert(stack.end(), fs.begin(), fs.end());
+    }
+    t.heap_stacks.push_back(std::move(stack));
+  }
+  std::stable_sort(
+      t.data.markers.begin(), t.data.markers.end(),
+      [](const ipc::TraceMarker& a, const ipc::TraceMarker& b) { return a.time_ns < b.time_ns; });
   return t;
 }
 

@@ -33,6 +33,8 @@ struct SymbolizedTrace {
   std::vector<std::vector<uint32_t>> stacks;  // per sample of data.samples: root first
   // Threads in tid order with the indexes of their samples (time order).
   std::map<pid_t, std::vector<size_t>> samples_by_thread;
+  // Per heap sample of data.heap_samples (time order): root first.
+  std::vector<std::vector<uint32_t>> heap_stacks;
   std::string ThreadName(pid_t tid) const;  // "worker (1235)"
 };
 
@@ -49,13 +51,17 @@ inline uint64_t FrameAddress(const std::vector<uint64_t>& pcs, size_t i) {
 SymbolizedTrace SymbolizeTrace(ipc::TraceData data, const Resolver& resolve);
 
 // speedscope's file format (https://www.speedscope.app/file-format-schema.json):
-// one "sampled" profile per thread, weights in nanoseconds, frames shared.
+// one "sampled" profile per thread, weights in nanoseconds, frames shared;
+// with heap samples, one more profile of them weighted in estimated bytes.
+// speedscope has no counters or markers: those are left out.
 std::string ToSpeedscope(const SymbolizedTrace& trace, const std::string& name);
 
 // Chrome's Trace Event Format (JSON object form), as Perfetto UI and
 // chrome://tracing open it: each thread's samples as nested complete ("X")
 // slices, thread names as metadata ("M"), counters as "C" events, the
-// trace's start and end and lost samples as instant ("i") events.
+// trace's start and end and lost samples as instant ("i") events, each heap
+// sample as an instant event on its thread (size and stack in args) with a
+// running total as a counter, markers (dumps) as global instant events.
 std::string ToChromium(const SymbolizedTrace& trace, pid_t pid, const std::string& process_name);
 
 // A pprof CPU profile: sample types samples/count and cpu/nanoseconds (wall:

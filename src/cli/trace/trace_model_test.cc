@@ -96,6 +96,65 @@ TEST(Chromium, SlicesNestAndCloseWithMetadataCountersAndMarkers) {
   EXPECT_DOUBLE_EQ(dur_of["g"], 10000);
 }
 
+// Data() with the heap profiler on and a dump taken.
+ipc::TraceData DataWithEvents() {
+  ipc::TraceData d = Data();
+  // Return addresses: 0x1006 names its call at 0x1005 ("f5"), then f2.
+  d.heap_samples = {{11, 1040000000, 64, 4096.0, {0x1006, 0x1003}},
+                    {10, 1025000000, 100000, 100000.0, {0x1008}}};
+  d.heap_sample_period_bytes = 4096;
+  d.markers = {{1060000000, "dump", {{"path", "/dumps/core.1"}, {"bytes", 123}}}};
+  return d;
+}
+
+TEST(SymbolizeTrace, HeapSamplesInTimeOrderNamedByTheirCalls) {
+  SymbolizedTrace t = SymbolizeTrace(DataWithEvents(), Fake);
+  ASSERT_EQ(t.heap_stacks.size(), 2u);
+  EXPECT_EQ(t.data.heap_samples[0].tid, 10);
+  EXPECT_EQ(Names(t, t.heap_stacks[0]), "f7");
+  EXPECT_EQ(Names(t, t.heap_stacks[1]), "f2;f5");
+}
+
+TEST(Speedscope, HeapSamplesAreOneMoreProfileInBytesThatTheReportSkips) {
+  std::string file = ToSpeedscope(SymbolizeTrace(DataWithEvents(), Fake), "app (1)");
+  auto j = nlohmann::json::parse(file);
+  ASSERT_EQ(j.at("profiles").size(), 3u);
+  const auto& h = j.at("profiles")[2];
+  EXPECT_EQ(h.at("unit"), "bytes");
+  EXPECT_EQ(h.at("weights"), nlohmann::json({100000, 4096}));
+  EXPECT_EQ(h.at("endValue"), 104096);
+  auto r = BuildTraceReport(file);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_DOUBLE_EQ(r->total_ns, 50e6) << "bytes are not time";
+  EXPECT_EQ(r->threads, 2u);
+}
+
+TEST(Chromium, HeapSamplesOnTheirThreadsAndDumpsAsGlobalMarkers) {
+  auto j = nlohmann::json::parse(ToChromium(SymbolizeTrace(DataWithEvents(), Fake), 1, "app"));
+  std::vector<nlohmann::json> heap, dumps, totals;
+  for (const auto& e : j.at("traceEvents")) {
+    if (e.value("cat", "") == "heap") heap.push_back(e);
+    if (e.value("cat", "") == "marker") dumps.push_back(e);
+    if (e.at("ph") == "C" && e.at("name") == "heap allocated in trace (estimated bytes)") {
+      totals.push_back(e);
+    }
+  }
+  ASSERT_EQ(heap.size(), 2u);
+  EXPECT_EQ(heap[0].at("ph"), "i");
+  EXPECT_EQ(heap[0].at("s"), "t");
+  EXPECT_EQ(heap[0].at("tid"), 10);
+  EXPECT_DOUBLE_EQ(heap[0].at("ts").get<double>(), 25000);
+  EXPECT_EQ(heap[1].at("args").at("bytes"), 64);
+  EXPECT_EQ(heap[1].at("args").at("stack"), nlohmann::json({"f5", "f2"})) << "innermost first";
+  ASSERT_EQ(totals.size(), 2u);
+  EXPECT_DOUBLE_EQ(totals[1].at("args").at("value").get<double>(), 104096);
+  ASSERT_EQ(dumps.size(), 1u);
+  EXPECT_EQ(dumps[0].at("name"), "dump");
+  EXPECT_EQ(dumps[0].at("s"), "g");
+  EXPECT_DOUBLE_EQ(dumps[0].at("ts").get<double>(), 60000);
+  EXPECT_EQ(dumps[0].at("args").at("path"), "/dumps/core.1");
+}
+
 TEST(Pprof, OneSamplePerStackWithCountsAndNanoseconds) {
   heap::Symbolizer sym({}, "/");
   pprof::Profile p = ToPprof(Data(), sym);

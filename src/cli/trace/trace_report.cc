@@ -37,6 +37,14 @@ Result<TraceReport> FromSpeedscope(const nlohmann::json& j) {
     const auto& frames = j.at("shared").at("frames");
     for (const auto& p : j.at("profiles")) {
       if (p.value("type", "") != "sampled") continue;
+      // Time profiles only (a heap profile's weights are bytes).
+      const std::string unit = p.value("unit", "none");
+      double scale = unit == "nanoseconds"    ? 1
+                     : unit == "microseconds" ? 1e3
+                     : unit == "milliseconds" ? 1e6
+                     : unit == "seconds"      ? 1e9
+                                              : 0;
+      if (scale == 0) continue;
       ++r.threads;
       const auto& samples = p.at("samples");
       const auto& weights = p.at("weights");
@@ -49,7 +57,7 @@ Result<TraceReport> FromSpeedscope(const nlohmann::json& j) {
         for (size_t k = stack.size(); k-- > 0;) {
           names.push_back(frames.at(stack[k].get<size_t>()).at("name").get<std::string>());
         }
-        double ns = weights[i].get<double>();
+        double ns = weights[i].get<double>() * scale;
         tally.Add(names, ns);
         r.total_ns += ns;
         ++r.samples;

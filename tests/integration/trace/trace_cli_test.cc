@@ -183,6 +183,78 @@ TEST_F(TraceCliTest, CtrlCEndsATraceWithAValidFile) {
   ExpectValidSpeedscope(f);
 }
 
+// Heap samples and a dump on the CPU timeline: the target allocates a 64 KiB
+// block from AllocBlock every millisecond (at a 64 KiB period the heap
+// profiler samples ~6 in 10) and a dump is taken while the trace runs.
+TEST(TraceEventsTest, HeapSamplesAndADumpOnTheTimeline) {
+  ScopedTempDir dumps("cppdiag-trace-dumps");
+  Subprocess target(SubprocessOptions{.argv = {TRACE_TARGET, "alloc"},
+                                      .env = {{"LD_PRELOAD", CPPDIAG_PRELOAD_LIB},
+                                              {"CPPDIAG_HEAP_SAMPLE_BYTES", "65536"},
+                                              {"CPPDIAG_DUMP_DIR", dumps.path()}}});
+  ASSERT_TRUE(target.WaitForOutput("ready", std::chrono::seconds(30))) << target.Stderr();
+  const std::string pid = std::to_string(target.pid());
+  ASSERT_TRUE(PollUntil([&] { return Cppdiag({"ps"}).out.find(pid) != std::string::npos; },
+                        std::chrono::seconds(30)));
+  const std::string f = target.temp_dir() + "/events.json";
+  Subprocess cli(SubprocessOptions{.argv = {BuiltBinary("cppdiag"), "trace", "collect", "-p", pid,
+                                            "--format", "chromium", "-o", f}});
+  // The trace runs once the target's threads have their sampling timers.
+  ASSERT_TRUE(PollUntil(
+      [&] { return ReadAll("/proc/" + pid + "/timers").find("ID:") != std::string::npos; },
+      std::chrono::seconds(30)));
+  const std::string core = dumps.path() + "/during-trace.core";
+  CliRun dump = Cppdiag({"dump", "collect", "-p", pid, "--type", "mini", "-o", core});
+  ASSERT_EQ(dump.exit_code, 0) << dump.err;
+  cli.Signal(SIGINT);
+  auto done = cli.Wait(std::chrono::seconds(60));
+  ASSERT_TRUE(done.has_value());
+  ASSERT_EQ(done->exit_code, 0) << cli.Stderr();
+
+  auto j = nlohmann::json::parse(ReadAll(f));
+  int allocator_tid = 0;
+  for (const auto& e : j.at("traceEvents")) {
+    if (e.at("ph") == "M" && e.at("name") == "thread_name" &&
+        e.at("args").at("name") == "allocator") {
+      allocator_tid = e.at("tid");
+    }
+  }
+  ASSERT_NE(allocator_tid, 0);
+  // The allocator's samples, all from AllocBlock (the runtime's own threads
+  // allocate too: theirs are on their threads).
+  size_t heap = 0, in_alloc_block = 0, dump_markers = 0;
+  double last_total = 0;
+  for (const auto& e : j.at("traceEvents")) {
+    if (e.value("cat", "") == "heap") {
+      EXPECT_EQ(e.at("ph"), "i") << e;
+      EXPECT_EQ(e.at("s"), "t") << e;
+      EXPECT_GT(e.at("args").at("bytes").get<uint64_t>(), 0u) << e;
+    }
+    if (e.value("cat", "") == "heap" && e.at("tid") == allocator_tid) {
+      ++heap;
+      EXPECT_EQ(e.at("args").at("bytes"), 65536) << e;
+      EXPECT_GE(e.at("args").at("estimated_bytes").get<double>(), 65536) << e;
+      const auto& stack = e.at("args").at("stack");
+      if (!stack.empty() && stack[0].get<std::string>().find("AllocBlock") != std::string::npos) {
+        ++in_alloc_block;
+      }
+    }
+    if (e.at("ph") == "C" && e.at("name") == "heap allocated in trace (estimated bytes)") {
+      EXPECT_GE(e.at("args").at("value").get<double>(), last_total) << "a running total";
+      last_total = e.at("args").at("value").get<double>();
+    }
+    if (e.value("cat", "") == "marker" && e.at("name") == "dump") {
+      ++dump_markers;
+      EXPECT_EQ(e.at("args").at("path"), core) << e;
+      EXPECT_EQ(e.at("args").at("type"), "mini") << e;
+    }
+  }
+  RecordProperty("heap_samples", std::to_string(heap));
+  EXPECT_GT(heap, 0u);
+  EXPECT_EQ(in_alloc_block, heap) << "every sample's innermost frame is AllocBlock";
+  EXPECT_EQ(dump_markers, 1u);
+}
+
 TEST_F(TraceCliTest, BadArgumentsFailWithOneLine) {
   for (auto args : std::vector<std::vector<std::string>>{
            {"--format", "perf"}, {"--profile", "gpu"}, {"--rate", "0"}, {"--duration", "soon"}}) {

@@ -4,12 +4,16 @@
  * random length, so they do not beat with the scheduler tick that CPU-clock
  * timers expire on), and so does "spinner2"; thread "reader"
  * is blocked in read() on a pipe nobody writes. Prints "ready" when both run.
+ * With the argument "alloc", thread "allocator" also allocates 64 KiB blocks
+ * from AllocBlock, one a millisecond, and frees each (heap samples).
  * Built with frame pointers; each hot function keeps its state on the stack
  * so that GCC gives it a frame. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -64,13 +68,34 @@ static void* Reader(void* arg) {
   return NULL;
 }
 
-int main(void) {
+__attribute__((noinline)) void* AllocBlock(size_t n) {
+  char* p = malloc(n);
+  if (p != NULL) memset(p, 1, 64);
+  return p;
+}
+
+static void* Allocator(void* arg) {
+  (void)arg;
+  pthread_setname_np(pthread_self(), "allocator");
+  const struct timespec ms = {0, 1000000};
+  for (;;) {
+    free(AllocBlock(64 * 1024));
+    nanosleep(&ms, NULL); /* pacing of the workload, not synchronisation */
+  }
+  return NULL;
+}
+
+int main(int argc, char** argv) {
   static int fds[2];
   if (pipe(fds) != 0) return 1;
   pthread_t a, a2, b;
   if (pthread_create(&a, NULL, Spinner, "spinner1") != 0) return 1;
   if (pthread_create(&a2, NULL, Spinner, "spinner2") != 0) return 1;
   if (pthread_create(&b, NULL, Reader, &fds[0]) != 0) return 1;
+  if (argc > 1 && strcmp(argv[1], "alloc") == 0) {
+    pthread_t c;
+    if (pthread_create(&c, NULL, Allocator, NULL) != 0) return 1;
+  }
   while (!reader_started) sched_yield();
   printf("ready %d\n", (int)getpid());
   fflush(stdout);

@@ -92,9 +92,11 @@ if [ ! -d "$deploy_tests/node_modules" ] ||
   touch "$deploy_tests/node_modules"
 fi
 
-# --- tests/trace: the speedscope schema (its npm package) --------------------
+# --- tests/trace: the speedscope schema and app, playwright-core --------------
 # trace_cli_test validates what `cppdiag trace collect` writes against the
-# schema speedscope publishes, pinned in tests/trace/package-lock.json.
+# schema speedscope publishes; trace_speedscope_browser_test opens a trace in
+# speedscope's static app in chromium through playwright-core; both pinned in
+# tests/trace/package-lock.json.
 trace_tests="$(cd "$(dirname "$0")/.." && pwd)/tests/trace"
 if [ ! -d "$trace_tests/node_modules" ] ||
    [ "$trace_tests/package-lock.json" -nt "$trace_tests/node_modules" ]; then

@@ -1,10 +1,10 @@
 /* A CPU-bound benchmark for bench/trace/trace_bench.sh: starts two threads,
  * prints "ready PID", waits for a line on stdin (the bench starts its
- * profiler first), then the two threads run a chain of hashing calls (Outer -> Middle -> Inner, frame
- * pointers kept, so every profiler gets real stacks) for SECONDS, and it
- * prints "ops_per_s N" (both threads' rounds per second of wall time) and
- * "ops_per_cpu_s N" (per second of the process's CPU time, user and system:
- * what a profiler in the process costs, whatever else the machine runs). */
+ * profiler first), then the two threads run a chain of hashing calls (Outer -> Middle -> Inner,
+ * frame pointers kept, so every profiler gets real stacks) for SECONDS, and it prints "ops_per_s N"
+ * (both threads' rounds per second of wall time) and "ops_per_cpu_s N" (per second of the process's
+ * CPU time, user and system: what a profiler in the process costs, whatever else the machine runs).
+ */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdint.h>

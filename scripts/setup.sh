@@ -91,3 +91,16 @@ if [ ! -d "$deploy_tests/node_modules" ] ||
   npm ci --prefix "$deploy_tests" --no-audit --no-fund --ignore-scripts --loglevel=error
   touch "$deploy_tests/node_modules"
 fi
+
+# --- tests/trace: the speedscope schema and app, playwright-core --------------
+# trace_cli_test validates what `cppdiag trace collect` writes against the
+# schema speedscope publishes; trace_speedscope_browser_test opens a trace in
+# speedscope's static app in chromium through playwright-core; both pinned in
+# tests/trace/package-lock.json.
+trace_tests="$(cd "$(dirname "$0")/.." && pwd)/tests/trace"
+if [ ! -d "$trace_tests/node_modules" ] ||
+   [ "$trace_tests/package-lock.json" -nt "$trace_tests/node_modules" ]; then
+  echo "setup: npm ci --prefix tests/trace"
+  npm ci --prefix "$trace_tests" --no-audit --no-fund --ignore-scripts --loglevel=error
+  touch "$trace_tests/node_modules"
+fi

@@ -16,6 +16,7 @@ void AddAutoCollectCommand(CLI::App& app, int* exit_code);
 void AddHeapCommand(CLI::App& app, int* exit_code);
 void AddCountersCommand(CLI::App& app, int* exit_code);
 void AddMonitorCommand(CLI::App& app, int* exit_code);
+void AddTraceCommand(CLI::App& app, int* exit_code);
 
 // Prints "cppdiag: <message>" on stderr, escaped for the terminal
 // (ForTerminal), and returns `code`.

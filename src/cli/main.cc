@@ -50,6 +50,7 @@ int Run(int argc, char** argv) {
   cppdiag::cli::AddHeapCommand(app, &exit_code);
   cppdiag::cli::AddCountersCommand(app, &exit_code);
   cppdiag::cli::AddMonitorCommand(app, &exit_code);
+  cppdiag::cli::AddTraceCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

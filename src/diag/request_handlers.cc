@@ -145,6 +145,11 @@ Result<nlohmann::json> Dump(const RuntimeInfo& rt, const nlohmann::json& req,
                      " below the dump directory (CPPDIAG_DUMP_DIR); refusing");
   }
   if (err != 0) return DumpFailure(err, result);
+  NoteTraceMarker("dump", {{"path", result.path},
+                           {"type", DumpTypeName(result.type)},
+                           {"bytes", result.size_bytes},
+                           {"reason", "on-demand"},
+                           {"pause_ms", Ms(result.pause_ns)}});
   return nlohmann::json{{"path", result.path},
                         {"type", DumpTypeName(result.type)},
                         {"bytes", result.size_bytes},

@@ -16,6 +16,7 @@
 #include "diag/heap/heap_profiler.h"
 #include "diag/ipc/server.h"
 #include "diag/request_handlers.h"
+#include "diag/trace_request.h"
 
 namespace cppdiag {
 namespace {
@@ -71,6 +72,11 @@ void DumpBeforeOomKill(uint64_t usage, uint64_t limit) {
   } else {
     std::fprintf(stderr, "cppdiag: dump complete: %s (%s)\n", result.path,
                  FormatBytes(result.size_bytes).c_str());
+    NoteTraceMarker("dump", {{"path", result.path},
+                             {"bytes", result.size_bytes},
+                             {"reason", "oom-watchdog"},
+                             {"cgroup_usage_bytes", usage},
+                             {"cgroup_limit_bytes", limit}});
   }
 }
 

@@ -10,26 +10,53 @@
 #include "diag/counters/collect.h"
 #include "diag/cpu/cpu_sampler.h"
 #include "diag/heap/heap_profile.h"
+#include "diag/heap/heap_profiler.h"
 
 namespace cppdiag {
 namespace {
 
 constexpr uint64_t kMaxDurationMs = 24ull * 3600 * 1000;
 // Without progress frames everything comes in the reply: keep it bounded.
-constexpr uint64_t kMaxUnstreamedMs = uint64_t{10} * 60 * 1000;
+constexpr uint64_t kMaxUnstreamedMs = 10ull * 60 * 1000;
 constexpr auto kDrainInterval = std::chrono::milliseconds(100);
+// Heap samples held for one frame or the reply, at most (the rest counted missed).
+constexpr size_t kMaxHeapSamplesHeld = 100000;
 
 // The running trace's stop request (one trace at a time: the sampler says so).
 std::mutex g_mu;
 std::condition_variable g_cv;
 bool g_running = false;  // guarded by g_mu
 bool g_stop = false;     // guarded by g_mu
+// Markers not yet sent, at most kMaxMarkers between two drains.
+constexpr size_t kMaxMarkers = 1000;
+std::vector<nlohmann::json> g_markers;  // guarded by g_mu
+uint64_t g_markers_missed = 0;          // guarded by g_mu
 
 nlohmann::json SamplesToJson(const std::vector<cpu::CpuSample>& samples) {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& s : samples) {
     out.push_back({{"tid", s.tid}, {"time_ns", s.time_ns}, {"weight", s.weight}, {"pcs", s.pcs}});
   }
+  return out;
+}
+
+nlohmann::json HeapSamplesToJson(const std::vector<heap::HeapSampleEvent>& samples) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& h : samples) {
+    out.push_back({{"tid", h.tid},
+                   {"time_ns", h.time_ns},
+                   {"bytes", h.size},
+                   {"estimated_bytes", h.estimated_bytes},
+                   {"pcs", h.pcs}});
+  }
+  return out;
+}
+
+nlohmann::json TakeMarkers() {
+  std::lock_guard lock(g_mu);
+  nlohmann::json out = nlohmann::json::array();
+  for (auto& m : g_markers) out.push_back(std::move(m));
+  g_markers.clear();
   return out;
 }
 
@@ -98,6 +125,8 @@ Result<nlohmann::json> RunTrace(const nlohmann::json& req, const ipc::PeerInfo& 
     if (g_running) return Error(EBUSY, "", "a trace is already running in this process");
     g_running = true;
     g_stop = false;
+    g_markers.clear();
+    g_markers_missed = 0;
   }
   struct Done {
     ~Done() {
@@ -115,6 +144,25 @@ Result<nlohmann::json> RunTrace(const nlohmann::json& req, const ipc::PeerInfo& 
   auto next_counters = start;
   std::vector<cpu::CpuSample> batch;
   nlohmann::json counters = nlohmann::json::array();
+  // Heap samples: those since the trace started (0 when the profiler is off).
+  const bool heap_on = heap::HeapSamplePeriod() != 0;
+  uint64_t heap_cursor = heap::HeapSampleCursor();
+  uint64_t heap_missed = 0;
+  nlohmann::json heap_samples = nlohmann::json::array();
+  auto take_heap = [&] {
+    if (!heap_on) return;
+    for (auto& h : HeapSamplesToJson(heap::RecentHeapSamples(&heap_cursor, &heap_missed))) {
+      if (heap_samples.size() >= kMaxHeapSamplesHeld) {
+        ++heap_missed;
+      } else {
+        heap_samples.push_back(std::move(h));
+      }
+    }
+  };
+  auto markers_missed = [] {
+    std::lock_guard lock(g_mu);
+    return g_markers_missed;
+  };
   std::string ended_by = "duration";
 
   auto take_counters = [&](std::chrono::steady_clock::time_point now) {
@@ -149,12 +197,20 @@ Result<nlohmann::json> RunTrace(const nlohmann::json& req, const ipc::PeerInfo& 
     }
     s.Rescan();
     s.Drain(&batch);
+    take_heap();
     if (streamed) {
-      peer.progress({{"samples", SamplesToJson(batch)},
-                     {"lost_samples", s.lost_samples()},
-                     {"counters", counters}});
+      nlohmann::json frame = {{"samples", SamplesToJson(batch)},
+                              {"lost_samples", s.lost_samples()},
+                              {"counters", counters}};
+      if (heap_on) {
+        frame["heap_samples"] = std::move(heap_samples);
+        frame["heap_samples_missed"] = heap_missed;
+      }
+      frame["markers"] = TakeMarkers();
+      peer.progress(frame);
       batch.clear();
       counters = nlohmann::json::array();
+      heap_samples = nlohmann::json::array();
       if (peer.gone && peer.gone()) {
         ended_by = "client";
         break;
@@ -164,18 +220,38 @@ Result<nlohmann::json> RunTrace(const nlohmann::json& req, const ipc::PeerInfo& 
   s.Stop(&batch);
   const uint64_t end_ns = MonotonicNs();
   take_counters(std::chrono::steady_clock::now());
-  return nlohmann::json{{"profile", cpu::ProfileKindName(s.kind())},
-                        {"rate_hz", options.rate_hz},
-                        {"period_ns", s.period_ns()},
-                        {"start_monotonic_ns", s.start_ns()},
-                        {"end_monotonic_ns", end_ns},
-                        {"start_unix_ns", start_unix_ns},
-                        {"ended_by", ended_by},
-                        {"samples", SamplesToJson(batch)},
-                        {"counters", counters},
-                        {"lost_samples", s.lost_samples()},
-                        {"threads", ThreadsToJson(s)},
-                        {"mappings", MappingsToJson()}};
+  take_heap();
+  nlohmann::json reply{{"profile", cpu::ProfileKindName(s.kind())},
+                       {"rate_hz", options.rate_hz},
+                       {"period_ns", s.period_ns()},
+                       {"start_monotonic_ns", s.start_ns()},
+                       {"end_monotonic_ns", end_ns},
+                       {"start_unix_ns", start_unix_ns},
+                       {"ended_by", ended_by},
+                       {"samples", SamplesToJson(batch)},
+                       {"counters", counters},
+                       {"lost_samples", s.lost_samples()},
+                       {"threads", ThreadsToJson(s)},
+                       {"mappings", MappingsToJson()},
+                       {"markers", TakeMarkers()},
+                       {"markers_missed", markers_missed()}};
+  if (heap_on) {
+    reply["heap_samples"] = std::move(heap_samples);
+    reply["heap_samples_missed"] = heap_missed;
+    reply["heap_sample_period_bytes"] = heap::HeapSamplePeriod();
+  }
+  return reply;
+}
+
+void NoteTraceMarker(const std::string& name, nlohmann::json args) {
+  const uint64_t now = MonotonicNs();
+  std::lock_guard lock(g_mu);
+  if (!g_running) return;
+  if (g_markers.size() >= kMaxMarkers) {
+    ++g_markers_missed;
+    return;
+  }
+  g_markers.push_back({{"time_ns", now}, {"name", name}, {"args", std::move(args)}});
 }
 
 Result<nlohmann::json> StopTrace() {

@@ -113,6 +113,19 @@ const Fixture& GetFixture() {
     if (auto s = dump::PrepareSelfDump(dc); !s) Fail(s.error().message());
     f->handlers = MakeRequestHandlers(f->runtime);
     if (f->handlers.count(ipc::Command::kDump) == 0) Fail("no dump handler");
+    // Traces parse the input as they would, but last at most 20 ms (a
+    // trace until stopped, or of minutes, would stall the fuzzer).
+    if (f->handlers.count(ipc::Command::kTrace) == 0) Fail("no trace handler");
+    f->handlers[ipc::Command::kTrace] = [trace = f->handlers[ipc::Command::kTrace]](
+                                            const nlohmann::json& req, const ipc::PeerInfo& peer) {
+      nlohmann::json capped = req;
+      auto d = capped.find("duration_ms");
+      if (d == capped.end() ||
+          (d->is_number() && (d->get<double>() == 0 || d->get<double>() > 20))) {
+        capped["duration_ms"] = 20;
+      }
+      return trace(capped, peer);
+    };
     std::atexit([] {  // libFuzzer ends with exit(): leave no directory behind
       const Fixture& fx = GetFixture();
       ::chmod(fx.dump_dir.c_str(), 0700);  // its owner may, without CAP_FOWNER

@@ -275,7 +275,7 @@ TEST_F(SamplerTest, ThreadsStartedDuringTheTraceAreSampled) {
 }
 
 TEST_F(SamplerTest, FullRingsCountLostSamples) {
-  // 10 kHz wall-clock samples of a thread nobody drains for 100 ms: its
+  // 10 kHz wall-clock samples of a thread nobody drains for 200 ms: its
   // ring (kRingCapacity) fills, the rest are counted lost.
   std::atomic<pid_t> spinner{0};
   auto s = CpuSampler::Start(
@@ -285,8 +285,15 @@ TEST_F(SamplerTest, FullRingsCountLostSamples) {
   std::thread t([&] {
     spinner.store(CurrentTid());
     while (!go.load()) g_sink.fetch_add(1);
-    uint64_t until = MonotonicNs() + 100000000;
-    while (MonotonicNs() < until) g_sink.fetch_add(1);
+    // 200 ms of this thread's CPU time (not wall time: on a busy machine it
+    // may wait for a CPU, and a pending SIGPROF only counts overruns then).
+    auto cpu_ns = [] {
+      timespec ts;
+      clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+      return static_cast<uint64_t>(ts.tv_sec) * 1000000000 + static_cast<uint64_t>(ts.tv_nsec);
+    };
+    uint64_t until = cpu_ns() + 200000000;
+    while (cpu_ns() < until) g_sink.fetch_add(1);
   });
   ASSERT_TRUE(testing::PollUntil([&] { return spinner.load() != 0; }, std::chrono::seconds(10)));
   (*s)->Rescan();

@@ -195,7 +195,8 @@ LiveTable::LiveTable(size_t live_capacity, size_t stack_capacity) {
   size_t index_bytes = PageRound(index_n * sizeof(uint32_t));
   size_t bits_bytes = PageRound(filter_n / 8);
   size_t counts_bytes = PageRound(filter_n * sizeof(uint32_t));
-  mapped_bytes_ = live_bytes + stack_bytes + index_bytes + bits_bytes + counts_bytes;
+  size_t recent_bytes = PageRound(kRecentCapacity * sizeof(RecentSample));
+  mapped_bytes_ = live_bytes + stack_bytes + index_bytes + bits_bytes + counts_bytes + recent_bytes;
   // MAP_NORESERVE: only the pages the table touches count.
   void* m = mmap(nullptr, mapped_bytes_, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -211,6 +212,7 @@ LiveTable::LiveTable(size_t live_capacity, size_t stack_capacity) {
   char* filter = base + live_bytes + stack_bytes + index_bytes;
   filter_bits_ = reinterpret_cast<std::atomic<uint64_t>*>(filter);
   filter_counts_ = reinterpret_cast<uint32_t*>(filter + bits_bytes);
+  recent_ = reinterpret_cast<RecentSample*>(filter + bits_bytes + counts_bytes);
   // Stack 0: where samples go when the stack table is full (depth 0).
   stacks_[0].hash.store(1, std::memory_order_release);
   stacks_used_.store(1, std::memory_order_release);
@@ -279,11 +281,15 @@ uint32_t LiveTable::InternStack(const uint64_t* pcs, size_t depth) {
 }
 
 bool LiveTable::Insert(uintptr_t ptr, uint64_t size, const uint64_t* pcs, size_t depth,
-                       uint64_t period) {
+                       uint64_t period, uint64_t time_ns, int32_t tid) {
   if (live_ == nullptr || ptr == 0) return false;
   if (depth > kMaxFrames) depth = kMaxFrames;
   double w = static_cast<float>(SampleWeight(size, period));
   Lock();
+  uint32_t stack = InternStack(pcs, depth);
+  uint64_t seq = recent_next_.load(std::memory_order_relaxed);
+  recent_[seq % kRecentCapacity] = {time_ns, size, static_cast<float>(w), stack, tid};
+  recent_next_.store(seq + 1, std::memory_order_release);
   // Keep the load factor under 3/4 so probes stay short.
   if (live_count_.load(std::memory_order_relaxed) >= (live_mask_ + 1) / 4 * 3) {
     Unlock();
@@ -298,7 +304,6 @@ bool LiveTable::Insert(uintptr_t ptr, uint64_t size, const uint64_t* pcs, size_t
     }
     i = (i + 1) & live_mask_;
   }
-  uint32_t stack = InternStack(pcs, depth);
   live_[i].size = size;
   live_[i].stack = stack;
   live_[i].weight = static_cast<float>(w);
@@ -350,6 +355,23 @@ int64_t LiveTable::Remove(uintptr_t ptr) {
   live_count_.fetch_sub(1, std::memory_order_relaxed);
   Unlock();
   return static_cast<int64_t>(e.size);
+}
+
+size_t LiveTable::ReadRecent(uint64_t* cursor, RecentSample* out, size_t max, uint64_t* missed) {
+  if (live_ == nullptr) return 0;
+  Lock();
+  uint64_t next = recent_next_.load(std::memory_order_relaxed);
+  uint64_t from = *cursor;
+  if (from > next) from = next;  // a cursor from another table (tests)
+  if (next - from > kRecentCapacity) {
+    *missed += next - from - kRecentCapacity;
+    from = next - kRecentCapacity;
+  }
+  size_t n = 0;
+  for (; from < next && n < max; ++from) out[n++] = recent_[from % kRecentCapacity];
+  Unlock();
+  *cursor = from;
+  return n;
 }
 
 void LiveTable::Clear() {

@@ -94,6 +94,17 @@ struct StackRecord {
   double est_bytes = 0;
 };
 
+// A sampled allocation as it happened, for a trace's timeline (the newest
+// kRecentCapacity kept; LiveTable::ReadRecent).
+struct RecentSample {
+  uint64_t time_ns = 0;  // CLOCK_MONOTONIC
+  uint64_t size = 0;     // requested bytes
+  float weight = 0;      // SampleWeight: objects it stands for
+  uint32_t stack = 0;    // LiveTable::stack id
+  int32_t tid = 0;
+};
+inline constexpr size_t kRecentCapacity = 2048;
+
 struct LiveEntry {
   uintptr_t ptr = 0;  // 0: empty
   uint64_t size = 0;
@@ -112,8 +123,18 @@ class LiveTable {
   bool ok() const { return live_ != nullptr; }
 
   // Records a sampled allocation. False when the live table is full (the
-  // sample is dropped) or `ptr` is already present.
-  bool Insert(uintptr_t ptr, uint64_t size, const uint64_t* pcs, size_t depth, uint64_t period);
+  // sample is dropped) or `ptr` is already present. Every sample, kept or
+  // not, also goes to the ring of recent samples with `time_ns` and `tid`.
+  bool Insert(uintptr_t ptr, uint64_t size, const uint64_t* pcs, size_t depth, uint64_t period,
+              uint64_t time_ns = 0, int32_t tid = 0);
+
+  // Copies the recent samples numbered from *cursor on (at most `max`,
+  // oldest first) and advances *cursor past them; those already overwritten
+  // are skipped and added to *missed. Takes the lock: normal context, and
+  // `out` allocated before the call. recent_next() is the number of the next
+  // sample (a cursor that starts now).
+  size_t ReadRecent(uint64_t* cursor, RecentSample* out, size_t max, uint64_t* missed);
+  uint64_t recent_next() const { return recent_next_.load(std::memory_order_acquire); }
 
   // Fast negative check: false means `ptr` is certainly not sampled.
   bool MaybeSampled(uintptr_t ptr) const { return FilterHit(filter_bits_, ptr); }
@@ -183,6 +204,8 @@ class LiveTable {
   std::atomic<size_t> live_count_{0};
   std::atomic<size_t> stacks_used_{0};
   std::atomic<uint64_t> dropped_{0};
+  RecentSample* recent_ = nullptr;  // kRecentCapacity, a ring numbered by recent_next_
+  std::atomic<uint64_t> recent_next_{0};
   size_t mapped_bytes_ = 0;
   void* mapping_ = nullptr;
 };

@@ -67,6 +67,35 @@ TEST(LiveTable, InsertRemoveAndNegativeCheck) {
   EXPECT_EQ(t.stack(1).est_bytes, 0.0);
 }
 
+TEST(LiveTable, RecentSamplesInOrderThenOverwritten) {
+  LiveTable t(1 << 14, 64);
+  ASSERT_TRUE(t.ok());
+  uint64_t a[2] = {0x1000, 0x2000};
+  uint64_t b[2] = {0x3000, 0x4000};
+  uint64_t cursor = t.recent_next();
+  ASSERT_TRUE(t.Insert(0x10000, 100, a, 2, 4096, 111, 7));
+  ASSERT_TRUE(t.Insert(0x20000, 5000, b, 2, 4096, 222, 8));
+  std::vector<RecentSample> out(kRecentCapacity);
+  uint64_t missed = 0;
+  ASSERT_EQ(t.ReadRecent(&cursor, out.data(), out.size(), &missed), 2u);
+  EXPECT_EQ(missed, 0u);
+  EXPECT_EQ(out[0].time_ns, 111u);
+  EXPECT_EQ(out[0].tid, 7);
+  EXPECT_EQ(out[0].size, 100u);
+  EXPECT_NEAR(out[0].weight, SampleWeight(100, 4096), 1e-3);
+  EXPECT_EQ(t.stack(out[0].stack).pcs[1], 0x2000u);
+  EXPECT_EQ(t.stack(out[1].stack).pcs[0], 0x3000u);
+  EXPECT_EQ(t.ReadRecent(&cursor, out.data(), out.size(), &missed), 0u) << "cursor advanced";
+  // A reader that falls behind the ring loses the oldest and is told how many.
+  for (uintptr_t i = 0; i < kRecentCapacity + 10; ++i) {
+    t.Insert(0x100000 + i * 64, 8, a, 2, 4096, 1000 + i, 9);
+  }
+  EXPECT_EQ(t.ReadRecent(&cursor, out.data(), out.size(), &missed), kRecentCapacity);
+  EXPECT_EQ(missed, 10u);
+  EXPECT_EQ(out[0].time_ns, 1010u);
+  EXPECT_EQ(out[kRecentCapacity - 1].time_ns, 1000u + kRecentCapacity + 9);
+}
+
 TEST(LiveTable, DeduplicatesStacks) {
   LiveTable t(1024, 64);
   uint64_t a[2] = {1, 2}, b[2] = {1, 3};

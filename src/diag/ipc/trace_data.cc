@@ -22,6 +22,23 @@ Status AddTraceFrame(const nlohmann::json& frame, TraceData* data, bool is_reply
       }
       add.counters.push_back(std::move(out));
     }
+    for (const auto& h : frame.value("heap_samples", nlohmann::json::array())) {
+      TraceHeapSample out;
+      out.tid = h.at("tid").get<pid_t>();
+      out.time_ns = h.at("time_ns").get<uint64_t>();
+      out.bytes = h.at("bytes").get<uint64_t>();
+      out.estimated_bytes = h.value("estimated_bytes", static_cast<double>(out.bytes));
+      out.pcs = h.at("pcs").get<std::vector<uint64_t>>();
+      add.heap_samples.push_back(std::move(out));
+    }
+    for (const auto& m : frame.value("markers", nlohmann::json::array())) {
+      TraceMarker out;
+      out.time_ns = m.at("time_ns").get<uint64_t>();
+      out.name = m.at("name").get<std::string>();
+      out.args = m.value("args", nlohmann::json::object());
+      if (!out.args.is_object()) return Error::Invalid("malformed trace frame: marker args");
+      add.markers.push_back(std::move(out));
+    }
     for (const auto& t : frame.value("threads", nlohmann::json::array())) {
       TraceThread out;
       out.tid = t.at("tid").get<pid_t>();
@@ -52,6 +69,15 @@ Status AddTraceFrame(const nlohmann::json& frame, TraceData* data, bool is_reply
       data->start_unix_ns = frame.at("start_unix_ns").get<uint64_t>();
     }
     if (frame.contains("ended_by")) data->ended_by = frame.at("ended_by").get<std::string>();
+    if (frame.contains("heap_samples_missed")) {
+      data->heap_samples_missed = frame.at("heap_samples_missed").get<uint64_t>();
+    }
+    if (frame.contains("heap_sample_period_bytes")) {
+      data->heap_sample_period_bytes = frame.at("heap_sample_period_bytes").get<uint64_t>();
+    }
+    if (frame.contains("markers_missed")) {
+      data->markers_missed = frame.at("markers_missed").get<uint64_t>();
+    }
     if (frame.contains("lost_samples")) {
       data->lost_samples = frame.at("lost_samples").get<uint64_t>();
     }
@@ -60,6 +86,8 @@ Status AddTraceFrame(const nlohmann::json& frame, TraceData* data, bool is_reply
   }
   for (auto& s : add.samples) data->samples.push_back(std::move(s));
   for (auto& c : add.counters) data->counters.push_back(std::move(c));
+  for (auto& h : add.heap_samples) data->heap_samples.push_back(std::move(h));
+  for (auto& m : add.markers) data->markers.push_back(std::move(m));
   if (is_reply) {
     data->threads = std::move(add.threads);
     data->mappings = std::move(add.mappings);

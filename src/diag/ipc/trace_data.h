@@ -40,6 +40,21 @@ struct TraceCounters {
   std::vector<std::pair<std::string, double>> values;
 };
 
+struct TraceHeapSample {  // a sampled allocation (heap profiler on)
+  pid_t tid = 0;
+  uint64_t time_ns = 0;
+  uint64_t bytes = 0;
+  double estimated_bytes = 0;
+  std::vector<uint64_t> pcs;  // return addresses, innermost first (pcs[0] the caller of malloc)
+};
+
+// NOLINTNEXTLINE(bugprone-exception-escape): json's default and move constructors do not throw
+struct TraceMarker {  // a dump written during the trace, ...
+  uint64_t time_ns = 0;
+  std::string name;
+  nlohmann::json args;
+};
+
 struct TraceData {
   std::string profile;  // "cpu" or "wall"
   uint32_t rate_hz = 0;
@@ -50,6 +65,11 @@ struct TraceData {
   uint64_t lost_samples = 0;
   std::vector<TraceSample> samples;
   std::vector<TraceCounters> counters;
+  std::vector<TraceHeapSample> heap_samples;
+  uint64_t heap_samples_missed = 0;
+  uint64_t heap_sample_period_bytes = 0;  // 0: the heap profiler was off (reply only)
+  std::vector<TraceMarker> markers;
+  uint64_t markers_missed = 0;
   std::vector<TraceThread> threads;         // reply only
   std::vector<heap::HeapMapping> mappings;  // reply only
   bool complete = false;                    // the reply was read

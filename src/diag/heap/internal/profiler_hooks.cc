@@ -8,6 +8,7 @@
 
 #include <new>
 
+#include "common/async_safe.h"
 #include "diag/heap/heap_profiler.h"
 
 extern "C" {
@@ -101,7 +102,8 @@ CPPDIAG_HOOK void* SampleAlloc(size_t size, size_t alignment, bool zero) noexcep
       while (first < depth && InHooks(pcs[first])) ++first;
       size_t kept = depth - first;
       if (!table->Insert(reinterpret_cast<uintptr_t>(p), size, pcs + first,
-                         kept > kMaxFrames ? kMaxFrames : kept, period)) {
+                         kept > kMaxFrames ? kMaxFrames : kept, period, MonotonicNs(),
+                         CurrentTid())) {
         g_region.Free(p);  // the table is full: glibc serves it
         p = nullptr;
       }

@@ -38,7 +38,7 @@ CPPDIAG_HOOK_STATE extern std::atomic<uint64_t> g_failures;
 
 // Per-thread deltas folded into the globals every 256 KiB of the thread's
 // traffic (allocated plus freed), sooner near the limit.
-inline constexpr int64_t kFoldBytes = 256 * 1024;
+inline constexpr int64_t kFoldBytes = int64_t{256} << 10;
 
 // glibc's chunk size (malloc.c): the size word just before the block, flags
 // in its low 3 bits. For an mmapped chunk too (its size excludes the

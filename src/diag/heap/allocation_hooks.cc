@@ -75,7 +75,9 @@ __attribute__((always_inline)) inline size_t UsableSize(void* p) {
 enum class Path { kFast, kExact, kSlow };
 
 // The entry points' test. kFast: nothing to do but the decrement (done);
-// kExact: no sample due, exact accounting on; kSlow: a sample may be due.
+// kExact: no sample due, exact accounting on and the thread's budget covers
+// `size` (the decrement done: AllocExact allocates and counts); kSlow: a
+// sample may be due, or the hard limit must be asked.
 __attribute__((always_inline)) inline Path Choose(size_t size) {
   ThreadState& ts = t_state;
   // Between samples the countdown is at least 1, so one unsigned comparison
@@ -84,7 +86,11 @@ __attribute__((always_inline)) inline Path Choose(size_t size) {
   // own sample is being taken the countdown is spent: an allocation nested in
   // it, a signal handler's, goes uncounted.)
   if (__builtin_expect(size >= static_cast<uint64_t>(ts.countdown), 0)) return Path::kSlow;
-  if (__builtin_expect(Exact(), 0)) return Path::kExact;
+  if (__builtin_expect(Exact(), 0)) {
+    if (__builtin_expect(static_cast<int64_t>(size) > ts.budget, 0)) return Path::kSlow;
+    ts.countdown -= static_cast<int64_t>(size);
+    return Path::kExact;
+  }
   ts.countdown -= static_cast<int64_t>(size);
   return Path::kFast;
 }
@@ -94,18 +100,15 @@ CPPDIAG_HOOK __attribute__((noinline)) void* FoldThenReturn(void* p) noexcept {
   return p;
 }
 
-// The exact path's allocation (Choose said kExact): `slow` when the budget
-// does not cover `size` (the limit must be asked), else glibc's block
-// (nullptr when glibc failed), counted. The fold, when the budget ran out,
-// is a tail call: nothing to keep across it.
-template <class LibcAlloc, class Slow>
-__attribute__((always_inline)) inline void* AllocExact(size_t size, LibcAlloc libc_alloc,
-                                                       Slow slow) {
-  ThreadState& ts = t_state;
-  if (__builtin_expect(static_cast<int64_t>(size) > ts.budget, 0)) return slow();
-  ts.countdown -= static_cast<int64_t>(size);
+// The exact path's allocation (Choose said kExact): glibc's block (nullptr
+// when glibc failed), counted. The thread state is looked up after the call
+// (nothing kept across it), and the fold, when the budget ran out, is a tail
+// call.
+template <class LibcAlloc>
+__attribute__((always_inline)) inline void* AllocExact(LibcAlloc libc_alloc) {
   void* p = libc_alloc();
   if (__builtin_expect(p == nullptr, 0)) return p;
+  ThreadState& ts = t_state;
   size_t n = ChunkBytes(p);
   ts.alloc_pending += n;
   ts.budget -= static_cast<int64_t>(n);
@@ -257,20 +260,15 @@ CPPDIAG_HOOK __attribute__((noinline)) void* NewAlignedNothrowSlow(size_t size,
 }
 
 CPPDIAG_HOOK __attribute__((noinline)) void* MallocExact(size_t size) noexcept {
-  return AllocExact(
-      size, [size]() __attribute__((always_inline)) { return __libc_malloc(size); },
-      [size]() __attribute__((always_inline)) { return MallocSlow(size); });
+  return AllocExact([size]() __attribute__((always_inline)) { return __libc_malloc(size); });
 }
 
-CPPDIAG_HOOK __attribute__((noinline)) void* CallocExact(size_t n, size_t size,
-                                                         size_t total) noexcept {
-  return AllocExact(
-      total, [=]() __attribute__((always_inline)) { return __libc_calloc(n, size); },
-      [=]() __attribute__((always_inline)) { return CallocSlow(n, size); });
+CPPDIAG_HOOK __attribute__((noinline)) void* CallocExact(size_t n, size_t size) noexcept {
+  return AllocExact([=]() __attribute__((always_inline)) { return __libc_calloc(n, size); });
 }
 
-// The new-handler loop, for a request the budget does not cover or glibc
-// could not serve.
+// The new-handler loop, for a request a sample or the limit must see, or
+// glibc could not serve.
 template <bool kNothrow>
 CPPDIAG_HOOK __attribute__((noinline)) void* NewLoop(size_t size) noexcept(kNothrow) {
   if constexpr (kNothrow) {
@@ -282,9 +280,7 @@ CPPDIAG_HOOK __attribute__((noinline)) void* NewLoop(size_t size) noexcept(kNoth
 
 template <bool kNothrow>
 CPPDIAG_HOOK __attribute__((noinline)) void* NewExact(size_t size) noexcept(kNothrow) {
-  void* p = AllocExact(
-      size, [size]() __attribute__((always_inline)) { return __libc_malloc(size); },
-      []() __attribute__((always_inline))->void* { return nullptr; });
+  void* p = AllocExact([size]() __attribute__((always_inline)) { return __libc_malloc(size); });
   if (__builtin_expect(p != nullptr, 1)) return p;
   return NewLoop<kNothrow>(size);
 }
@@ -330,7 +326,7 @@ CPPDIAG_HOOK void* calloc(size_t n, size_t size) {
     case Path::kFast:
       return __libc_calloc(n, size);
     case Path::kExact:
-      return CallocExact(n, size, total);
+      return CallocExact(n, size);
     case Path::kSlow:
       break;
   }

@@ -32,7 +32,7 @@ constexpr CounterInfo kCatalog[] = {
     {n::kHeapAllocated, n::kHeapAllocated, nullptr, nullptr, U::kBytes, K::kCounter, "Allocated",
      "Bytes requested from the allocator since start, all allocations.", "allocation hooks active"},
     {n::kHeapFreed, n::kHeapFreed, nullptr, nullptr, U::kBytes, K::kCounter, "Freed",
-     "Bytes freed (usable sizes) since the hooks began exact accounting.",
+     "Bytes freed (chunk sizes) since the hooks began exact accounting.",
      "once a heap hard limit was set"},
     {n::kAllocationRate, n::kAllocationRate, nullptr, nullptr, U::kBytesPerSecond, K::kDerived,
      "Allocation rate", "Bytes allocated per second between two samples.",

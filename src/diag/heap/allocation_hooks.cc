@@ -7,13 +7,17 @@
 // internal/profiler_hooks.h. Everything here runs inside malloc: no
 // allocation, no locks held across calls out, no stdio.
 //
-// The fast paths (no hard limit, no exact accounting, no sample due) do one
-// thread-local decrement or one range comparison and then TAIL-CALL glibc: no work
-// after the call, so the compiler emits a jmp. Everything else goes to a
-// noinline *Slow function. The hooks and the slow functions live in their own
-// section: the sampler drops the leading frames that return into it, so a
-// sample starts at the caller of malloc/new however the compiler inlined or
-// tail-called (an -O0 build keeps every frame).
+// The fast paths (no exact accounting, no sample due) do one thread-local
+// decrement or one range comparison and then TAIL-CALL glibc: no work after
+// the call, so the compiler emits a jmp. With exact accounting (the hard
+// limit) and no sample due, malloc, calloc, new and free jump to a short
+// *Exact path instead: the budget compared, glibc called, its chunk size
+// counted in thread-local counters, no further call unless the budget ran
+// out (accounting.h). Everything else goes to a noinline *Slow function.
+// The hooks and the slow functions live in their own section: the sampler
+// drops the leading frames that return into it, so a sample starts at the
+// caller of malloc/new however the compiler inlined or tail-called (an -O0
+// build keeps every frame).
 #include "diag/heap/allocation_hooks.h"
 
 #include <errno.h>
@@ -62,24 +66,55 @@ using namespace cppdiag::heap::hooks;  // NOLINT
 // the size word just before the block, flags in its low 3 bits (IS_MMAPPED =
 // 2). An in-use chunk gives its size less one header word, an mmapped one
 // less two, as malloc_usable_size computes (without MTE, which Debian's
-// x86_64 glibc lacks). Alloc and free account the same figure.
+// x86_64 glibc lacks). For malloc_usable_size and realloc's copies; exact
+// accounting counts ChunkBytes.
 __attribute__((always_inline)) inline size_t UsableSize(void* p) {
   size_t h = reinterpret_cast<const size_t*>(p)[-1];
   return (h & ~size_t{7}) - ((h & 2) != 0 ? 2 * sizeof(size_t) : sizeof(size_t));
 }
 
-// The fast path's test: true when an allocation of `size` needs nothing but
-// the decrement (which it then does).
-__attribute__((always_inline)) inline bool TakeFast(size_t size) {
+enum class Path { kFast, kExact, kSlow };
+
+// The entry points' test. kFast: nothing to do but the decrement (done);
+// kExact: no sample due, exact accounting on and the thread's budget covers
+// `size` (the decrement done: AllocExact allocates and counts); kSlow: a
+// sample may be due, or the hard limit must be asked.
+__attribute__((always_inline)) inline Path Choose(size_t size) {
   ThreadState& ts = t_state;
   // Between samples the countdown is at least 1, so one unsigned comparison
   // says that it stays positive; a size of 2^63 or more (a malloc bound to
   // fail) compares above it and so takes the slow path. (While the thread's
   // own sample is being taken the countdown is spent: an allocation nested in
   // it, a signal handler's, goes uncounted.)
-  if (__builtin_expect(size >= static_cast<uint64_t>(ts.countdown) || Exact(), 0)) return false;
+  if (__builtin_expect(size >= static_cast<uint64_t>(ts.countdown), 0)) return Path::kSlow;
+  if (__builtin_expect(Exact(), 0)) {
+    if (__builtin_expect(static_cast<int64_t>(size) > ts.budget, 0)) return Path::kSlow;
+    ts.countdown -= static_cast<int64_t>(size);
+    return Path::kExact;
+  }
   ts.countdown -= static_cast<int64_t>(size);
-  return true;
+  return Path::kFast;
+}
+
+CPPDIAG_HOOK __attribute__((noinline)) void* FoldThenReturn(void* p) noexcept {
+  FoldNow(t_state);
+  return p;
+}
+
+// The exact path's allocation (Choose said kExact): glibc's block (nullptr
+// when glibc failed), counted. The thread state is looked up after the call
+// (nothing kept across it), and the fold, when the budget ran out, is a tail
+// call.
+template <class LibcAlloc>
+__attribute__((always_inline)) inline void* AllocExact(LibcAlloc libc_alloc) {
+  void* p = libc_alloc();
+  if (__builtin_expect(p == nullptr, 0)) return p;
+  ThreadState& ts = t_state;
+  size_t n = ChunkBytes(p);
+  ts.alloc_pending += n;
+  ts.budget -= static_cast<int64_t>(n);
+  if (__builtin_expect(ts.budget < 0, 0)) return FoldThenReturn(p);
+  return p;
 }
 
 __attribute__((always_inline)) inline void* Refuse() {
@@ -97,7 +132,7 @@ __attribute__((always_inline)) inline void* AllocSlow(size_t size, size_t alignm
   void* p = MaybeSample(size, alignment, zero);
   bool sampled = p != nullptr;
   if (!sampled) p = libc_alloc();
-  if (p != nullptr && Exact()) AccountAlloc(sampled ? g_region.UsableSize(p) : UsableSize(p));
+  if (p != nullptr && Exact()) AccountAlloc(sampled ? g_region.UsableSize(p) : ChunkBytes(p));
   return p;
 }
 
@@ -124,15 +159,27 @@ CPPDIAG_HOOK __attribute__((noinline)) void* MemalignSlow(size_t alignment, size
       false, [=]() __attribute__((always_inline)) { return __libc_memalign(alignment, size); });
 }
 
-CPPDIAG_HOOK __attribute__((noinline)) void FreeSlow(void* p) noexcept {
-  if (p == nullptr) return;
-  if (g_region.Contains(p)) {
-    size_t n = g_region.UsableSize(p);
-    if (FreeSampled(p) && Exact()) AccountFree(n);
-    return;
-  }
-  if (Exact()) AccountFree(UsableSize(p));
+CPPDIAG_HOOK __attribute__((noinline)) void FreeSampledSlow(void* p) noexcept {
+  size_t n = g_region.UsableSize(p);
+  if (FreeSampled(p) && Exact()) AccountFree(n);
+}
+
+CPPDIAG_HOOK __attribute__((noinline)) void FoldThenFree(void* p) noexcept {
+  FoldNow(t_state);
   __libc_free(p);
+}
+
+// free's bounds passed p: a sampled block, or (exact accounting: every
+// address) one of glibc's to count.
+CPPDIAG_HOOK __attribute__((noinline)) void FreeSlow(void* p) noexcept {
+  if (g_region.Contains(p)) return FreeSampledSlow(p);
+  if (p == nullptr) return;
+  ThreadState& ts = t_state;
+  size_t n = ChunkBytes(p);
+  ts.free_pending += n;
+  ts.budget -= static_cast<int64_t>(n);
+  if (__builtin_expect(ts.budget < 0, 0)) return FoldThenFree(p);
+  return __libc_free(p);
 }
 
 __attribute__((always_inline)) inline void FreeImpl(void* p) noexcept {
@@ -144,7 +191,7 @@ __attribute__((always_inline)) inline void FreeImpl(void* p) noexcept {
 CPPDIAG_HOOK __attribute__((noinline)) void* ReallocSlow(void* p, size_t size) noexcept {
   bool exact = Exact();
   bool old_sampled = g_region.Contains(p);
-  size_t old = old_sampled ? g_region.UsableSize(p) : exact ? UsableSize(p) : 0;
+  size_t old = old_sampled ? g_region.UsableSize(p) : exact ? ChunkBytes(p) : 0;
   if (exact && size > old && !Admit(size - old)) return Refuse();  // p stays valid
   void* q = MaybeSample(size, 16, false);
   bool new_sampled = q != nullptr;
@@ -153,8 +200,8 @@ CPPDIAG_HOOK __attribute__((noinline)) void* ReallocSlow(void* p, size_t size) n
   } else {
     // Between the region and glibc, either way, or within the region: a copy.
     if (!new_sampled && (q = __libc_malloc(size)) == nullptr) return nullptr;  // p stays valid
-    if (!old_sampled) old = UsableSize(p);
-    std::memcpy(q, p, old < size ? old : size);
+    size_t usable = old_sampled ? old : UsableSize(p);
+    std::memcpy(q, p, usable < size ? usable : size);
     if (old_sampled) {
       FreeSampled(p);
     } else {
@@ -163,7 +210,7 @@ CPPDIAG_HOOK __attribute__((noinline)) void* ReallocSlow(void* p, size_t size) n
   }
   if (q != nullptr && exact) {
     AccountFree(old);
-    AccountAlloc(new_sampled ? g_region.UsableSize(q) : UsableSize(q));
+    AccountAlloc(new_sampled ? g_region.UsableSize(q) : ChunkBytes(q));
   }
   return q;
 }
@@ -213,20 +260,46 @@ CPPDIAG_HOOK __attribute__((noinline)) void* NewAlignedNothrowSlow(size_t size,
   });
 }
 
-// A failed fast malloc goes on to the slow path (which charges the countdown
-// again: harmless, and only on failure) for the new-handler loop.
-__attribute__((always_inline)) inline void* NewImpl(size_t size) {
-  if (__builtin_expect(TakeFast(size), 1)) {
-    if (void* p = __libc_malloc(size)) return p;
-  }
-  return NewSlow(size);
+CPPDIAG_HOOK __attribute__((noinline)) void* MallocExact(size_t size) noexcept {
+  return AllocExact([size]() __attribute__((always_inline)) { return __libc_malloc(size); });
 }
 
-__attribute__((always_inline)) inline void* NewNothrowImpl(size_t size) noexcept {
-  if (__builtin_expect(TakeFast(size), 1)) {
-    if (void* p = __libc_malloc(size)) return p;
+CPPDIAG_HOOK __attribute__((noinline)) void* CallocExact(size_t n, size_t size) noexcept {
+  return AllocExact([=]() __attribute__((always_inline)) { return __libc_calloc(n, size); });
+}
+
+// The new-handler loop, for a request a sample or the limit must see, or
+// glibc could not serve.
+template <bool kNothrow>
+CPPDIAG_HOOK __attribute__((noinline)) void* NewLoop(size_t size) noexcept(kNothrow) {
+  if constexpr (kNothrow) {
+    return NewNothrowSlow(size);
+  } else {
+    return NewSlow(size);
   }
-  return NewNothrowSlow(size);
+}
+
+template <bool kNothrow>
+CPPDIAG_HOOK __attribute__((noinline)) void* NewExact(size_t size) noexcept(kNothrow) {
+  void* p = AllocExact([size]() __attribute__((always_inline)) { return __libc_malloc(size); });
+  if (__builtin_expect(p != nullptr, 1)) return p;
+  return NewLoop<kNothrow>(size);
+}
+
+// A failed fast malloc goes on to the slow path (which charges the countdown
+// again: harmless, and only on failure) for the new-handler loop.
+template <bool kNothrow>
+__attribute__((always_inline)) inline void* NewImpl(size_t size) noexcept(kNothrow) {
+  switch (Choose(size)) {
+    case Path::kFast:
+      if (void* p = __libc_malloc(size)) return p;
+      break;
+    case Path::kExact:
+      return NewExact<kNothrow>(size);
+    case Path::kSlow:
+      break;
+  }
+  return NewLoop<kNothrow>(size);
 }
 
 }  // namespace
@@ -234,7 +307,14 @@ __attribute__((always_inline)) inline void* NewNothrowImpl(size_t size) noexcept
 extern "C" {
 
 CPPDIAG_HOOK void* malloc(size_t size) {
-  if (__builtin_expect(TakeFast(size), 1)) return __libc_malloc(size);
+  switch (Choose(size)) {
+    case Path::kFast:
+      return __libc_malloc(size);
+    case Path::kExact:
+      return MallocExact(size);
+    case Path::kSlow:
+      break;
+  }
   return MallocSlow(size);
 }
 
@@ -242,8 +322,14 @@ CPPDIAG_HOOK void free(void* p) { FreeImpl(p); }
 
 CPPDIAG_HOOK void* calloc(size_t n, size_t size) {
   size_t total;
-  if (__builtin_expect(!__builtin_mul_overflow(n, size, &total) && TakeFast(total), 1)) {
-    return __libc_calloc(n, size);
+  if (__builtin_mul_overflow(n, size, &total)) return Refuse();
+  switch (Choose(total)) {
+    case Path::kFast:
+      return __libc_calloc(n, size);
+    case Path::kExact:
+      return CallocExact(n, size);
+    case Path::kSlow:
+      break;
   }
   return CallocSlow(n, size);
 }
@@ -251,7 +337,7 @@ CPPDIAG_HOOK void* calloc(size_t n, size_t size) {
 CPPDIAG_HOOK void* realloc(void* p, size_t size) {
   if (p == nullptr) return MallocSlow(size);
   if (size == 0) {
-    FreeSlow(p);
+    FreeImpl(p);
     return nullptr;
   }
   return ReallocSlow(p, size);
@@ -305,13 +391,13 @@ CPPDIAG_HOOK size_t malloc_usable_size(void* p) {
 // The operator new/delete family: replacing them (rather than letting
 // libstdc++'s call malloc) attributes C++ allocations to the caller of new
 // and keeps the hard limit: new throws std::bad_alloc, nothrow returns null.
-CPPDIAG_HOOK void* operator new(size_t size) { return NewImpl(size); }
-CPPDIAG_HOOK void* operator new[](size_t size) { return NewImpl(size); }
+CPPDIAG_HOOK void* operator new(size_t size) { return NewImpl<false>(size); }
+CPPDIAG_HOOK void* operator new[](size_t size) { return NewImpl<false>(size); }
 CPPDIAG_HOOK void* operator new(size_t size, const std::nothrow_t&) noexcept {
-  return NewNothrowImpl(size);
+  return NewImpl<true>(size);
 }
 CPPDIAG_HOOK void* operator new[](size_t size, const std::nothrow_t&) noexcept {
-  return NewNothrowImpl(size);
+  return NewImpl<true>(size);
 }
 CPPDIAG_HOOK void* operator new(size_t size, std::align_val_t al) {
   return NewAlignedSlow(size, al);

@@ -18,13 +18,15 @@
 //
 // Exact accounting, which the heap hard limit needs, is off until
 // EnableExactHeapAccounting() or SetHeapHardLimit(non-zero) turns it on, and
-// then stays on. With it every call also reads the block's usable size from
-// glibc's chunk header and adds it to per-thread counters folded into a
-// shared total every 256 KiB of the thread's traffic (so the figures may lag
-// by that much per thread). The limit is checked against what each thread
-// learned at its last fold, without reading the shared total on each call;
-// so the live heap may pass the limit by up to 2 x 256 KiB per allocating
-// thread before allocations are refused. Then `operator new` throws
+// then stays on. With it every call also reads the block's size from glibc's
+// chunk header (the usable size plus the header: glibc's own measure) and
+// adds it to per-thread counters folded into a shared total every 256 KiB of
+// the thread's traffic, sooner near the limit (so the figures may lag by that
+// much per thread). Each thread admits allocations within the room it saw at
+// its last fold, without reading the shared total on each call; so the live
+// heap may pass the limit by what the other threads have not folded yet, up
+// to 256 KiB per allocating thread (plus one block's rounding), before
+// allocations are refused. Then `operator new` throws
 // std::bad_alloc (after the new-handler, if any, gives up; the nothrow forms
 // return nullptr; the C functions return nullptr with errno ENOMEM), as
 // .NET's GC heap hard limit makes the runtime throw OutOfMemoryException.
@@ -71,8 +73,8 @@ uint64_t HeapHardLimit();
 // the thread; async-signal-safe.
 void ExemptThisThreadFromHardLimit();
 
-// With exact accounting: usable bytes of the live heap (glibc's figure when
-// accounting started, plus usable sizes allocated since, minus those freed;
+// With exact accounting: bytes of the live heap (glibc's figure when
+// accounting started, plus chunk sizes allocated since, minus those freed;
 // a sampled block counts its slot's size; per-thread lag up to 256 KiB, and a thread that exits
 // takes its unfolded deltas with it, up to 256 KiB each way; never below 0). Without it: 0.
 // Async-signal-safe.

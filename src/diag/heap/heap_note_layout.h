@@ -12,7 +12,7 @@
 //          8    8  sample_period_bytes
 //         16    8  total_allocated_bytes  requested bytes since start, all allocations
 //                                         (HeapTotalAllocatedBytes: lags by a stride a thread)
-//         24    8  total_freed_bytes      usable bytes freed while exact accounting ran,
+//         24    8  total_freed_bytes      bytes (chunk sizes) freed while exact accounting ran,
 //                                         0 without it (HeapTotalFreedBytes)
 //         32    4  records                stack records that follow
 //         36    4  record_header_size     40

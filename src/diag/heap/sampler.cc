@@ -189,14 +189,11 @@ LiveTable::LiveTable(size_t live_capacity, size_t stack_capacity) {
   size_t live_n = RoundUpPow2(live_capacity < 16 ? 16 : live_capacity);
   size_t stack_n = RoundUpPow2(stack_capacity < 16 ? 16 : stack_capacity);
   size_t index_n = stack_n * 2;
-  size_t filter_n = size_t{1} << kFilterBits;
   size_t live_bytes = PageRound(live_n * sizeof(LiveEntry));
   size_t stack_bytes = PageRound(stack_n * sizeof(StackRecord));
   size_t index_bytes = PageRound(index_n * sizeof(uint32_t));
-  size_t bits_bytes = PageRound(filter_n / 8);
-  size_t counts_bytes = PageRound(filter_n * sizeof(uint32_t));
   size_t recent_bytes = PageRound(kRecentCapacity * sizeof(RecentSample));
-  mapped_bytes_ = live_bytes + stack_bytes + index_bytes + bits_bytes + counts_bytes + recent_bytes;
+  mapped_bytes_ = live_bytes + stack_bytes + index_bytes + recent_bytes;
   // MAP_NORESERVE: only the pages the table touches count.
   void* m = mmap(nullptr, mapped_bytes_, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -209,10 +206,7 @@ LiveTable::LiveTable(size_t live_capacity, size_t stack_capacity) {
   stack_capacity_ = stack_n;
   stack_index_ = reinterpret_cast<uint32_t*>(base + live_bytes + stack_bytes);
   index_mask_ = index_n - 1;
-  char* filter = base + live_bytes + stack_bytes + index_bytes;
-  filter_bits_ = reinterpret_cast<std::atomic<uint64_t>*>(filter);
-  filter_counts_ = reinterpret_cast<uint32_t*>(filter + bits_bytes);
-  recent_ = reinterpret_cast<RecentSample*>(filter + bits_bytes + counts_bytes);
+  recent_ = reinterpret_cast<RecentSample*>(base + live_bytes + stack_bytes + index_bytes);
   // Stack 0: where samples go when the stack table is full (depth 0).
   stacks_[0].hash.store(1, std::memory_order_release);
   stacks_used_.store(1, std::memory_order_release);
@@ -240,20 +234,6 @@ void LiveTable::Lock() {
 }
 
 void LiveTable::Unlock() { lock_.store(false, std::memory_order_release); }
-
-void LiveTable::FilterAdd(uintptr_t ptr) {
-  size_t slot = FilterSlot(ptr);
-  if (filter_counts_[slot]++ == 0) {
-    filter_bits_[slot >> 6].fetch_or(uint64_t{1} << (slot & 63), std::memory_order_relaxed);
-  }
-}
-
-void LiveTable::FilterRemove(uintptr_t ptr) {
-  size_t slot = FilterSlot(ptr);
-  if (--filter_counts_[slot] == 0) {
-    filter_bits_[slot >> 6].fetch_and(~(uint64_t{1} << (slot & 63)), std::memory_order_relaxed);
-  }
-}
 
 uint32_t LiveTable::InternStack(const uint64_t* pcs, size_t depth) {
   uint64_t h = HashPcs(pcs, depth);
@@ -313,7 +293,6 @@ bool LiveTable::Insert(uintptr_t ptr, uint64_t size, const uint64_t* pcs, size_t
   s.live_bytes += size;
   s.est_count += w;
   s.est_bytes += w * static_cast<double>(size);
-  FilterAdd(ptr);
   live_count_.fetch_add(1, std::memory_order_relaxed);
   Unlock();
   return true;
@@ -351,7 +330,6 @@ int64_t LiveTable::Remove(uintptr_t ptr) {
     }
   }
   live_[hole] = LiveEntry{};
-  FilterRemove(ptr);
   live_count_.fetch_sub(1, std::memory_order_relaxed);
   Unlock();
   return static_cast<int64_t>(e.size);
@@ -377,10 +355,7 @@ size_t LiveTable::ReadRecent(uint64_t* cursor, RecentSample* out, size_t max, ui
 void LiveTable::Clear() {
   if (live_ == nullptr) return;
   Lock();
-  for (size_t i = 0; i <= live_mask_; ++i) {
-    if (live_[i].ptr != 0) FilterRemove(live_[i].ptr);
-    live_[i] = LiveEntry{};
-  }
+  for (size_t i = 0; i <= live_mask_; ++i) live_[i] = LiveEntry{};
   size_t n = stacks_used_.load(std::memory_order_relaxed);
   for (size_t i = 0; i < n; ++i) {
     stacks_[i].live_count = stacks_[i].live_bytes = 0;

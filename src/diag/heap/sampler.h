@@ -136,17 +136,6 @@ class LiveTable {
   size_t ReadRecent(uint64_t* cursor, RecentSample* out, size_t max, uint64_t* missed);
   uint64_t recent_next() const { return recent_next_.load(std::memory_order_acquire); }
 
-  // Fast negative check: false means `ptr` is certainly not sampled.
-  bool MaybeSampled(uintptr_t ptr) const { return FilterHit(filter_bits_, ptr); }
-
-  // The same check on the filter alone, for free()'s fast path, which caches
-  // filter_bits() and so saves a dependent load.
-  const std::atomic<uint64_t>* filter_bits() const { return filter_bits_; }
-  static bool FilterHit(const std::atomic<uint64_t>* bits, uintptr_t ptr) {
-    size_t slot = FilterSlot(ptr);
-    return (bits[slot >> 6].load(std::memory_order_relaxed) >> (slot & 63)) & 1;
-  }
-
   // Removes `ptr` if sampled; returns its requested size, or -1.
   int64_t Remove(uintptr_t ptr);
 
@@ -171,24 +160,10 @@ class LiveTable {
   void Clear();
 
  private:
-  static constexpr int kFilterBits = 18;
-  // Each 16 KiB of address space maps (by hash) to one 64-byte line of the
-  // filter, one bit per 32 bytes (glibc's smallest chunk, so two live blocks
-  // never share a bit within it): frees of neighbouring blocks, which
-  // programs tend to do together, touch the same line, and a heap's working
-  // set touches fewer lines of the filter (the test on free is most of the
-  // profiler's cost between samples).
-  static size_t FilterSlot(uintptr_t p) {
-    size_t line =
-        static_cast<size_t>(((p >> 14) * 0x9E3779B97F4A7C15ull) >> (64 - (kFilterBits - 9)));
-    return (line << 9) | ((p >> 5) & 511);
-  }
   size_t LiveSlot(uintptr_t p) const {
     return static_cast<size_t>(((p >> 4) * 0xC2B2AE3D27D4EB4Full) >> 17) & live_mask_;
   }
   uint32_t InternStack(const uint64_t* pcs, size_t depth);
-  void FilterAdd(uintptr_t ptr);     // under the lock
-  void FilterRemove(uintptr_t ptr);  // under the lock
 
   std::atomic<bool> lock_{false};
   LiveEntry* live_ = nullptr;
@@ -197,10 +172,6 @@ class LiveTable {
   size_t stack_capacity_ = 0;
   uint32_t* stack_index_ = nullptr;  // open addressing: stack id + 1, 0 empty
   size_t index_mask_ = 0;
-  // The negative check: a bit per hash slot (32 KiB, stays in cache), set
-  // while the slot's count of live samples (under the lock) is non-zero.
-  std::atomic<uint64_t>* filter_bits_ = nullptr;
-  uint32_t* filter_counts_ = nullptr;
   std::atomic<size_t> live_count_{0};
   std::atomic<size_t> stacks_used_{0};
   std::atomic<uint64_t> dropped_{0};

@@ -18,9 +18,29 @@ std::atomic<uint64_t> g_failures{0};
 
 using hooks::g_fast;
 
-bool hooks::AdmitSlow(ThreadState& ts, size_t size) {
-  FoldNow(ts);
-  if (size <= static_cast<uint64_t>(ts.room > 0 ? ts.room : 0)) return true;
+int64_t hooks::FoldNow(ThreadState& ts) noexcept {
+  int64_t delta = static_cast<int64_t>(ts.alloc_pending - ts.free_pending);
+  int64_t total = g_in_use.fetch_add(delta, std::memory_order_relaxed) + delta;
+  if (ts.free_pending != 0) g_freed.fetch_add(ts.free_pending, std::memory_order_relaxed);
+  ts.alloc_pending = ts.free_pending = 0;
+  uint64_t limit = g_fast.limit.load(std::memory_order_relaxed);
+  int64_t room = kFoldBytes;
+  if (limit != 0 && !ts.limit_exempt) {
+    // A limit below the total (or beyond int64) leaves no room (or all).
+    uint64_t used = total < 0 ? 0 : static_cast<uint64_t>(total);
+    uint64_t left = limit > used ? limit - used : 0;
+    if (left < static_cast<uint64_t>(kFoldBytes)) room = static_cast<int64_t>(left);
+  }
+  ts.budget = room;
+  return total;
+}
+
+bool hooks::AdmitSlow(ThreadState& ts, size_t size) noexcept {
+  int64_t total = FoldNow(ts);
+  uint64_t limit = g_fast.limit.load(std::memory_order_relaxed);
+  if (limit == 0 || ts.limit_exempt) return true;
+  uint64_t used = total < 0 ? 0 : static_cast<uint64_t>(total);
+  if (used <= limit && size <= limit - used) return true;
   g_failures.fetch_add(1, std::memory_order_relaxed);
   return false;
 }
@@ -29,9 +49,9 @@ void EnableExactHeapAccounting() {
   static std::atomic<bool> claimed{false};
   if (claimed.exchange(true)) return;
   // Blocks allocated before now will be freed through the accounted path:
-  // start from glibc's own in-use figure (chunk sizes, so a little above the
-  // usable sizes the hooks count) plus the sampled blocks (the region's, not
-  // glibc's) so that InUse stays >= 0.
+  // start from glibc's own in-use figure (chunk sizes, as the hooks count;
+  // mmapped blocks with their alignment offsets) plus the sampled blocks (the
+  // region's, not glibc's) so that InUse stays >= 0.
   struct mallinfo2 mi = mallinfo2();
   hooks::g_in_use.fetch_add(
       static_cast<int64_t>(mi.uordblks + mi.hblkhd + hooks::g_region.live_bytes()),

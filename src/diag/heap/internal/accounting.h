@@ -2,11 +2,21 @@
 // allocation_hooks.h). Private to diag/heap.
 //
 // Only once exact accounting is on (EnableExactHeapAccounting, or a non-zero
-// SetHeapHardLimit) do the entry points call these: each thread adds usable
-// sizes to its own pending counters and folds them into one shared word every
-// kFoldBytes of its traffic; at each fold it also learns how much room the
-// hard limit leaves, and admits allocations against that until the next fold
-// (see Admit for the bound this puts on the error).
+// SetHeapHardLimit) do the entry points call these. What is counted is
+// glibc's chunk size (ChunkBytes: the usable size plus the chunk's header),
+// or a sampled block's slot size; the same figure when the block is
+// allocated and when it is freed. Each thread adds it to its own pending
+// counters and takes it from its budget: the traffic it may do before it
+// folds the pending counters into one shared word, at most kFoldBytes and at
+// most the room the hard limit left when it last folded. A budget below 0
+// folds at once.
+//
+// The limit's guarantee: a thread admits a request only within its budget
+// (or, past it, against the shared total it folds first), so what it holds
+// unfolded never exceeds the room it saw, plus the rounding of the block
+// that ran the budget out; what the other threads hold unfolded, under
+// kFoldBytes each (plus one block's rounding), is what the live heap may
+// pass the limit by.
 //
 // Runs inside malloc: no allocation, no locks, async-signal-safe.
 #pragma once
@@ -19,64 +29,54 @@
 
 namespace cppdiag::heap::hooks {
 
-// Live usable bytes: glibc's in-use figure when accounting started, plus the
-// threads' folded deltas. One word, so that the limit check reads one line
-// (which moves between cores only when a thread folds).
+// Live bytes (the figure above): glibc's in-use figure when accounting
+// started, plus the threads' folded deltas. One word, so that a fold touches
+// one line.
 CPPDIAG_HOOK_STATE extern std::atomic<int64_t> g_in_use;
-CPPDIAG_HOOK_STATE extern std::atomic<uint64_t> g_freed;  // usable bytes freed since it started
+CPPDIAG_HOOK_STATE extern std::atomic<uint64_t> g_freed;  // bytes freed since it started
 CPPDIAG_HOOK_STATE extern std::atomic<uint64_t> g_failures;
 
 // Per-thread deltas folded into the globals every 256 KiB of the thread's
-// traffic (allocated plus freed).
-inline constexpr uint64_t kFoldBytes = uint64_t{256} * 1024;
+// traffic (allocated plus freed), sooner near the limit.
+inline constexpr int64_t kFoldBytes = int64_t{256} << 10;
 
-// Folds the thread's pending deltas now, and learns from the new total how
-// much the thread may still allocate under the hard limit.
-inline void FoldNow(ThreadState& ts) {
-  int64_t delta = static_cast<int64_t>(ts.alloc_pending - ts.free_pending);
-  int64_t total = g_in_use.fetch_add(delta, std::memory_order_relaxed) + delta;
-  if (ts.free_pending != 0) g_freed.fetch_add(ts.free_pending, std::memory_order_relaxed);
-  ts.alloc_pending = ts.free_pending = 0;
-  uint64_t limit = g_fast.limit.load(std::memory_order_relaxed);
-  ts.room_limit = limit;
-  ts.room = static_cast<int64_t>(limit) - (total < 0 ? 0 : total);
+// glibc's chunk size (malloc.c): the size word just before the block, flags
+// in its low 3 bits. For an mmapped chunk too (its size excludes the
+// alignment offset kept in the word before, as free reads it).
+__attribute__((always_inline)) inline size_t ChunkBytes(const void* p) {
+  return reinterpret_cast<const size_t*>(p)[-1] & ~size_t{7};
 }
 
-inline void Fold(ThreadState& ts) {
-  if (ts.alloc_pending + ts.free_pending > kFoldBytes) FoldNow(ts);
-}
-[[maybe_unused]] inline void AccountAlloc(uint64_t n) {
+// Folds the thread's pending deltas into the globals now, and gives it a new
+// budget from the total and the limit. Returns the new total.
+CPPDIAG_HOOK_STATE int64_t FoldNow(ThreadState& ts) noexcept;
+
+[[maybe_unused]] __attribute__((always_inline)) inline void AccountAlloc(uint64_t n) {
   ThreadState& ts = t_state;
   ts.alloc_pending += n;
-  Fold(ts);
+  ts.budget -= static_cast<int64_t>(n);
+  if (__builtin_expect(ts.budget < 0, 0)) FoldNow(ts);
 }
-[[maybe_unused]] inline void AccountFree(uint64_t n) {
+[[maybe_unused]] __attribute__((always_inline)) inline void AccountFree(uint64_t n) {
   ThreadState& ts = t_state;
   ts.free_pending += n;
-  Fold(ts);
+  ts.budget -= static_cast<int64_t>(n);
+  if (__builtin_expect(ts.budget < 0, 0)) FoldNow(ts);
 }
 
 inline int64_t InUse() { return g_in_use.load(std::memory_order_relaxed); }
 
-// The limit check when the thread's room does not answer it: folds, learns
-// the room again, and counts a refusal.
-CPPDIAG_HOOK_STATE bool AdmitSlow(ThreadState& ts, size_t size);
+// Admit's answer when the budget does not cover the request: folds, then
+// compares with the limit itself, and counts a refusal.
+CPPDIAG_HOOK_STATE bool AdmitSlow(ThreadState& ts, size_t size) noexcept;
 
-// False when allocating `size` more bytes would cross the hard limit. Reads
-// no shared counter: the room the thread learned at its last fold answers,
-// unless the limit changed since, or the request is larger than a fold (then
-// the shared total is read first). So the limit may be overshot by what the
-// other threads have not folded yet plus what each admitted since its last
-// fold: under 2 x 256 KiB per thread.
-[[maybe_unused]] inline bool Admit(size_t size) {
-  uint64_t limit = g_fast.limit.load(std::memory_order_relaxed);
-  if (limit == 0) return true;
+// False when allocating `size` more bytes would cross the hard limit; the
+// slow paths ask before they allocate (the exact fast paths compare with the
+// budget themselves). Reads no shared counter while the budget covers the
+// request.
+[[maybe_unused]] __attribute__((always_inline)) inline bool Admit(size_t size) {
   ThreadState& ts = t_state;
-  if (ts.limit_exempt) return true;
-  int64_t pending = static_cast<int64_t>(ts.alloc_pending - ts.free_pending);
-  if (__builtin_expect(ts.room_limit == limit && size <= kFoldBytes &&
-                           pending + static_cast<int64_t>(size) <= ts.room,
-                       1)) {
+  if (__builtin_expect(size <= kFoldBytes && static_cast<int64_t>(size) <= ts.budget, 1)) {
     return true;
   }
   return AdmitSlow(ts, size);

@@ -35,8 +35,8 @@ namespace cppdiag::heap::hooks {
 // What the fast paths read, alone on a cache line (the accounting counters
 // are written by every fold).
 struct alignas(64) FastFlags {
-  std::atomic<bool> exact{false};  // exact accounting: every call takes the slow path
-  std::atomic<uint64_t> limit{0};  // the hard limit, read by every allocation with it on
+  std::atomic<bool> exact{false};  // exact accounting: the entry points' *Exact paths
+  std::atomic<uint64_t> limit{0};  // the hard limit, read at each fold
   // free()'s test: a block whose address minus free_lo is below free_span
   // takes the slow path. The sample region's bounds once the profiler runs;
   // 0 and all addresses with exact accounting (every free is accounted);
@@ -62,12 +62,12 @@ __attribute__((always_inline)) inline bool FreeNeedsSlowPath(void* p) {
 struct ThreadState {
   int64_t countdown = 0;  // bytes before the next sample; the only field the fast path touches
   int64_t stride = 0;     // countdown's value at the last draw: stride - countdown = bytes since
-  uint64_t alloc_pending = 0;  // exact accounting, not yet folded
+  // Exact accounting (accounting.h): the traffic (bytes allocated plus
+  // freed) the thread may still do before it folds, at most kFoldBytes and
+  // at most the room the hard limit left at its last fold; below 0: fold now.
+  int64_t budget = 0;
+  uint64_t alloc_pending = 0;  // not yet folded into the shared total
   uint64_t free_pending = 0;
-  // The hard limit, per thread: what this thread may still allocate beyond
-  // its pending delta, learned at its last fold for the limit room_limit.
-  int64_t room = 0;
-  uint64_t room_limit = 0;
   bool in_hook = false;
   bool seeded = false;
   bool limit_exempt = false;  // a diagnostic thread (ExemptThisThreadFromHardLimit)

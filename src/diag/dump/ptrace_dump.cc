@@ -129,7 +129,10 @@ Status WriteCore(const PtraceSnapshot& snapshot, const PtraceDumpOptions& o, int
   info.dump_type = DumpTypeNumber(o.type);
   info.threads = static_cast<uint32_t>(snapshot.thread_count());
   info.threads_not_captured = static_cast<uint32_t>(snapshot.threads_not_captured());
-  CopyReason(report->mode == "fork" ? "ptrace request (fork)" : "ptrace request (stop)", &info);
+  CopyReason(!o.reason.empty()        ? o.reason.c_str()
+             : report->mode == "fork" ? "ptrace request (fork)"
+                                      : "ptrace request (stop)",
+             &info);
 
   size_t extra = snapshot.thread_count() + 4 * snapshot.mapping_count() + 64;
   auto buffers = CoreWriterBuffersOwner::Allocate(snapshot.mapping_count() + 16, extra, 1 << 20);
@@ -203,7 +206,7 @@ struct InjectedChild {
   pid_t tid = 0;  // the target thread that forked it, and will reap it
   uint64_t syscall_at = 0;
   ~InjectedChild() {
-    if (pid != 0) ::kill(pid, SIGKILL);  // the tracee's tracer dies with us: EXITKILL
+    if (pid != 0) (void)::kill(pid, SIGKILL);  // the tracee's tracer dies with us: EXITKILL
   }
   Status Kill(pid_t target) {
     Status st = KillInjectedChild(target, tid, pid, syscall_at);

@@ -1,0 +1,50 @@
+// What `cppdiag monitor` does when a trigger fires (--action): write a dump
+// (through the target's socket when it embeds libcppdiag and the monitor is
+// not its tracer, else with ptrace), write a heap snapshot through the
+// socket, or write a dump and run a command with its path.
+//
+//   auto done = RunAction(process, firing, options, &stop);
+//   if (done) ... done->path, done->detail;
+#pragma once
+
+#include <signal.h>
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "cli/monitor/options.h"
+#include "cli/monitor/triggers.h"
+#include "common/status.h"
+
+namespace cppdiag::dump {
+class PtraceSession;
+}
+
+namespace cppdiag::cli::monitor {
+
+// The process a firing is about.
+struct ActionTarget {
+  pid_t pid = 0;
+  std::string comm;
+  int index = 0;  // this firing's number for the process (names the file)
+  // The monitor traces the process (--signal, --exit): dumps go through
+  // the session's stop of its threads, never through the socket (a thread
+  // held in a ptrace-stop could not answer the self-dump's capture).
+  dump::PtraceSession* session = nullptr;
+  const siginfo_t* siginfo = nullptr;  // the signal that fired, for the core's NT_SIGINFO
+  bool dying = false;                  // --exit: the process is about to end (stop snapshot)
+};
+
+struct ActionDone {
+  std::string path;    // the dump or profile written (as its writer sees it)
+  std::string detail;  // "mini, 208.0 KiB, target paused 1.2 ms"
+};
+
+// Writes the dump (or snapshot) of a firing; `stop` is polled by a ptrace
+// dump (true: interrupted, no file left).
+Result<ActionDone> WriteDump(const ActionTarget& t, const Firing& f, const MonitorOptions& o,
+                             const std::atomic<bool>* stop);
+
+}  // namespace cppdiag::cli::monitor

@@ -37,6 +37,8 @@ void AddMonitorCommand(CLI::App& app, int* exit_code) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--fds", o->fds, "Dump when the open descriptor count reaches N")
       ->check(CLI::PositiveNumber);
+  cmd->add_flag("--timer", o->timer,
+                "Dump -n times, -s seconds apart (default 10), the first at once");
   auto* n = cmd->add_option("-n,--count", o->count,
                             "Dumps to write before exiting (default 1, or one per --memory size)")
                 ->check(CLI::PositiveNumber);

@@ -48,6 +48,7 @@ struct Watched {
   std::vector<PolledTrigger> triggers;
   int fired = 0, written = 0;
   Clock::time_point quiet_until{};
+  std::optional<Clock::time_point> next_timer;  // --timer: when the next dump is due
   bool gone = false;
 };
 
@@ -109,9 +110,19 @@ void Monitor::Sample(Watched& w, Clock::time_point now) {
   }
   const auto sustain = std::chrono::duration_cast<std::chrono::nanoseconds>(
       std::chrono::duration<double>(o_.seconds));
+  if (o_.timer && !Finished(w) && (!w.next_timer || now >= *w.next_timer)) {
+    // --timer: the first dump at once, then one every -s seconds (10 by default).
+    Fire(w, Firing{"timer", std::to_string(w.fired + 1) + "/" + std::to_string(wanted_), "", ""});
+    const double every = o_.seconds_given ? o_.seconds : 10.0;
+    w.next_timer = Clock::now() + std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                      std::chrono::duration<double>(every));
+    now = Clock::now();
+  }
+  // With --timer, -s is the timer's interval, not a time to hold.
+  const auto hold = o_.timer ? std::chrono::nanoseconds(0) : sustain;
   for (PolledTrigger& t : w.triggers) {
     if (Finished(w) || g_stop.load()) return;
-    auto f = t.Check(s, now, sustain);
+    auto f = t.Check(s, now, hold);
     if (!f || now < w.quiet_until) continue;
     Fire(w, *f);
     t.Fired();
@@ -138,10 +149,10 @@ int Monitor::Run() {
   if (o_.count_given) wanted_ = o_.count;
   auto first = Watch(o_.pid);
   if (!first) return Fail(first.error().message());
-  if ((*first)->triggers.empty()) {
+  if ((*first)->triggers.empty() && !o_.timer) {
     return Fail(
         "no trigger: give --memory, --memory-below, --cgroup-memory, --cpu, --cpu-below, "
-        "--threads or --fds");
+        "--threads, --fds or --timer");
   }
   watched_.push_back(std::move(*first));
 
@@ -168,7 +179,7 @@ int Monitor::Run() {
       break;
     }
     if (Finished(w)) break;
-    bool all_done = !w.triggers.empty();
+    bool all_done = !w.triggers.empty() && !o_.timer;
     for (const PolledTrigger& t : w.triggers) all_done = all_done && t.done();
     if (all_done) {
       why_ = "every trigger has fired";

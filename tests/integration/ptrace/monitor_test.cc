@@ -11,6 +11,7 @@
 #include <fstream>
 #include <optional>
 #include <regex>
+#include <set>
 #include <string>
 
 #include "support/scoped_cgroup.h"
@@ -242,6 +243,35 @@ TEST_F(MonitorTest, MemoryBelowFiresWhenRssFalls) {
   ASSERT_EQ(Fired(out, "memory-below").size(), 1u) << out;
   EXPECT_NE(out.find(" < " + below.substr(0, below.size() - 1)), std::string::npos) << out;
   EXPECT_LT(StatusKb(target_->pid(), "VmRSS") << 10, rss - (32u << 20));
+}
+
+// --timer -n 3 -s 1: three dumps, a second apart, each its own file that gdb
+// opens; the target runs on.
+TEST_F(MonitorTest, TimerWritesNDumpsSSecondsApart) {
+  StartTarget({});
+  StartMonitor({"--timer", "-n", "3", "-s", "1"});
+  EXPECT_EQ(MonitorExit(), 0) << monitor_->Stderr();
+  auto paths = Fired(monitor_->Stdout(), "timer");
+  ASSERT_EQ(paths.size(), 3u) << monitor_->Stdout();
+  EXPECT_NE(monitor_->Stdout().find(" timer 3/3 "), std::string::npos) << monitor_->Stdout();
+  std::set<std::string> distinct(paths.begin(), paths.end());
+  EXPECT_EQ(distinct.size(), 3u);
+  for (const std::string& p : paths) {
+    ASSERT_TRUE(fs::exists(p)) << p;
+    EXPECT_NE(cppdiag::testing::GdbBatch(kTarget, p).find(" spin_forever ("), std::string::npos);
+  }
+  EXPECT_TRUE(target_->running());
+}
+
+// SIGINT stops the monitor cleanly: exit 1, one line saying how many dumps
+// of how many were written, the target untouched.
+TEST_F(MonitorTest, SigintStopsCleanlyAndSaysSo) {
+  StartTarget({});
+  StartMonitor({"--threads", "1000", "-n", "2"});
+  monitor_->Signal(SIGINT);
+  EXPECT_EQ(MonitorExit(), 1);
+  EXPECT_EQ(monitor_->Stderr(), "cppdiag: stopped with 0 of 2 dumps written: interrupted\n");
+  EXPECT_TRUE(target_->running());
 }
 
 // A target that exits first: exit status 1 and why, in one line.

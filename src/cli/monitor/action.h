@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "cli/monitor/options.h"
 #include "cli/monitor/triggers.h"
@@ -46,5 +47,19 @@ struct ActionDone {
 // dump (true: interrupted, no file left).
 Result<ActionDone> WriteDump(const ActionTarget& t, const Firing& f, const MonitorOptions& o,
                              const std::atomic<bool>* stop);
+
+// --action exec:CMD, once the dump is written: CMD split into words as a
+// shell would (blanks, '...' and "..." quoting, backslash), with nothing
+// expanded and no shell run (write `sh -c '...'` for one); every `{}` word
+// part is replaced by the dump's path, or, with none, the path is the last
+// argument. The command also gets CPPDIAG_DUMP_PATH, CPPDIAG_TRIGGER and
+// CPPDIAG_PID in its environment. Returns its wait status description
+// ("exit status 0", "killed by SIGTERM"); an error when it cannot be run.
+Result<std::string> RunExecAction(const std::string& command, const std::string& path,
+                                  const Firing& f, pid_t pid, bool* succeeded);
+
+// The words of `command` (as RunExecAction splits it); an error for an
+// unterminated quote or an empty command.
+Result<std::vector<std::string>> SplitCommand(const std::string& command);
 
 }  // namespace cppdiag::cli::monitor

@@ -69,6 +69,7 @@ class Monitor {
   ScopedFd stop_read_, stop_write_;
   std::vector<std::unique_ptr<Watched>> watched_;
   std::string why_ = "interrupted";
+  int failed_actions_ = 0;
 };
 
 Result<std::unique_ptr<Watched>> Monitor::Watch(pid_t pid) {
@@ -96,6 +97,14 @@ void Monitor::Fire(Watched& w, const Firing& f) {
   if (done) {
     ++w.written;
     PrintLine(FiringLine(w.pid, f, done->path, done->detail, ""));
+    if (o_.action.rfind("exec:", 0) == 0) {
+      bool ok = false;
+      auto how = RunExecAction(o_.action.substr(5), done->path, f, w.pid, &ok);
+      if (!ok) ++failed_actions_;
+      PrintLine(UtcNow() + " " + std::to_string(w.pid) + " exec " +
+                ForTerminal(o_.action.substr(5)) + ": " +
+                ForTerminal(how ? *how : how.error().message()));
+    }
   } else {
     PrintLine(FiringLine(w.pid, f, "", "", done.error().message()));
   }
@@ -147,6 +156,14 @@ bool Monitor::Wait(Clock::time_point until) {
 int Monitor::Run() {
   if (!o_.count_given && !o_.memory.empty()) wanted_ = static_cast<int>(o_.memory.size());
   if (o_.count_given) wanted_ = o_.count;
+  if (o_.action != "dump" && o_.action.rfind("exec:", 0) != 0) {
+    return Fail("invalid --action '" + o_.action + "': expected dump or exec:CMD");
+  }
+  if (o_.action.rfind("exec:", 0) == 0) {
+    if (auto words = SplitCommand(o_.action.substr(5)); !words) {
+      return Fail(words.error().message());
+    }
+  }
   auto first = Watch(o_.pid);
   if (!first) return Fail(first.error().message());
   if ((*first)->triggers.empty() && !o_.timer) {
@@ -190,7 +207,11 @@ int Monitor::Run() {
     if (!Wait(next)) break;
   }
   g_stop_pipe = -1;
-  if (w.written == wanted_) return 0;
+  if (w.written == wanted_ && failed_actions_ == 0) return 0;
+  if (w.written == wanted_) {
+    return Fail(std::to_string(failed_actions_) + " of " + std::to_string(w.written) +
+                " --action commands failed");
+  }
   return Fail("stopped with " + std::to_string(w.written) + " of " + std::to_string(wanted_) +
               " dumps written: " + why_);
 }

@@ -263,6 +263,27 @@ TEST_F(MonitorTest, TimerWritesNDumpsSSecondsApart) {
   EXPECT_TRUE(target_->running());
 }
 
+// --action exec:CMD runs CMD (no shell) with the dump's path in place of {}
+// and says how it ended; a command that fails makes the exit status 1.
+TEST_F(MonitorTest, ExecActionRunsTheCommandWithTheDumpPath) {
+  StartTarget({});
+  const std::string copy = dir_ + "/copied core";
+  StartMonitor({"--threads", "2", "--action", "exec:/bin/cp {} '" + copy + "'"});
+  EXPECT_EQ(MonitorExit(), 0) << monitor_->Stderr();
+  auto paths = Fired(monitor_->Stdout(), "threads");
+  ASSERT_EQ(paths.size(), 1u) << monitor_->Stdout();
+  EXPECT_NE(monitor_->Stdout().find(": exit status 0"), std::string::npos) << monitor_->Stdout();
+  ASSERT_TRUE(fs::exists(copy));
+  EXPECT_EQ(fs::file_size(copy), fs::file_size(paths[0]));
+
+  monitor_.reset();
+  StartMonitor({"--threads", "2", "--action", "exec:/bin/false"});
+  EXPECT_EQ(MonitorExit(), 1);
+  EXPECT_NE(monitor_->Stdout().find("exec /bin/false: exit status 1"), std::string::npos)
+      << monitor_->Stdout();
+  EXPECT_EQ(monitor_->Stderr(), "cppdiag: 1 of 1 --action commands failed\n");
+}
+
 // SIGINT stops the monitor cleanly: exit 1, one line saying how many dumps
 // of how many were written, the target untouched.
 TEST_F(MonitorTest, SigintStopsCleanlyAndSaysSo) {

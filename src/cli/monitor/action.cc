@@ -36,7 +36,6 @@ Result<ActionDone> PtraceDump(const ActionTarget& t, const Firing& f, const Moni
   }
   d.cancel = stop;
   d.reason = "monitor: " + f.trigger + (f.value.empty() ? "" : " " + f.value);
-  if (t.dying) d.mode = dump::PtraceSnapshotMode::kStop;
   CPPDIAG_ASSIGN_OR_RETURN(dump::PtraceDumpReport r, dump::WritePtraceDump(d));
   char detail[160];
   std::snprintf(detail, sizeof detail, "%s, %s, target paused %.1f ms, %s", DumpTypeName(d.type),
@@ -48,17 +47,15 @@ Result<ActionDone> PtraceDump(const ActionTarget& t, const Firing& f, const Moni
 
 Result<ActionDone> WriteDump(const ActionTarget& t, const Firing& f, const MonitorOptions& o,
                              const std::atomic<bool>* stop) {
-  if (t.session == nullptr) {
-    if (auto target = FindTarget(t.pid)) {
-      CPPDIAG_ASSIGN_OR_RETURN(
-          DumpOutcome dump,
-          RequestDump(*target, {.path = DumpName(t, f, o), .type = o.type, .quiet = true}));
-      char detail[160];
-      std::snprintf(detail, sizeof detail, "%s, %s, threads paused %.1f ms, %s, by the target",
-                    dump.type.c_str(), FormatBytes(dump.bytes).c_str(), dump.pause_ms,
-                    dump.mode.c_str());
-      return ActionDone{dump.path, detail};
-    }
+  if (auto target = FindTarget(t.pid)) {
+    CPPDIAG_ASSIGN_OR_RETURN(
+        DumpOutcome dump,
+        RequestDump(*target, {.path = DumpName(t, f, o), .type = o.type, .quiet = true}));
+    char detail[160];
+    std::snprintf(detail, sizeof detail, "%s, %s, threads paused %.1f ms, %s, by the target",
+                  dump.type.c_str(), FormatBytes(dump.bytes).c_str(), dump.pause_ms,
+                  dump.mode.c_str());
+    return ActionDone{dump.path, detail};
   }
   return PtraceDump(t, f, o, stop);
 }

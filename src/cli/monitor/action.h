@@ -1,7 +1,6 @@
 // What `cppdiag monitor` does when a trigger fires (--action): write a dump
-// (through the target's socket when it embeds libcppdiag and the monitor is
-// not its tracer, else with ptrace), write a heap snapshot through the
-// socket, or write a dump and run a command with its path.
+// (through the target's socket when it embeds libcppdiag, else with
+// ptrace), and with exec:CMD run a command with its path.
 //
 //   auto done = RunAction(process, firing, options, &stop);
 //   if (done) ... done->path, done->detail;
@@ -19,10 +18,6 @@
 #include "cli/monitor/triggers.h"
 #include "common/status.h"
 
-namespace cppdiag::dump {
-class PtraceSession;
-}
-
 namespace cppdiag::cli::monitor {
 
 // The process a firing is about.
@@ -30,12 +25,6 @@ struct ActionTarget {
   pid_t pid = 0;
   std::string comm;
   int index = 0;  // this firing's number for the process (names the file)
-  // The monitor traces the process (--signal, --exit): dumps go through
-  // the session's stop of its threads, never through the socket (a thread
-  // held in a ptrace-stop could not answer the self-dump's capture).
-  dump::PtraceSession* session = nullptr;
-  const siginfo_t* siginfo = nullptr;  // the signal that fired, for the core's NT_SIGINFO
-  bool dying = false;                  // --exit: the process is about to end (stop snapshot)
 };
 
 struct ActionDone {
@@ -43,7 +32,7 @@ struct ActionDone {
   std::string detail;  // "mini, 208.0 KiB, target paused 1.2 ms"
 };
 
-// Writes the dump (or snapshot) of a firing; `stop` is polled by a ptrace
+// Writes the dump of a firing; `stop` is polled by a ptrace
 // dump (true: interrupted, no file left).
 Result<ActionDone> WriteDump(const ActionTarget& t, const Firing& f, const MonitorOptions& o,
                              const std::atomic<bool>* stop);

@@ -48,6 +48,7 @@ Result<DumpOutcome> RequestDump(const DiagTarget& target, const DumpRequestOptio
   // The target's first progress frame names the path and type before the
   // dump is written (a target that sends none: announced with the reply).
   auto on_progress = [&](const nlohmann::json& p) {
+    if (options.quiet) return;
     if (!announced && p.contains("path")) {
       Announce(p.value("type", "?"), p.value("path", "?"));
       announced = true;
@@ -73,6 +74,9 @@ Result<DumpOutcome> RequestDump(const DiagTarget& target, const DumpRequestOptio
   out.path = reply->value("path", "?");
   out.type = reply->value("type", "?");
   out.bytes = reply->value("bytes", uint64_t{0});
+  out.pause_ms = reply->value("pause_ms", 0.0);
+  out.mode = reply->value("mode", "?");
+  if (options.quiet) return out;
   if (!announced) Announce(out.type, out.path);
   std::string reason = reply->value("mode_reason", "");
   std::string mode = reply->value("mode", "?") + (reason.empty() ? "" : ": " + reason);

@@ -16,6 +16,7 @@ struct DumpRequestOptions {
   std::string path;  // in the target's filesystem; empty: its CPPDIAG_DUMP_NAME
   std::string type;  // full, heap, mini, triage (or 4, 2, 1, 3); empty: the target's
   bool overwrite = false;
+  bool quiet = false;  // print nothing (cppdiag monitor prints its own line)
 };
 
 // What the target reported.
@@ -23,11 +24,13 @@ struct DumpOutcome {
   std::string path;  // as the target sees it
   std::string type;
   uint64_t bytes = 0;
+  double pause_ms = 0;  // how long the target's threads were paused
+  std::string mode;     // "fork", "stop"...
 };
 
 // Sends the dump request and, when the target has written the dump, prints
 // "Writing <type> dump to <path>" and "Complete: <size> in <ms> (threads
-// paused <ms>, <mode>)" on stdout. On failure prints nothing and returns an
+// paused <ms>, <mode>)" on stdout (nothing with `quiet`). On failure prints nothing and returns an
 // error whose message is one line: "dump of process <pid> failed: <reason>",
 // or, when the target exited meanwhile, "the target (pid <pid>) exited
 // during the dump (killed by SIGKILL)" (how, when it can still be read).

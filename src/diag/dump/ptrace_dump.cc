@@ -129,7 +129,10 @@ Status WriteCore(const PtraceSnapshot& snapshot, const PtraceDumpOptions& o, int
   info.dump_type = DumpTypeNumber(o.type);
   info.threads = static_cast<uint32_t>(snapshot.thread_count());
   info.threads_not_captured = static_cast<uint32_t>(snapshot.threads_not_captured());
-  CopyReason(report->mode == "fork" ? "ptrace request (fork)" : "ptrace request (stop)", &info);
+  CopyReason(!o.reason.empty()        ? o.reason.c_str()
+             : report->mode == "fork" ? "ptrace request (fork)"
+                                      : "ptrace request (stop)",
+             &info);
 
   size_t extra = snapshot.thread_count() + 4 * snapshot.mapping_count() + 64;
   auto buffers = CoreWriterBuffersOwner::Allocate(snapshot.mapping_count() + 16, extra, 1 << 20);

@@ -50,6 +50,8 @@ struct PtraceDumpOptions {
   std::function<void(const std::string& path, const std::string& mode)> on_start;
   // Called as the core is written (bytes so far, the core's size; 0 = not known yet).
   std::function<void(uint64_t written, uint64_t total)> progress;
+  // The cppdiag note's reason; empty: "ptrace request (fork)" or "(stop)".
+  std::string reason;
   bool force_proc_mem = false;  // tests: read memory through /proc/<pid>/mem only
 };
 

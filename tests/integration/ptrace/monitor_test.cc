@@ -5,10 +5,13 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <fstream>
 #include <optional>
 #include <regex>
+#include <set>
 #include <string>
 
 #include "support/scoped_cgroup.h"
@@ -32,10 +35,10 @@ uint64_t StatusKb(pid_t pid, const std::string& key) {
   return 0;
 }
 
-// The paths of the firing lines "<time> <trigger> <value> >= <threshold> <path>".
+// The paths of the firing lines "<time> <pid> <trigger> <value> [<op> <threshold>] <path> (...)".
 std::vector<std::string> Fired(const std::string& out, const std::string& trigger) {
   std::vector<std::string> paths;
-  std::regex line("\\S+Z " + trigger + " .* >= .* (/\\S+)");
+  std::regex line("\\S+Z [0-9]+ " + trigger + " [^\n]* (/\\S+) \\(");
   for (std::sregex_iterator it(out.begin(), out.end(), line), end; it != end; ++it)
     paths.push_back((*it)[1]);
   return paths;
@@ -139,6 +142,156 @@ TEST_F(MonitorTest, ThreadsAndFdsFireAtTheirCounts) {
   EXPECT_EQ(MonitorExit(), 0) << monitor_->Stderr();
   EXPECT_EQ(Fired(monitor_->Stdout(), "threads").size(), 1u) << monitor_->Stdout();
   EXPECT_EQ(Fired(monitor_->Stdout(), "fds").size(), 1u) << monitor_->Stdout();
+  EXPECT_TRUE(target_->running());
+}
+
+// The first value a trigger printed ("cpu 97.0% >= 30.0%" -> 97.0).
+double FiredValue(const std::string& out, const std::string& trigger) {
+  std::smatch m;
+  if (!std::regex_search(out, m, std::regex("Z [0-9]+ " + trigger + " ([0-9.]+)"))) return -1;
+  return std::stod(m[1]);
+}
+
+// A cpu cgroup (v1 cfs or v2 cpu.max) with a quota of half a core, under ours.
+class ScopedCpuQuota {
+ public:
+  ScopedCpuQuota() {
+    std::ifstream in("/proc/self/cgroup");
+    for (std::string line; std::getline(in, line);) {
+      auto a = line.find(':'), b = line.find(':', a + 1);
+      std::string controllers = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
+      std::string base;
+      if (std::regex_search(controllers, std::regex("(^|,)cpu(,|$)"))) {
+        base = "/sys/fs/cgroup/" + controllers + path;
+        if (!fs::exists(base)) base = "/sys/fs/cgroup/cpu" + path;
+      } else if (controllers.empty() && fs::exists("/sys/fs/cgroup/cgroup.controllers")) {
+        base = "/sys/fs/cgroup" + path;
+      }
+      if (base.empty() || !fs::exists(base)) continue;
+      std::string dir = base + "/cppdiag-cpu-test-" + std::to_string(::getpid());
+      if (::mkdir(dir.c_str(), 0755) != 0) continue;
+      bool v1 = fs::exists(dir + "/cpu.cfs_quota_us");
+      std::ofstream(v1 ? dir + "/cpu.cfs_period_us" : dir + "/cpu.max")
+          << (v1 ? "100000" : "50000 100000");
+      if (v1) std::ofstream(dir + "/cpu.cfs_quota_us") << "50000";
+      dir_ = dir;
+      return;
+    }
+  }
+  ~ScopedCpuQuota() {
+    if (!dir_.empty()) ::rmdir(dir_.c_str());
+  }
+  bool ok() const { return !dir_.empty(); }
+  std::string procs() const { return dir_ + "/cgroup.procs"; }
+
+ private:
+  std::string dir_;
+};
+
+// --cpu is CPU over the last second, not a lifetime average: the target's
+// spinning thread fires it; --cpu-below, watching the same samples, does not.
+TEST_F(MonitorTest, BusyLoopFiresCpuAndNotCpuBelow) {
+  StartTarget({});
+  StartMonitor({"--cpu", "30", "--cpu-below", "5", "-s", "1"});
+  EXPECT_EQ(MonitorExit(), 0) << monitor_->Stderr();
+  const std::string out = monitor_->Stdout();
+  ASSERT_EQ(Fired(out, "cpu").size(), 1u) << out;
+  EXPECT_EQ(Fired(out, "cpu-below").size(), 0u) << out;
+  EXPECT_GE(FiredValue(out, "cpu"), 30.0) << out;
+  EXPECT_TRUE(fs::exists(Fired(out, "cpu")[0]));
+}
+
+// The same process without its spinning thread: --cpu-below fires after two
+// seconds of samples under 5 %, in which --cpu never fired.
+TEST_F(MonitorTest, IdleProcessFiresCpuBelowAndNotCpu) {
+  StartTarget({"--idle"});
+  StartMonitor({"--cpu", "30", "--cpu-below", "5", "-s", "2"});
+  EXPECT_EQ(MonitorExit(), 0) << monitor_->Stderr();
+  const std::string out = monitor_->Stdout();
+  ASSERT_EQ(Fired(out, "cpu-below").size(), 1u) << out;
+  EXPECT_EQ(Fired(out, "cpu").size(), 0u) << out;
+  EXPECT_LT(FiredValue(out, "cpu-below"), 5.0) << out;
+}
+
+// --of-quota: the spinner in a cgroup of half a core uses most of its quota,
+// twice what it uses of one core.
+TEST_F(MonitorTest, OfQuotaMeasuresAgainstTheCgroupsQuota) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root for a cpu cgroup";
+  ScopedCpuQuota quota;
+  if (!quota.ok()) GTEST_SKIP() << "no writable cpu cgroup";
+  StartTarget({}, quota.procs());
+  StartMonitor({"--cpu", "60", "--of-quota", "-s", "1"});
+  EXPECT_EQ(MonitorExit(), 0) << monitor_->Stderr();
+  const std::string out = monitor_->Stdout();
+  ASSERT_EQ(Fired(out, "cpu").size(), 1u) << out;
+  EXPECT_GE(FiredValue(out, "cpu"), 60.0) << out;
+  EXPECT_LE(FiredValue(out, "cpu"), 110.0) << out;  // of half a core: never much over 100 %
+  target_.reset();
+}
+
+// --memory-below: RSS falling under the size (the target frees what it leaked).
+TEST_F(MonitorTest, MemoryBelowFiresWhenRssFalls) {
+  StartTarget({"--leak-mb", "64"});
+  Grow(1);
+  uint64_t rss = StatusKb(target_->pid(), "VmRSS") << 10;
+  std::string below = std::to_string((rss >> 20) - 32) + "M";
+  StartMonitor({"--memory-below", below});
+  target_->Signal(SIGUSR2);
+  ASSERT_TRUE(target_->WaitForOutput("FREED 1", seconds(30)));
+  EXPECT_EQ(MonitorExit(), 0) << monitor_->Stderr();
+  const std::string out = monitor_->Stdout();
+  ASSERT_EQ(Fired(out, "memory-below").size(), 1u) << out;
+  EXPECT_NE(out.find(" < " + below.substr(0, below.size() - 1)), std::string::npos) << out;
+  EXPECT_LT(StatusKb(target_->pid(), "VmRSS") << 10, rss - (32u << 20));
+}
+
+// --timer -n 3 -s 1: three dumps, a second apart, each its own file that gdb
+// opens; the target runs on.
+TEST_F(MonitorTest, TimerWritesNDumpsSSecondsApart) {
+  StartTarget({});
+  StartMonitor({"--timer", "-n", "3", "-s", "1"});
+  EXPECT_EQ(MonitorExit(), 0) << monitor_->Stderr();
+  auto paths = Fired(monitor_->Stdout(), "timer");
+  ASSERT_EQ(paths.size(), 3u) << monitor_->Stdout();
+  EXPECT_NE(monitor_->Stdout().find(" timer 3/3 "), std::string::npos) << monitor_->Stdout();
+  std::set<std::string> distinct(paths.begin(), paths.end());
+  EXPECT_EQ(distinct.size(), 3u);
+  for (const std::string& p : paths) {
+    ASSERT_TRUE(fs::exists(p)) << p;
+    EXPECT_NE(cppdiag::testing::GdbBatch(kTarget, p).find(" spin_forever ("), std::string::npos);
+  }
+  EXPECT_TRUE(target_->running());
+}
+
+// --action exec:CMD runs CMD (no shell) with the dump's path in place of {}
+// and says how it ended; a command that fails makes the exit status 1.
+TEST_F(MonitorTest, ExecActionRunsTheCommandWithTheDumpPath) {
+  StartTarget({});
+  const std::string copy = dir_ + "/copied core";
+  StartMonitor({"--threads", "2", "--action", "exec:/bin/cp {} '" + copy + "'"});
+  EXPECT_EQ(MonitorExit(), 0) << monitor_->Stderr();
+  auto paths = Fired(monitor_->Stdout(), "threads");
+  ASSERT_EQ(paths.size(), 1u) << monitor_->Stdout();
+  EXPECT_NE(monitor_->Stdout().find(": exit status 0"), std::string::npos) << monitor_->Stdout();
+  ASSERT_TRUE(fs::exists(copy));
+  EXPECT_EQ(fs::file_size(copy), fs::file_size(paths[0]));
+
+  monitor_.reset();
+  StartMonitor({"--threads", "2", "--action", "exec:/bin/false"});
+  EXPECT_EQ(MonitorExit(), 1);
+  EXPECT_NE(monitor_->Stdout().find("exec /bin/false: exit status 1"), std::string::npos)
+      << monitor_->Stdout();
+  EXPECT_EQ(monitor_->Stderr(), "cppdiag: 1 of 1 --action commands failed\n");
+}
+
+// SIGINT stops the monitor cleanly: exit 1, one line saying how many dumps
+// of how many were written, the target untouched.
+TEST_F(MonitorTest, SigintStopsCleanlyAndSaysSo) {
+  StartTarget({});
+  StartMonitor({"--threads", "1000", "-n", "2"});
+  monitor_->Signal(SIGINT);
+  EXPECT_EQ(MonitorExit(), 1);
+  EXPECT_EQ(monitor_->Stderr(), "cppdiag: stopped with 0 of 2 dumps written: interrupted\n");
   EXPECT_TRUE(target_->running());
 }
 

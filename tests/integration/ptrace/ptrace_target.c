@@ -1,10 +1,12 @@
 // A multithreaded program with no libcppdiag, for `dump collect --ptrace`:
 //   ptrace_target [--workers N] [--churn] [--fill-mb M] [--leak-mb L]
-//                 [--main-read | --main-sleep]
-// N threads block in wait_on_pipe(), one spins in spin_forever(), the main
-// thread waits for signals in main_wait(): SIGUSR1 prints "ALIVE <n>", SIGTERM
-// exits 0. --fill-mb writes M MiB of anonymous memory with non-zero bytes
-// (a dump with that much to write); --leak-mb writes L MiB more at each
+//                 [--main-read | --main-sleep] [--idle] [--crash]
+// N threads block in wait_on_pipe(), one spins in spin_forever() (none with
+// --idle: the process then uses no CPU), the main
+// thread waits for signals in main_wait(): SIGUSR1 prints "ALIVE <n>" (with --crash: writes through
+// a null pointer in crash_here(), with no handler for the SIGSEGV), SIGUSR2 frees what
+// --leak-mb leaked and prints "FREED <n>", SIGTERM exits 0. --fill-mb writes M MiB of anonymous
+// memory with non-zero bytes (a dump with that much to write); --leak-mb writes L MiB more at each
 // SIGUSR1, before "ALIVE" (RSS that grows on demand). --churn adds a thread that keeps starting
 // short-lived threads (for attaches that race thread creation and exit). Two 1 MiB anonymous
 // regions hold markers decoded at run time (so no copy sits in the binary): one MADV_DONTDUMP
@@ -86,6 +88,9 @@ __attribute__((noinline)) static int main_wait(sigset_t* set) {
   return sig;
 }
 
+// A write through a null pointer the compiler cannot prove null.
+__attribute__((noinline)) static void crash_here(volatile int* volatile* where) { **where = 42; }
+
 static int wake_pipe[2];
 static volatile sig_atomic_t woken;
 
@@ -134,7 +139,7 @@ static int handler_loop(int use_read) {
 }
 
 int main(int argc, char** argv) {
-  int workers = 4, churn = 0, fill_mb = 0, main_mode = 0, leak_mb = 0;
+  int workers = 4, churn = 0, fill_mb = 0, main_mode = 0, leak_mb = 0, idle = 0, crash = 0;
   for (int i = 1; i < argc; ++i) {
     if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) workers = atoi(argv[++i]);
     if (strcmp(argv[i], "--churn") == 0) churn = 1;
@@ -142,6 +147,8 @@ int main(int argc, char** argv) {
     if (strcmp(argv[i], "--leak-mb") == 0 && i + 1 < argc) leak_mb = atoi(argv[++i]);
     if (strcmp(argv[i], "--main-read") == 0) main_mode = 1;
     if (strcmp(argv[i], "--main-sleep") == 0) main_mode = 2;
+    if (strcmp(argv[i], "--idle") == 0) idle = 1;
+    if (strcmp(argv[i], "--crash") == 0) crash = 1;
   }
   if (fill_mb > 0) {
     size_t bytes = (size_t)fill_mb << 20;
@@ -161,24 +168,40 @@ int main(int argc, char** argv) {
   sigemptyset(&set);
   sigaddset(&set, SIGUSR1);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGUSR2);
   pthread_sigmask(SIG_BLOCK, &set, NULL);  // inherited: only main_wait takes them
 
-  int threads = workers + 1 + churn;
+  int threads = workers + !idle + churn;
   pthread_barrier_init(&started, NULL, (unsigned)threads + 1);
   pthread_t t;
   for (int i = 0; i < workers; ++i) pthread_create(&t, NULL, worker, NULL);
-  pthread_create(&t, NULL, spinner, NULL);
+  if (!idle) pthread_create(&t, NULL, spinner, NULL);
   if (churn) pthread_create(&t, NULL, churner, NULL);
   pthread_barrier_wait(&started);
   printf("READY pid=%d threads=%d\n", getpid(), threads + 1);
   fflush(stdout);
   if (main_mode != 0) return handler_loop(main_mode == 1);
+  static char* leaks[1024];
+  int nleaks = 0, freed = 0;
   for (int alive = 1;; ++alive) {
-    if (main_wait(&set) == SIGTERM) return 0;
-    if (leak_mb > 0) {
+    int sig = main_wait(&set);
+    if (sig == SIGTERM) return 0;
+    if (sig == SIGUSR2) {
+      while (nleaks > 0) free(leaks[--nleaks]);
+      printf("FREED %d\n", ++freed);
+      fflush(stdout);
+      --alive;
+      continue;
+    }
+    if (crash) {
+      volatile int* volatile null = NULL;
+      crash_here(&null);
+    }
+    if (leak_mb > 0 && nleaks < 1024) {
       char* leak = malloc((size_t)leak_mb << 20);
       if (leak == NULL) return 1;
       memset(leak, 0x5a, (size_t)leak_mb << 20);
+      leaks[nleaks++] = leak;
     }
     printf("ALIVE %d\n", alive);
     fflush(stdout);

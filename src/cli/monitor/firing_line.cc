@@ -1,0 +1,37 @@
+#include "cli/monitor/firing_line.h"
+
+#include <time.h>
+
+#include <cstdio>
+
+#include "cli/display.h"
+
+namespace cppdiag::cli::monitor {
+
+std::string UtcNow() {
+  time_t t = ::time(nullptr);
+  tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string FiringLine(pid_t pid, const Firing& f, const std::string& path,
+                       const std::string& detail, const std::string& failure) {
+  std::string line = UtcNow() + " " + std::to_string(pid) + " " + f.trigger;
+  if (!f.value.empty()) line += " " + f.value;
+  if (!f.op.empty()) line += " " + f.op + " " + f.threshold;
+  if (path.empty()) return line + " failed: " + ForTerminal(failure);
+  line += " " + ForTerminal(path);
+  if (!detail.empty()) line += " (" + ForTerminal(detail) + ")";
+  return line;
+}
+
+void PrintLine(const std::string& line) {
+  std::fputs(line.c_str(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+}
+
+}  // namespace cppdiag::cli::monitor

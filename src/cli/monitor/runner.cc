@@ -1,0 +1,223 @@
+#include "cli/monitor/runner.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cli/display.h"
+#include "cli/monitor/action.h"
+#include "cli/monitor/firing_line.h"
+#include "cli/monitor/sample.h"
+#include "cli/monitor/triggers.h"
+#include "common/io.h"
+#include "common/proc.h"
+#include "common/scoped_fd.h"
+
+namespace cppdiag::cli::monitor {
+namespace {
+
+std::atomic<bool> g_stop{false};
+int g_stop_pipe = -1;
+
+void OnStop(int) {  // async-signal-safe: an atomic store and a write
+  g_stop.store(true);
+  char c = 1;
+  if (g_stop_pipe >= 0) (void)!::write(g_stop_pipe, &c, 1);
+}
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "cppdiag: %s\n", ForTerminal(message).c_str());
+  return 1;
+}
+
+// One process being watched.
+struct Watched {
+  pid_t pid = 0;
+  uint64_t start_ticks = 0;
+  std::string comm;
+  std::unique_ptr<ProcessSampler> sampler;
+  std::vector<PolledTrigger> triggers;
+  int fired = 0, written = 0;
+  Clock::time_point quiet_until{};
+  std::optional<Clock::time_point> next_timer;  // --timer: when the next dump is due
+  bool gone = false;
+};
+
+class Monitor {
+ public:
+  explicit Monitor(const MonitorOptions& o) : o_(o) {}
+  int Run();
+
+ private:
+  Result<std::unique_ptr<Watched>> Watch(pid_t pid);
+  void Sample(Watched& w, Clock::time_point now);
+  void Fire(Watched& w, const Firing& f);
+  bool Finished(const Watched& w) const { return w.gone || w.written >= wanted_; }
+  bool Wait(Clock::time_point until);
+
+  const MonitorOptions& o_;
+  int wanted_ = 1;
+  ScopedFd stop_read_, stop_write_;
+  std::vector<std::unique_ptr<Watched>> watched_;
+  std::string why_ = "interrupted";
+  int failed_actions_ = 0;
+};
+
+Result<std::unique_ptr<Watched>> Monitor::Watch(pid_t pid) {
+  auto stat = ReadProcStat(pid);
+  if (!stat || stat->state == 'Z' || stat->state == 'X') {
+    return Error(ESRCH, "", "process " + std::to_string(pid) + " does not exist");
+  }
+  auto w = std::make_unique<Watched>();
+  w->pid = pid;
+  w->start_ticks = stat->start_time_ticks;
+  w->comm = stat->comm;
+  SamplerOptions so{.cgroup = o_.cgroup_pct.has_value(),
+                    .cpu = o_.cpu_pct.has_value() || o_.cpu_below_pct.has_value(),
+                    .of_quota = o_.of_quota,
+                    .window = std::max<std::chrono::nanoseconds>(std::chrono::seconds(1), o_.poll)};
+  w->sampler = std::make_unique<ProcessSampler>(pid, w->start_ticks, so);
+  CPPDIAG_ASSIGN_OR_RETURN(w->triggers, BuildPolledTriggers(o_));
+  return w;
+}
+
+void Monitor::Fire(Watched& w, const Firing& f) {
+  ActionTarget t{.pid = w.pid, .comm = w.comm, .index = ++w.fired};
+  auto done = WriteDump(t, f, o_, &g_stop);
+  if (g_stop.load()) return;
+  if (done) {
+    ++w.written;
+    PrintLine(FiringLine(w.pid, f, done->path, done->detail, ""));
+    if (o_.action.rfind("exec:", 0) == 0) {
+      bool ok = false;
+      auto how = RunExecAction(o_.action.substr(5), done->path, f, w.pid, &ok);
+      if (!ok) ++failed_actions_;
+      PrintLine(UtcNow() + " " + std::to_string(w.pid) + " exec " +
+                ForTerminal(o_.action.substr(5)) + ": " +
+                ForTerminal(how ? *how : how.error().message()));
+    }
+  } else {
+    PrintLine(FiringLine(w.pid, f, "", "", done.error().message()));
+  }
+  w.quiet_until = Clock::now() + o_.cooldown;
+}
+
+void Monitor::Sample(Watched& w, Clock::time_point now) {
+  monitor::Sample s = w.sampler->Read(now);
+  if (!s.alive) {
+    w.gone = true;
+    return;
+  }
+  const auto sustain = std::chrono::duration_cast<std::chrono::nanoseconds>(
+      std::chrono::duration<double>(o_.seconds));
+  if (o_.timer && !Finished(w) && (!w.next_timer || now >= *w.next_timer)) {
+    // --timer: the first dump at once, then one every -s seconds (10 by default).
+    Fire(w, Firing{"timer", std::to_string(w.fired + 1) + "/" + std::to_string(wanted_), "", ""});
+    const double every = o_.seconds_given ? o_.seconds : 10.0;
+    w.next_timer = Clock::now() + std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                      std::chrono::duration<double>(every));
+    now = Clock::now();
+  }
+  // With --timer, -s is the timer's interval, not a time to hold.
+  const auto hold = o_.timer ? std::chrono::nanoseconds(0) : sustain;
+  for (PolledTrigger& t : w.triggers) {
+    if (Finished(w) || g_stop.load()) return;
+    auto f = t.Check(s, now, hold);
+    if (!f || now < w.quiet_until) continue;
+    Fire(w, *f);
+    t.Fired();
+    now = Clock::now();
+  }
+  if (!o_.of_quota || w.sampler->quota_problem().empty()) return;
+  // --of-quota with no quota to measure against: said once, then no value.
+  static bool said = false;
+  if (!said)
+    Fail("--of-quota: process " + std::to_string(w.pid) + ": " + w.sampler->quota_problem());
+  said = true;
+}
+
+// Sleeps until `until` or a stop signal; false once told to stop.
+bool Monitor::Wait(Clock::time_point until) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
+  pollfd p{stop_read_.get(), POLLIN, 0};
+  if (left.count() > 0) HANDLE_EINTR(::poll(&p, 1, static_cast<int>(left.count() + 1)));
+  return !g_stop.load();
+}
+
+int Monitor::Run() {
+  if (!o_.count_given && !o_.memory.empty()) wanted_ = static_cast<int>(o_.memory.size());
+  if (o_.count_given) wanted_ = o_.count;
+  if (o_.action != "dump" && o_.action.rfind("exec:", 0) != 0) {
+    return Fail("invalid --action '" + o_.action + "': expected dump or exec:CMD");
+  }
+  if (o_.action.rfind("exec:", 0) == 0) {
+    if (auto words = SplitCommand(o_.action.substr(5)); !words) {
+      return Fail(words.error().message());
+    }
+  }
+  auto first = Watch(o_.pid);
+  if (!first) return Fail(first.error().message());
+  if ((*first)->triggers.empty() && !o_.timer) {
+    return Fail(
+        "no trigger: give --memory, --memory-below, --cgroup-memory, --cpu, --cpu-below, "
+        "--threads, --fds or --timer");
+  }
+  watched_.push_back(std::move(*first));
+
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0)
+    return Fail(Error::FromErrno("pipe2", "the stop pipe").message());
+  stop_read_.reset(fds[0]);
+  stop_write_.reset(fds[1]);
+  g_stop_pipe = fds[1];
+  struct sigaction sa {};
+  sa.sa_handler = OnStop;
+  sigemptyset(&sa.sa_mask);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaction(sig, &sa, nullptr);
+
+  std::printf("Monitoring process %d: %d dump%s wanted\n", o_.pid, wanted_,
+              wanted_ == 1 ? "" : "s");
+  std::fflush(stdout);
+  Watched& w = *watched_[0];
+  Clock::time_point next = Clock::now();
+  while (!g_stop.load()) {
+    Sample(w, Clock::now());
+    if (w.gone) {
+      why_ = "the target exited";
+      break;
+    }
+    if (Finished(w)) break;
+    bool all_done = !w.triggers.empty() && !o_.timer;
+    for (const PolledTrigger& t : w.triggers) all_done = all_done && t.done();
+    if (all_done) {
+      why_ = "every trigger has fired";
+      break;
+    }
+    next += o_.poll;
+    if (next < Clock::now()) next = Clock::now();  // a dump took longer: no burst after it
+    if (!Wait(next)) break;
+  }
+  g_stop_pipe = -1;
+  if (w.written == wanted_ && failed_actions_ == 0) return 0;
+  if (w.written == wanted_) {
+    return Fail(std::to_string(failed_actions_) + " of " + std::to_string(w.written) +
+                " --action commands failed");
+  }
+  return Fail("stopped with " + std::to_string(w.written) + " of " + std::to_string(wanted_) +
+              " dumps written: " + why_);
+}
+
+}  // namespace
+
+int RunMonitor(const MonitorOptions& options) { return Monitor(options).Run(); }
+
+}  // namespace cppdiag::cli::monitor

@@ -48,6 +48,7 @@ std::optional<uint64_t> AuxvValue(const CoreNotes& notes, uint64_t type) {
 
 struct CoreDebugInfo::State {
   Dwfl_Callbacks callbacks{};
+  std::string debug_dir;  // what debuginfo_path points into
   char* debuginfo_path = nullptr;
   std::optional<TargetRoot> root;  // the sysroot; outlives dwfl (modules' userdata)
   std::optional<TargetRoot> host;  // "/": --exe's root
@@ -75,6 +76,10 @@ Result<std::unique_ptr<CoreDebugInfo>> CoreDebugInfo::Create(const CoreFile& cor
   st.host.emplace(std::move(host));
   st.callbacks.find_elf = dwfl_build_id_find_elf;
   st.callbacks.find_debuginfo = heap::FindDebuginfoUnderRoot;
+  if (!options.debug_dir.empty()) {
+    st.debug_dir = options.debug_dir;
+    st.debuginfo_path = st.debug_dir.data();
+  }
   st.callbacks.debuginfo_path = &st.debuginfo_path;
   st.dwfl = dwfl_begin(&st.callbacks);
   if (st.dwfl == nullptr) {

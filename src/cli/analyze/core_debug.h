@@ -42,6 +42,9 @@ namespace cppdiag::cli::analyze {
 struct DebugOptions {
   std::string executable;  // --exe: read instead of the core's executable path
   std::string sysroot;     // --sysroot: the directory that stands for the target's "/"
+  // --debug-dir: where build-id debug files are looked up
+  // (DIR/.build-id/xx/yyyy.debug); empty: libdwfl's default, /usr/lib/debug.
+  std::string debug_dir;
 };
 
 struct ModuleInfo {

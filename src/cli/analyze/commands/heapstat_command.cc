@@ -17,7 +17,7 @@ namespace cppdiag::cli::analyze {
 namespace {
 
 uint64_t Rounded(double v) {
-  return std::isfinite(v) && v > 0 ? static_cast<uint64_t>(v + 0.5) : 0;
+  return std::isfinite(v) && v > 0 ? static_cast<uint64_t>(std::llround(v)) : 0;
 }
 
 Result<CommandOutput> Heapstat(Session& session, const CommandArgs& args) {

@@ -4,7 +4,9 @@
 # scripts/pod.sh plays the "local" overlay (memory limit 256 MiB), we trigger
 # the leak, leakapp hits its heap hard limit (75 % of the limit), logs the OOM
 # and crashes, and its crash handler leaves an ELF core on the pod's dumps
-# volume; we print where it is on the host and its leak stack from gdb.
+# volume; we print where it is on the host and read it with `cppdiag dump
+# analyze`: what crashed (info), the crashing thread's stack (bt) and what held
+# the memory (heapstat, the profiler's live heap carried in the dump).
 # Otherwise (flows 1 and 3, no container): leakapp runs with libcppdiag's
 # crash dumps on and a heap hard limit; we list it with `cppdiag ps`, take an
 # on-demand dump over its diagnostic socket, then make it leak until it crashes.
@@ -30,6 +32,16 @@ podman_works() {
   podman rmi -f localhost/cppdiag-demo-probe:latest >/dev/null 2>&1 || true
   rm -rf "$ctx"
   return $ok
+}
+
+# The crash dump read by cppdiag dump analyze (no gdb): what crashed, the
+# crashing thread's stack (bt: the first thread, the one that crashed), and the
+# live heap by call stack from the dump's cppdiag note.
+analyze_dump() {
+  local cppdiag=$1 core=$2
+  shift 2
+  echo; echo "=== cppdiag dump analyze $core $* -c info -c bt -c 'heapstat 5'"
+  "$cppdiag" dump analyze "$core" "$@" -c info -c bt -c "heapstat 5" | cut -c1-150
 }
 
 pod_demo() {
@@ -85,12 +97,12 @@ pod_demo() {
     echo "no crash dump was written" >&2
     exit 1
   fi
-  echo; echo "=== gdb: the crashing thread's stack"
-  gdb -batch -nx -ex "bt 14" "$LEAKAPP_BIN" "$core" 2>/dev/null | grep -E "^#" | awk '!seen[$0]++' | cut -c1-150
+  # The core names the image's path of leakapp; --exe gives the host's copy.
+  analyze_dump "$CPPDIAG_BIN" "$core" --exe "$LEAKAPP_BIN"
   echo
   echo "The pod is down; its dumps volume stays. The dump on the host:"
   echo "  $core"
-  echo "Open it with: gdb $LEAKAPP_BIN $core"
+  echo "Open it with: $CPPDIAG_BIN dump analyze $core --exe $LEAKAPP_BIN   (or gdb $LEAKAPP_BIN $core)"
   echo "Remove the volume with: LEAKAPP_POD_PREFIX=demo- scripts/pod.sh down --volumes"
 }
 
@@ -143,9 +155,8 @@ host_demo() {
   ls -l "$work/dumps"
   core=$(ls "$work"/dumps/core.leakapp.*.crash 2>/dev/null | head -1)
   if [ -n "$core" ]; then
-    echo; echo "=== gdb: the crashing thread's stack"
-    gdb -batch -nx -ex "bt 14" "$bin/leakapp/leakapp" "$core" 2>/dev/null | grep -E "^#" | awk '!seen[$0]++' | cut -c1-150
-    echo; echo "The dump is $core; open it with: gdb $bin/leakapp/leakapp $core"
+    analyze_dump "$bin/cli/cppdiag" "$core"
+    echo; echo "The dump is $core; open it with: $bin/cli/cppdiag dump analyze $core"
   else
     echo "no crash dump was written (see $log)" >&2
     exit 1

@@ -19,11 +19,12 @@ status=0
 labels=${1:-}
 if [ -z "$labels" ]; then
   # Short fuzz runs of the diagnostic socket's request path, the CLI's pprof
-  # reader, the core reader of dump analyze and leakapp's HTTP connection
-  # (clang, ASan+UBSan).
+  # reader, the core reader of dump analyze and its glibc heap walker, and
+  # leakapp's HTTP connection (clang, ASan+UBSan).
   scripts/build.sh fuzz >/dev/null
   for fuzzer in request_fuzzer:corpus:70000 pprof_fuzzer:pprof_corpus:20000 \
-                core_file_fuzzer:corpus_core:65536 http_fuzzer:http_corpus:16384; do
+                core_file_fuzzer:corpus_core:65536 heap_walk_fuzzer:corpus_heap:65536 \
+                http_fuzzer:http_corpus:16384; do
     IFS=: read -r name seeds max_len <<<"$fuzzer"
     echo "=== fuzz: $name, 10 s"
     corpus=$(mktemp -d)

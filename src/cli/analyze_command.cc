@@ -17,12 +17,14 @@ struct AnalyzeOptions {
   std::string dump;
   std::string exe;
   std::string sysroot;
+  std::string debug_dir;
   bool json = false;
   std::vector<std::string> commands;
 };
 
 int Analyze(const AnalyzeOptions& o) {
-  auto session = analyze::Session::Open(o.dump, {.executable = o.exe, .sysroot = o.sysroot});
+  auto session = analyze::Session::Open(
+      o.dump, {.executable = o.exe, .sysroot = o.sysroot, .debug_dir = o.debug_dir});
   if (!session) return Fail(session.error().message());
   if (!o.commands.empty()) return analyze::RunBatch(**session, o.commands, o.json);
   return analyze::RunPrompt(**session, o.json);
@@ -39,6 +41,9 @@ void AddDumpAnalyzeCommand(CLI::App* dump, int* exit_code) {
                       "The executable to read symbols from (default: the path the core names)");
   analyze->add_option("--sysroot", opts->sysroot,
                       "Directory standing for the target's / (a copy of its image's root)");
+  analyze->add_option("--debug-dir", opts->debug_dir,
+                      "Where build-id debug files are looked up (DIR/.build-id/; default "
+                      "/usr/lib/debug)");
   analyze->add_flag("--json", opts->json, "Print each command's output as one line of JSON");
   analyze
       ->add_option("-c,--command", opts->commands,

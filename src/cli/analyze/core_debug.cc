@@ -1,12 +1,14 @@
 #include "cli/analyze/core_debug.h"
 
 #include <elf.h>
+#include <elfutils/libdwelf.h>
 #include <elfutils/libdwfl.h>
 #include <fmt/format.h>
 #include <gelf.h>
 #include <libelf.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <map>
 
@@ -44,10 +46,57 @@ std::optional<uint64_t> AuxvValue(const CoreNotes& notes, uint64_t type) {
   return std::nullopt;
 }
 
+// The build id in a module's ELF headers as the core stored them (its first
+// page, mapped from file offset 0: the program headers and the build-id note
+// lie there in any linker's output); empty when the page is not stored.
+std::string BuildIdInCore(const CoreFile& core, uint64_t start) {
+  uint8_t page[4096];
+  auto stored = core.CopyMemory(start, page);
+  if (!stored.ok() || *stored < sizeof(Elf64_Ehdr)) return {};
+  const size_t n = *stored;
+  Elf64_Ehdr eh;
+  std::memcpy(&eh, page, sizeof eh);
+  if (std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64)
+    return {};
+  for (uint64_t i = 0; i < eh.e_phnum && i < 64; ++i) {
+    Elf64_Phdr ph;
+    uint64_t at = eh.e_phoff + i * sizeof ph;
+    if (at + sizeof ph > n) break;
+    std::memcpy(&ph, page + at, sizeof ph);
+    if (ph.p_type != PT_NOTE || ph.p_offset > n || ph.p_filesz > n - ph.p_offset) continue;
+    for (uint64_t q = ph.p_offset; q + sizeof(Elf64_Nhdr) <= ph.p_offset + ph.p_filesz;) {
+      Elf64_Nhdr nh;
+      std::memcpy(&nh, page + q, sizeof nh);
+      uint64_t name = q + sizeof nh, desc = name + ((nh.n_namesz + 3ULL) & ~3ULL);
+      uint64_t next = desc + ((nh.n_descsz + 3ULL) & ~3ULL);
+      if (next > ph.p_offset + ph.p_filesz) break;
+      if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 &&
+          std::memcmp(page + name, "GNU", 4) == 0) {
+        return Hex(page + desc, static_cast<int>(nh.n_descsz));
+      }
+      q = next;
+    }
+  }
+  return {};
+}
+
+// The build id of the ELF file open at `fd`; empty: none.
+std::string BuildIdInFile(int fd) {
+  Elf* elf = elf_begin(fd, ELF_C_READ_MMAP, nullptr);
+  if (elf == nullptr) return {};
+  const void* bits = nullptr;
+  ssize_t len = dwelf_elf_gnu_build_id(elf, &bits);
+  std::string out =
+      len > 0 ? Hex(static_cast<const unsigned char*>(bits), static_cast<int>(len)) : "";
+  elf_end(elf);
+  return out;
+}
+
 }  // namespace
 
 struct CoreDebugInfo::State {
   Dwfl_Callbacks callbacks{};
+  std::string debug_dir;  // what debuginfo_path points into
   char* debuginfo_path = nullptr;
   std::optional<TargetRoot> root;  // the sysroot; outlives dwfl (modules' userdata)
   std::optional<TargetRoot> host;  // "/": --exe's root
@@ -75,6 +124,10 @@ Result<std::unique_ptr<CoreDebugInfo>> CoreDebugInfo::Create(const CoreFile& cor
   st.host.emplace(std::move(host));
   st.callbacks.find_elf = dwfl_build_id_find_elf;
   st.callbacks.find_debuginfo = heap::FindDebuginfoUnderRoot;
+  if (!options.debug_dir.empty()) {
+    st.debug_dir = options.debug_dir;
+    st.debuginfo_path = st.debug_dir.data();
+  }
   st.callbacks.debuginfo_path = &st.debuginfo_path;
   st.dwfl = dwfl_begin(&st.callbacks);
   if (st.dwfl == nullptr) {
@@ -122,6 +175,18 @@ Result<std::unique_ptr<CoreDebugInfo>> CoreDebugInfo::Create(const CoreFile& cor
     const FileMapping* first = maps.front();
     // Files that are not ELF (locale-archive, fonts, data files) are no modules.
     if (!heap::ElfLoadBias(fd->get(), first->start, first->file_offset, &bias)) continue;
+    // A file of another build than the one mapped (an image updated since,
+    // a wrong --sysroot) would give wrong symbols and frames: refused, said.
+    if (first->file_offset == 0) {
+      std::string in_core = BuildIdInCore(core, first->start), in_file = BuildIdInFile(fd->get());
+      if (!in_core.empty() && !in_file.empty() && in_core != in_file) {
+        info.build_id = in_core;
+        info.why_not = fmt::format("{} is another build (build id {}; the core's is {}): not used",
+                                   file, in_file, in_core);
+        out->modules_.push_back(std::move(info));
+        continue;
+      }
+    }
     Dwfl_Module* mod =
         dwfl_report_elf(st.dwfl, info.name.c_str(), file.c_str(), fd->get(), bias, true);
     if (mod == nullptr) {

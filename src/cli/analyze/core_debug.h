@@ -5,7 +5,9 @@
 // opened as the target named it, under the sysroot ("/" by default) through
 // TargetRoot (regular files only, never out of the root: the paths are the
 // target's), except the executable (the file holding AT_ENTRY), which is
-// --exe when given. Debug information comes from this machine's build-id
+// --exe when given. A file whose build id differs from the one in the
+// module's ELF headers as stored in the core is another build: not read,
+// why_not says so. Debug information comes from this machine's build-id
 // directories (/usr/lib/debug/.build-id) or a .gnu_debuglink beside the file
 // under the root. Modules are reported here rather than by
 // dwfl_core_file_report, which opens NT_FILE's paths with a plain open(2)
@@ -42,6 +44,9 @@ namespace cppdiag::cli::analyze {
 struct DebugOptions {
   std::string executable;  // --exe: read instead of the core's executable path
   std::string sysroot;     // --sysroot: the directory that stands for the target's "/"
+  // --debug-dir: where build-id debug files are looked up
+  // (DIR/.build-id/xx/yyyy.debug); empty: libdwfl's default, /usr/lib/debug.
+  std::string debug_dir;
 };
 
 struct ModuleInfo {

@@ -7,8 +7,6 @@
 #include <optional>
 #include <unordered_set>
 
-#include "diag/dump/dump_type.h"
-
 namespace cppdiag::cli::analyze {
 namespace {
 
@@ -17,7 +15,6 @@ constexpr uint64_t kPrevInuse = 1, kIsMmapped = 2, kNonMainArena = 4, kFlags = 7
 constexpr size_t kMaxArenas = 4096, kMaxHeaps = 1 << 16, kMaxListLength = 1 << 24;
 
 // malloc_state (glibc 2.26+, x86-64).
-constexpr uint64_t kMallocStateSize = 2200;
 constexpr uint64_t kFastbins = 16, kNumFastbins = 10, kTop = 96, kNext = 2160, kSystemMem = 2184;
 
 // malloc_par: the fields read, by its size.
@@ -34,8 +31,31 @@ uint64_t AlignUp16(uint64_t v) { return (v + 15) & ~uint64_t{15}; }
 
 class Walker {
  public:
-  Walker(const CoreFile& core, GlibcHeap* out, std::optional<uint64_t> tcache_key)
-      : core_(core), words_(core), out_(out), tcache_key_(tcache_key) {}
+  Walker(const CoreFile& core, GlibcHeap* out) : core_(core), words_(core), out_(out) {}
+
+  void AddTcacheKey(uint64_t key) {
+    if (key != 0) tcache_keys_.insert(key);
+  }
+
+  // Without the tcache_key symbol: the keys of the entries listed by the
+  // tcache_perthread_struct at `chunk` (the first chunk of a heap, when its
+  // thread's first malloc was served there): 0x290 bytes from glibc 2.30
+  // (uint16_t counts[64]), 0x250 before (uint8_t counts). glibc 2.34+ puts
+  // one random key in every entry, older ones the struct's own address.
+  void TcacheKeysFromStruct(uint64_t chunk) {
+    auto size_word = words_.At(chunk + 8);
+    if (!size_word) return;
+    uint64_t size = *size_word & ~kFlags, entries = 0;
+    if (size == 0x290) entries = chunk + 16 + 128;
+    if (size == 0x250) entries = chunk + 16 + 64;
+    if (entries == 0) return;
+    for (uint64_t i = 0; i < 64; ++i) {
+      auto e = words_.At(entries + 8 * i);
+      if (!e || *e == 0 || (*e & 15) != 0) continue;
+      auto key = words_.At(*e + 8);
+      if (key && *key != 0 && *key != *e) AddTcacheKey(*key);
+    }
+  }
 
   void Warn(std::string w) { out_->warnings.push_back(std::move(w)); }
 
@@ -47,7 +67,12 @@ class Walker {
       auto p = words_.At(arena + kFastbins + 8 * i);
       size_t n = 0;
       while (p && *p != 0 && n++ < kMaxListLength) {
-        if (!fast_.insert(*p).second) break;  // a loop
+        if (!fast_.insert(*p).second) {
+          Warn(fmt::format(
+              "fastbin {} of arena {:#x} loops at chunk {:#x}; the list is read up to it", i, arena,
+              *p));
+          break;
+        }
         auto raw = words_.At(*p + 16);
         if (!raw) {
           Warn(fmt::format("fastbin {} of arena {:#x}: chunk {:#x} is not in the dump", i, arena,
@@ -97,7 +122,7 @@ class Walker {
         state = ChunkState::kFastbin;
       } else if (next_size && !(*next_size & kPrevInuse)) {
         state = ChunkState::kFree;
-      } else if (tcache_key_ && words_.At(p + 24) == tcache_key_) {
+      } else if (auto key = words_.At(p + 24); key && tcache_keys_.count(*key)) {
         state = ChunkState::kTcache;
       }
       out_->chunks.push_back({p, size, state, index});
@@ -152,73 +177,46 @@ class Walker {
   const CoreFile& core_;
   CoreWords words_;
   GlibcHeap* out_;
-  std::optional<uint64_t> tcache_key_;
+  std::unordered_set<uint64_t> tcache_keys_;
   std::unordered_set<uint64_t> fast_;
 };
 
-std::string NoLibcSymbols(const CoreDebugInfo& debug) {
-  for (const ModuleInfo& m : debug.modules()) {
-    if (!m.name.starts_with("libc.so")) continue;
-    if (m.opened.empty()) {
-      return fmt::format("libc ({}) could not be read: {}", m.path, m.why_not);
-    }
-    return fmt::format(
-        "glibc's main_arena is not in {}'s symbol table: install its debug file (Debian: "
-        "libc6-dbg; build id {})",
-        m.name, m.build_id.empty() ? "unknown" : m.build_id);
-  }
-  std::string others;
-  for (const ModuleInfo& m : debug.modules()) {
-    for (const char* alloc : {"jemalloc", "tcmalloc", "mimalloc"}) {
-      if (m.name.find(alloc) != std::string::npos) others = " (" + m.name + " is loaded)";
-    }
-  }
-  return "no glibc in this process: its allocator is not glibc malloc" + others;
-}
-
 }  // namespace
 
-Result<GlibcHeap> ReadGlibcHeap(Session& session) {
-  const CoreNotes& notes = session.notes();
-  if (notes.cppdiag) {
-    auto type = static_cast<DumpType>(notes.cppdiag->dump_type);
-    if (type == DumpType::kMini || type == DumpType::kTriage) {
+Result<GlibcHeap> WalkGlibcHeap(const CoreFile& core, const CoreNotes& notes,
+                                const GlibcHeapRoots& roots) {
+  std::optional<ParLayout> layout;
+  if (roots.mp) {
+    layout = ParLayoutFor(roots.mp_size);
+    if (!layout) {
       return Error::Invalid(
-          fmt::format("this dump holds no heap (type {}); take a heap or full dump",
-                      type == DumpType::kMini ? "mini" : "triage"));
+          fmt::format("glibc's malloc_par is {} bytes here; cppdiag reads the x86-64 layouts of "
+                      "glibc 2.26 and later (112 or 136)",
+                      roots.mp_size));
     }
   }
-  CPPDIAG_ASSIGN_OR_RETURN(CoreDebugInfo * debug, session.debug());
-  auto main_arena = debug->FindSymbol("libc.so", "main_arena");
-  auto mp = debug->FindSymbol("libc.so", "mp_");
-  if (!main_arena || !mp) return Error::Invalid(NoLibcSymbols(*debug));
-  auto layout = ParLayoutFor(mp->size);
-  if (main_arena->size != kMallocStateSize || !layout) {
-    return Error::Invalid(fmt::format(
-        "glibc's malloc_state is {} bytes and malloc_par {} here; cppdiag reads the x86-64 "
-        "layouts of glibc 2.26 and later (2200; 112 or 136)",
-        main_arena->size, mp->size));
-  }
-  auto key = debug->FindSymbol("libc.so", "tcache_key");
+  const uint64_t main_arena = roots.main_arena;
   GlibcHeap out;
-  out.main_arena = main_arena->address;
-  std::optional<uint64_t> tcache_key;
-  if (key) tcache_key = CoreWords(session.core()).At(key->address);
-  Walker w(session.core(), &out, tcache_key);
+  out.main_arena = main_arena;
+  out.found_by = roots.found_by;
+  Walker w(core, &out);
+  if (roots.tcache_key) w.AddTcacheKey(*roots.tcache_key);
   CoreWords& words = w.words();
-  if (!words.At(main_arena->address + kTop) || !words.At(main_arena->address + kNext)) {
+  if (!words.At(main_arena + kTop) || !words.At(main_arena + kNext)) {
     return Error::Invalid(fmt::format(
         "this dump holds no heap: glibc's main arena ({:#x}, in libc's data) is not stored in it",
-        main_arena->address));
+        main_arena));
   }
-  if (auto n = words.At(mp->address + layout->n_mmaps)) {
-    out.mp_n_mmaps = static_cast<int32_t>(*n & 0xffffffff);
+  if (layout) {
+    if (auto n = words.At(*roots.mp + layout->n_mmaps)) {
+      out.mp_n_mmaps = static_cast<int32_t>(*n & 0xffffffff);
+    }
   }
   // The arenas: main_arena, then `next` until it comes back.
-  std::vector<uint64_t> arenas{main_arena->address};
-  for (uint64_t a = main_arena->address; arenas.size() < kMaxArenas;) {
+  std::vector<uint64_t> arenas{main_arena};
+  for (uint64_t a = main_arena; arenas.size() < kMaxArenas;) {
     auto next = words.At(a + kNext);
-    if (!next || *next == main_arena->address || *next == 0) break;
+    if (!next || *next == main_arena || *next == 0) break;
     if (std::find(arenas.begin(), arenas.end(), *next) != arenas.end()) {
       w.Warn(fmt::format("arena {:#x}: its next arena {:#x} loops back", a, *next));
       break;
@@ -243,7 +241,12 @@ Result<GlibcHeap> ReadGlibcHeap(Session& session) {
     auto top_size = words.At(*top + 8);
     uint64_t top_end = top_size ? *top + (*top_size & ~kFlags) : *top;
     if (i == 0) {
-      auto sbrk_base = words.At(mp->address + layout->sbrk_base);
+      std::optional<uint64_t> sbrk_base;
+      if (layout) {
+        sbrk_base = words.At(*roots.mp + layout->sbrk_base);
+      } else if (const LoadSegment* seg = core.FindLoad(*top); seg != nullptr && *top != 0) {
+        sbrk_base = seg->vaddr;  // brk's start: the main heap is one mapping
+      }
       if (!sbrk_base || *sbrk_base == 0) continue;  // malloc never ran
       if (*top < *sbrk_base || top_end < *top) {
         w.Warn(
@@ -254,6 +257,7 @@ Result<GlibcHeap> ReadGlibcHeap(Session& session) {
       }
       out.arenas[i].heaps = 1;
       heaps.emplace_back(*sbrk_base, top_end);
+      if (!roots.tcache_key) w.TcacheKeysFromStruct(AlignUp16(*sbrk_base));
       w.WalkHeap(i, AlignUp16(*sbrk_base), top_end, *top);
       continue;
     }
@@ -266,15 +270,31 @@ Result<GlibcHeap> ReadGlibcHeap(Session& session) {
         w.Warn(fmt::format("arena {:#x}: heap {:#x} is not in the dump or is not its own", a, h));
         break;
       }
-      arena_heaps.emplace_back(h, h + *size);
-      if (std::find(heaps.begin(), heaps.end(), arena_heaps.back()) != heaps.end()) break;
+      std::pair<uint64_t, uint64_t> range(h, h + *size);
+      if (std::find(arena_heaps.begin(), arena_heaps.end(), range) != arena_heaps.end()) {
+        w.Warn(fmt::format("arena {:#x}: heap {:#x}'s prev heaps loop back to it", a, h));
+        break;
+      }
+      if (std::find(heaps.begin(), heaps.end(), range) != heaps.end()) break;
+      arena_heaps.push_back(range);
       h = *prev;
     }
     std::reverse(arena_heaps.begin(), arena_heaps.end());
+    // sizeof(heap_info): 48 from 2.35 (mp_ 136 bytes), 32 before; without
+    // mp_ only the heap holding the arena (the first) needs none.
     for (const auto& [start, end] : arena_heaps) {
       bool holds_arena = a >= start && a < end;
+      uint64_t heap_info_size = 32;
+      if (layout) {
+        heap_info_size = layout->heap_info_size;
+      } else if (auto sz = words.At(start + 48 + 8); sz && (*sz & ~kFlags) >= kMinChunk &&
+                                                     ((*sz & ~kFlags) & 15) == 0 &&
+                                                     (*sz & ~kFlags) <= end - start - 48) {
+        heap_info_size = 48;  // the first chunk's header is there: glibc 2.35+
+      }
       uint64_t first =
-          holds_arena ? AlignUp16(a + kMallocStateSize) : AlignUp16(start + layout->heap_info_size);
+          holds_arena ? AlignUp16(a + kMallocStateSize) : AlignUp16(start + heap_info_size);
+      if (!roots.tcache_key && holds_arena) w.TcacheKeysFromStruct(first);
       bool holds_top = *top >= start && *top < end;
       w.WalkHeap(i, first, holds_top ? std::min(top_end, end) : end, *top);
       heaps.emplace_back(start, start + kHeapMaxSize);
@@ -287,6 +307,41 @@ Result<GlibcHeap> ReadGlibcHeap(Session& session) {
                        out.mp_n_mmaps, out.mmapped));
   }
   return out;
+}
+
+std::vector<uint64_t> FindArenasByShape(const CoreFile& core, uint64_t start, uint64_t end) {
+  std::vector<uint64_t> found;
+  CoreWords words(core);
+  constexpr uint64_t kBins = 112, kNumBins = 127;
+  for (const LoadSegment& s : core.loads()) {
+    if (!(s.flags & 2) || s.end() <= start || s.vaddr >= end) continue;
+    uint64_t from = std::max(s.vaddr, start), to = std::min(s.vaddr + s.filesz, end);
+    for (uint64_t m = (from + 7) & ~uint64_t{7}; m + kMallocStateSize <= to; m += 8) {
+      // bin i (1..127) is bins[2i-2], bins[2i-1]; an empty one points at
+      // bin_at(m, i), 16 bytes before its fd.
+      bool ok = true;
+      size_t empty = 0;
+      for (uint64_t i = 0; i < kNumBins && ok; ++i) {
+        uint64_t fd_at = m + kBins + 16 * i, self = fd_at - 16;
+        auto fd = words.At(fd_at), bk = words.At(fd_at + 8);
+        if (!fd || !bk) {
+          ok = false;
+        } else if (*fd == self && *bk == self) {
+          ++empty;
+        } else {
+          ok = *fd != self && *bk != self && *fd != 0 && *bk != 0 && (*fd & 15) == 0 &&
+               (*bk & 15) == 0;
+        }
+      }
+      if (!ok || empty == 0) continue;
+      auto top = words.At(m + kTop), next = words.At(m + kNext);
+      if (!top || !next || *top == 0 || (*top & 15) != 0 || *next == 0 || (*next & 7) != 0) {
+        continue;
+      }
+      found.push_back(m);
+    }
+  }
+  return found;
 }
 
 }  // namespace cppdiag::cli::analyze

@@ -230,3 +230,50 @@ TEST(AnalyzeCoresTest, MemoryAndSymbolsReadTheCore) {
 
 }  // namespace
 }  // namespace cppdiag::analyze_test
+
+namespace cppdiag::analyze_test {
+namespace {
+
+// The executable's module in `modules` JSON.
+json ExecutableModule(const AnalyzeRun& run) {
+  for (const json& m : run.outputs.at(0)) {
+    if (m["executable"].get<bool>()) return m;
+  }
+  ADD_FAILURE() << run.out;
+  return {};
+}
+
+TEST(AnalyzeCoresTest, ASysrootFileOfAnotherBuildIsReportedNotUsed) {
+  TempDir dir;
+  const std::string core = dir.path() + "/core";
+  ASSERT_GT(WriteOurDump("full", core, 0), 0);
+  AnalyzeRun plain = AnalyzeJson(core, {"modules"});
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  const std::string build_id = ExecutableModule(plain)["build_id"];
+  ASSERT_FALSE(build_id.empty());
+
+  // Under one sysroot the executable's path holds the same build, under
+  // the other /usr/bin/true.
+  for (const char* which : {"same", "other"}) {
+    SCOPED_TRACE(which);
+    const std::string root = dir.path() + "/" + which, exe = root + Target();
+    fs::create_directories(fs::path(exe).parent_path());
+    fs::copy_file(std::string(which) == "same" ? Target() : "/usr/bin/true", exe);
+    AnalyzeRun run = AnalyzeJson(core, {"modules"}, {"--sysroot", root});
+    ASSERT_EQ(run.exit_code, 0) << run.err;
+    json m = ExecutableModule(run);
+    EXPECT_EQ(m["build_id"], build_id) << m;
+    if (std::string(which) == "same") {
+      EXPECT_EQ(m["file"], Target()) << m << " (the path under the sysroot)";
+      EXPECT_TRUE(m["symbols"].get<bool>());
+    } else {
+      EXPECT_FALSE(m.contains("file")) << m;
+      EXPECT_FALSE(m["symbols"].get<bool>());
+      EXPECT_NE(m.value("not_read", "").find("is another build"), std::string::npos) << m;
+      EXPECT_NE(m.value("not_read", "").find(build_id), std::string::npos) << m;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace cppdiag::analyze_test

@@ -7,6 +7,8 @@
 
 #include <filesystem>
 #include <regex>
+#include <string>
+#include <vector>
 
 #include "analyze_support.h"
 #include "support/scoped_core_pattern.h"
@@ -28,15 +30,35 @@ uint64_t CountOf(const json& types, const std::string& key, const json& value) {
   return 0;
 }
 
-void ExpectTheKnownHeap(const std::string& core) {
-  SCOPED_TRACE(core);
-  AnalyzeRun run = AnalyzeJson(core, {"heap", "heap types 100000", "heap leaked 100000"});
+// Symbols hidden: libc's debug file (libc6-dbg) is looked for in an empty
+// directory, so main_arena must be found by its shape.
+enum class LibcSymbols { kInstalled, kHidden };
+
+void ExpectTheKnownHeap(const std::string& core, LibcSymbols symbols) {
+  SCOPED_TRACE(core + (symbols == LibcSymbols::kHidden ? " (libc6-dbg hidden)" : ""));
+  TempDir no_debug_files;
+  std::vector<std::string> args;
+  if (symbols == LibcSymbols::kHidden) args = {"--debug-dir", no_debug_files.path()};
+  AnalyzeRun run =
+      AnalyzeJson(core, {"heap", "heap types 100000", "heap leaked 100000", "modules"}, args);
   ASSERT_EQ(run.exit_code, 0) << run.err;
-  ASSERT_EQ(run.outputs.size(), 3u);
+  ASSERT_EQ(run.outputs.size(), 4u);
   const json& heap = run.outputs[0];
   EXPECT_TRUE(heap["warnings"].empty()) << heap["warnings"].dump(2);
   EXPECT_GE(heap["arenas"].size(), 2u) << "the Gadget thread's arena";
-  EXPECT_EQ(heap["mmapped"], heap["mp_n_mmaps"]);
+  bool libc_debug_info = false;
+  for (const json& m : run.outputs[3]) {
+    if (m["name"].get<std::string>().starts_with("libc.so")) libc_debug_info = m["debug_info"];
+  }
+  if (symbols == LibcSymbols::kHidden) {
+    EXPECT_FALSE(libc_debug_info) << run.outputs[3].dump(1);
+    EXPECT_NE(heap["found_by"].get<std::string>().find("shape"), std::string::npos) << heap;
+    EXPECT_FALSE(heap.contains("mp_n_mmaps")) << "mp_ is a local symbol too";
+  } else {
+    ASSERT_TRUE(libc_debug_info) << "libc6-dbg is installed by scripts/setup.sh";
+    EXPECT_NE(heap["found_by"].get<std::string>().find("symbols"), std::string::npos) << heap;
+    EXPECT_EQ(heap["mmapped"], heap["mp_n_mmaps"]);
+  }
   EXPECT_GE(heap["mmapped"].get<uint64_t>(), 5u);
   const json& main = heap["arenas"][0];
   EXPECT_TRUE(main["main"].get<bool>());
@@ -45,7 +67,8 @@ void ExpectTheKnownHeap(const std::string& core) {
   EXPECT_GE(main["tcache"].get<uint64_t>(), 7u);
   EXPECT_GE(main["free"].get<uint64_t>(), 50u);
 
-  const json& types = run.outputs[1];
+  EXPECT_TRUE(run.outputs[1]["warnings"].empty());
+  const json& types = run.outputs[1]["groups"];
   EXPECT_EQ(CountOf(types, "type", "(anonymous namespace)::Widget"), 3000u) << types.dump(1);
   EXPECT_EQ(CountOf(types, "type", "(anonymous namespace)::Gadget"), 500u);
   EXPECT_EQ(CountOf(types, "chunk_size", (1 << 20) + 4096), 5u) << "the 1 MiB buffers";
@@ -60,6 +83,12 @@ void ExpectTheKnownHeap(const std::string& core) {
   EXPECT_EQ(leaked["leaked"], 200) << leaked.dump(1);
   ASSERT_EQ(leaked["groups"].size(), 1u) << leaked.dump(1);
   EXPECT_EQ(leaked["groups"][0]["type"], "(anonymous namespace)::Leaky");
+}
+
+// The same heap with libc's symbols and without them.
+void ExpectTheKnownHeap(const std::string& core) {
+  ExpectTheKnownHeap(core, LibcSymbols::kInstalled);
+  ExpectTheKnownHeap(core, LibcSymbols::kHidden);
 }
 
 class HeapDumpTest : public ::testing::TestWithParam<const char*> {};

@@ -7,7 +7,7 @@
 #include "cli/analyze/command.h"
 #include "cli/analyze/commands/heap_subcommands.h"
 #include "cli/analyze/format.h"
-#include "cli/analyze/glibc_heap.h"
+#include "cli/analyze/glibc_heap_reader.h"
 
 namespace cppdiag::cli::analyze {
 namespace {
@@ -17,7 +17,8 @@ Result<CommandOutput> Summary(Session& session) {
   CommandOutput out;
   uint64_t in_use = 0, in_use_bytes = 0, free = 0, free_bytes = 0;
   nlohmann::json arenas = nlohmann::json::array();
-  out.text =
+  out.text = fmt::format("main_arena {:#x}, found by {}\n\n", heap.main_arena, heap.found_by);
+  out.text +=
       fmt::format("{:<18} {:>5} {:>10} {:>12} {:>10} {:>12} {:>8} {:>8} {:>12}\n", "ARENA", "HEAPS",
                   "IN USE", "BYTES", "FREE", "BYTES", "FASTBIN", "TCACHE", "TOP SIZE");
   for (const ArenaSummary& a : heap.arenas) {
@@ -49,6 +50,7 @@ Result<CommandOutput> Summary(Session& session) {
                   heap.mp_n_mmaps >= 0 ? fmt::format("; glibc counts {}", heap.mp_n_mmaps) : "");
   for (const std::string& w : heap.warnings) out.text += "warning: " + w + "\n";
   out.json = {{"main_arena", heap.main_arena},
+              {"found_by", heap.found_by},
               {"arenas", std::move(arenas)},
               {"in_use", in_use},
               {"in_use_bytes", in_use_bytes},

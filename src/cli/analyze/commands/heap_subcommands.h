@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "cli/analyze/command.h"
-#include "cli/analyze/glibc_heap.h"
+#include "cli/analyze/glibc_heap_reader.h"
 
 namespace cppdiag::cli::analyze {
 

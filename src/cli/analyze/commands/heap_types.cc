@@ -9,7 +9,7 @@
 
 #include "cli/analyze/commands/heap_subcommands.h"
 #include "cli/analyze/format.h"
-#include "cli/analyze/glibc_heap.h"
+#include "cli/analyze/glibc_heap_reader.h"
 #include "cli/heap/symbolizer.h"
 
 namespace cppdiag::cli::analyze {
@@ -99,6 +99,9 @@ Result<CommandOutput> HeapTypes(Session& session, const CommandArgs& args) {
   }
   CommandOutput out = GroupChunks(session, *debug, chunks, top);
   for (const std::string& w : heap.warnings) out.text += "warning: " + w + "\n";
+  // As heap leaked's: the groups, and what the walk could not read.
+  out.json = {
+      {"allocations", chunks.size()}, {"groups", std::move(out.json)}, {"warnings", heap.warnings}};
   return out;
 }
 

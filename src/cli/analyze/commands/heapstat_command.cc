@@ -1,11 +1,13 @@
 // heapstat [N]: the live-heap table of the cppdiag note (the sampling
 // profiler's view when the dump was written): call stacks by estimated live
 // bytes, largest first, the top N (default 20). Needs no symbols in the
-// target: the stacks' pcs are resolved here from the core's modules.
+// target: the stacks' pcs are resolved here from the core's modules (text:
+// each pc's function, the one its inlined functions were inlined into).
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 
 #include "cli/analyze/command.h"
 #include "cli/analyze/format.h"
@@ -77,7 +79,13 @@ Result<CommandOutput> Heapstat(Session& session, const CommandArgs& args) {
       // Return addresses: the call is the byte before.
       Frame f{.pc = r.pcs[k], .activation = false, .functions = debug->Symbolize(r.pcs[k] - 1)};
       if (const ModuleInfo* m = debug->ModuleAt(f.pc)) f.module = m->name;
-      text += fmt::format("{}{}\n", k == 0 ? "" : std::string(25, ' '), TopFunctionText(f, *debug));
+      // The function the code at the pc belongs to, not the innermost one
+      // inlined there: a leaking function often inlines its allocation
+      // (std::vector's), which would hide it. JSON has them all.
+      std::string line =
+          f.functions.empty() ? TopFunctionText(f, *debug) : FunctionText(f.functions.back());
+      if (f.functions.size() > 1) line += fmt::format(" [+{} inlined]", f.functions.size() - 1);
+      text += fmt::format("{}{}\n", text.empty() ? "" : std::string(25, ' '), line);
       frames.push_back(FrameJson(f));
     }
     if (text.empty()) text = "(no frames)\n";

@@ -12,6 +12,7 @@ namespace {
 
 constexpr uint64_t kHeapMaxSize = uint64_t{64} << 20;  // HEAP_MAX_SIZE on x86-64
 constexpr uint64_t kPrevInuse = 1, kIsMmapped = 2, kNonMainArena = 4, kFlags = 7;
+constexpr uint64_t kMinChunk = 32;
 constexpr size_t kMaxArenas = 4096, kMaxHeaps = 1 << 16, kMaxListLength = 1 << 24;
 
 // malloc_state (glibc 2.26+, x86-64).

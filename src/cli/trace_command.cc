@@ -66,7 +66,7 @@ class StopOnSignal {
           auto r = ipc::Call(endpoint_, ipc::Command::kTraceStop, nlohmann::json::object(),
                              std::chrono::seconds(10));
           if (r.ok() || r.error().code() != ESRCH || done_.load()) break;
-          timespec pause{0, 50 * 1000 * 1000};
+          timespec pause{0, 50L * 1000 * 1000};
           if (sigtimedwait(&set_, nullptr, &pause) > 0 && done_.load()) return;
         }
       }

@@ -19,8 +19,9 @@
 
 namespace cppdiag::cli::analyze {
 
-// NOLINTNEXTLINE(bugprone-exception-escape): nlohmann::json's moves are noexcept; clang-tidy 14
-// sees a throw in its destructor's assertions
+// clang-tidy 14 sees a throw in nlohmann::json's destructor's assertions;
+// its moves and destructor are noexcept.
+// NOLINTNEXTLINE(bugprone-exception-escape): see above
 struct CommandOutput {
   std::string text;  // ends with a newline (or is empty)
   nlohmann::json json;

@@ -13,6 +13,7 @@
 #include "common/io.h"
 #include "common/proc.h"
 #include "diag/dump/internal/pagemap.h"
+#include "diag/dump/internal/process_vm_read.h"
 #include "diag/dump/x86_64_registers.h"
 
 namespace cppdiag::dump {
@@ -184,22 +185,9 @@ Status PtraceSnapshot::LoadMemory(pid_t memory_pid) {
   return {};
 }
 
-// As SelfSnapshot's: one iovec per page, so the count stops at the first
-// unreadable page.
-// NOLINTNEXTLINE(readability-non-const-parameter): the kernel writes `out` (iov_base)
+// One iovec per page: the count stops at the first unreadable page.
 ssize_t PtraceSnapshot::ReadWithProcessVm(uint64_t addr, uint8_t* out, size_t len) const {
-  constexpr size_t kMaxIov = 256;
-  iovec remote[kMaxIov];
-  size_t n = 0, total = 0;
-  for (uint64_t a = addr; total < len && n < kMaxIov; ++n) {
-    size_t chunk = static_cast<size_t>(((a | 4095) + 1) - a);
-    if (chunk > len - total) chunk = len - total;
-    remote[n] = iovec{reinterpret_cast<void*>(a), chunk};
-    a += chunk;
-    total += chunk;
-  }
-  iovec local{out, total};
-  return HANDLE_EINTR(::process_vm_readv(memory_pid_, &local, 1, remote, n, 0));
+  return internal::ReadPagesWithProcessVm(memory_pid_, addr, out, len);
 }
 
 ssize_t PtraceSnapshot::ReadWithProcMem(uint64_t addr, uint8_t* out, size_t len) const {

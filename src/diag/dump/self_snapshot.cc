@@ -15,6 +15,7 @@
 #include "common/io.h"
 #include "common/proc.h"
 #include "diag/dump/internal/pagemap.h"
+#include "diag/dump/internal/process_vm_read.h"
 
 namespace cppdiag::dump {
 
@@ -123,23 +124,9 @@ int SelfSnapshot::Load(bool* truncated) {
 // process_vm_readv on this process: no file to open and no ptrace rights
 // needed, so it works where /proc/self/mem is refused (a non-dumpable
 // process) or could not be opened (no descriptor left). It pins what it
-// reads: in the fork-mode child every page read is copied (self_snapshot.h). It never splits an
-// iovec, so the remote side goes page by page: the count then stops at the first unreadable page.
-// NOLINTNEXTLINE(readability-non-const-parameter): the kernel writes `out` (iov_base)
+// reads: in the fork-mode child every page read is copied (self_snapshot.h).
 ssize_t SelfSnapshot::ReadWithProcessVm(uint64_t addr, uint8_t* out, size_t len) const {
-  constexpr size_t kMaxIov = 256;
-  iovec remote[kMaxIov];
-  size_t n = 0, total = 0;
-  for (uint64_t a = addr; total < len && n < kMaxIov; ++n) {
-    size_t chunk = static_cast<size_t>(((a | 4095) + 1) - a);
-    if (chunk > len - total) chunk = len - total;
-    remote[n] = iovec{reinterpret_cast<void*>(a), chunk};
-    a += chunk;
-    total += chunk;
-  }
-  iovec local{out, total};
-  pid_t pid = CurrentPid();
-  return HANDLE_EINTR(::process_vm_readv(pid, &local, 1, remote, n, 0));
+  return internal::ReadPagesWithProcessVm(CurrentPid(), addr, out, len);
 }
 
 // One read from `addr`: a pread of /proc/self/mem when there is a

@@ -50,9 +50,28 @@ __attribute__((noinline)) static void wait_on_pipe(int fd) {
   }
 }
 
+// The workers' thread ids, so main can wait until each is blocked in read().
+static pid_t worker_tids[64];
+static volatile int worker_count;
+
+// True once thread `tid` sits in the read syscall (/proc's syscall file
+// starts with its number, 0 on x86-64): a dump then finds it in wait_on_pipe,
+// not still on its way back from the barrier.
+static int blocked_in_read(pid_t tid) {
+  char path[64], buf[32] = {0};
+  snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+  FILE* f = fopen(path, "r");
+  if (f == NULL) return 0;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  return n >= 2 && buf[0] == '0' && buf[1] == ' ';
+}
+
 static void* worker(void* arg) {
   int fds[2];
   if (pipe(fds) != 0) abort();
+  int slot = __atomic_fetch_add(&worker_count, 1, __ATOMIC_SEQ_CST);
+  if (slot < 64) __atomic_store_n(&worker_tids[slot], gettid(), __ATOMIC_SEQ_CST);
   pthread_barrier_wait(&started);
   wait_on_pipe(fds[0]);
   (void)arg;
@@ -178,6 +197,12 @@ int main(int argc, char** argv) {
   if (!idle) pthread_create(&t, NULL, spinner, NULL);
   if (churn) pthread_create(&t, NULL, churner, NULL);
   pthread_barrier_wait(&started);
+  for (int i = 0; i < workers && i < 64; ++i) {
+    while (!blocked_in_read(__atomic_load_n(&worker_tids[i], __ATOMIC_SEQ_CST))) {
+      struct timespec pause = {0, 1000 * 1000};
+      nanosleep(&pause, NULL);
+    }
+  }
   printf("READY pid=%d threads=%d\n", getpid(), threads + 1);
   fflush(stdout);
   if (main_mode != 0) return handler_loop(main_mode == 1);

@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "cli/display.h"
+#include "cli/heap/pprof_locations.h"
 #include "common/parse.h"
 
 namespace cppdiag::cli::heap {
@@ -179,47 +180,16 @@ pprof::Profile BuildProfile(const cppdiag::heap::HeapProfile& heap, Symbolizer& 
   p.comments.push_back("total_allocated_bytes=" + std::to_string(heap.total_allocated_bytes));
   p.comments.push_back("total_freed_bytes=" + std::to_string(heap.total_freed_bytes));
 
-  const auto& maps = symbolizer.mappings();
-  for (size_t i = 0; i < maps.size(); ++i) {
-    p.mappings.push_back({.id = i + 1,
-                          .memory_start = maps[i].start,
-                          .memory_limit = maps[i].end,
-                          .file_offset = maps[i].offset,
-                          .filename = maps[i].path,
-                          .build_id = maps[i].build_id});
-  }
-  std::unordered_map<uint64_t, uint64_t> location_of_pc;
-  std::map<std::pair<std::string, std::string>, uint64_t> function_ids;
-  auto function_id = [&](const SymbolFrame& f) {
-    auto key = std::make_pair(f.function, f.file);
-    auto [it, inserted] = function_ids.try_emplace(key, p.functions.size() + 1);
-    if (inserted) p.functions.push_back({it->second, f.function, f.system_name, f.file, 0});
-    return it->second;
-  };
+  ProfileLocations where(p, symbolizer);
   for (const auto& stack : heap.stacks) {
     pprof::Sample s;
     for (uint64_t pc : stack.pcs) {
-      if (pc == 0) continue;
-      uint64_t address = pc - 1;
-      auto [it, inserted] = location_of_pc.try_emplace(address, p.locations.size() + 1);
-      if (inserted) {
-        SymbolizedAddress where = symbolizer.Symbolize(address);
-        pprof::Location loc{.id = it->second, .address = address};
-        if (where.mapping_index >= 0)
-          loc.mapping_id = static_cast<uint64_t>(where.mapping_index) + 1;
-        for (const auto& f : where.frames) loc.lines.push_back({function_id(f), f.line});
-        p.locations.push_back(std::move(loc));
-      }
-      s.location_ids.push_back(it->second);
+      if (pc != 0) s.location_ids.push_back(where.LocationOf(pc - 1));
     }
     s.values = {std::llround(stack.estimated_count), std::llround(stack.estimated_bytes)};
     p.samples.push_back(std::move(s));
   }
-  for (size_t i = 0; i < maps.size(); ++i) {
-    auto& m = p.mappings[i];
-    m.has_functions = symbolizer.HasSymbols(i);
-    m.has_filenames = m.has_line_numbers = m.has_inline_frames = symbolizer.HasLines(i);
-  }
+  where.Finish();
   return p;
 }
 

@@ -42,6 +42,7 @@ Result<DumpOutcome> RequestDump(const DiagTarget& target, const DumpRequestOptio
   nlohmann::json request = {{"overwrite", options.overwrite}};
   if (!options.type.empty()) request["type"] = options.type;
   if (!options.path.empty()) request["path"] = options.path;
+  if (!options.trigger.empty()) request["trigger"] = options.trigger;
   TargetWatch watch(target.pid);
   DumpProgress line;
   bool announced = false;

@@ -17,6 +17,9 @@ struct DumpRequestOptions {
   std::string type;  // full, heap, mini, triage (or 4, 2, 1, 3); empty: the target's
   bool overwrite = false;
   bool quiet = false;  // print nothing (cppdiag monitor prints its own line)
+  // What fired (cppdiag monitor's "cpu 93.1% >= 90%"): the dump's note
+  // reason, and a trigger marker on the target's running trace.
+  std::string trigger;
 };
 
 // What the target reported.

@@ -80,6 +80,22 @@ Error DumpFailure(int err, const dump::SelfDumpResult& result) {
                    " (" + ErrnoName(err) + "); nothing was left behind");
 }
 
+// The request's "trigger" (what made a tool ask for the dump: cppdiag
+// monitor's "cpu 93.1% >= 90%"), or "" without one. It goes into the note
+// and the trace, so a peer's string is held to short printable ASCII.
+Result<std::string> DumpTrigger(const nlohmann::json& req) {
+  if (!req.contains("trigger")) return std::string();
+  constexpr size_t kMaxTrigger = 200;
+  const auto& t = req.at("trigger");
+  if (!t.is_string()) return Error(EINVAL, "", "trigger must be a string");
+  const std::string& text = t.get_ref<const std::string&>();
+  if (text.empty() || text.size() > kMaxTrigger ||
+      !std::all_of(text.begin(), text.end(), [](char c) { return c >= 0x20 && c < 0x7f; })) {
+    return Error(EINVAL, "", "trigger must be 1 to 200 printable ASCII characters");
+  }
+  return text;
+}
+
 // Writes a dump where the request says (confined to CPPDIAG_DUMP_DIR), in
 // fork mode unless the cgroup lacks the headroom (SelfDumpMode::kAuto).
 Result<nlohmann::json> Dump(const RuntimeInfo& rt, const nlohmann::json& req,
@@ -89,6 +105,7 @@ Result<nlohmann::json> Dump(const RuntimeInfo& rt, const nlohmann::json& req,
     CPPDIAG_ASSIGN_OR_RETURN(type, ParseDumpType(req.at("type").get<std::string>()));
   }
   bool overwrite = req.value("overwrite", false);
+  CPPDIAG_ASSIGN_OR_RETURN(std::string trigger, DumpTrigger(req));
   std::string requested = req.value("path", std::string());
   if (requested.empty()) {
     char expanded[PATH_MAX];
@@ -103,9 +120,12 @@ Result<nlohmann::json> Dump(const RuntimeInfo& rt, const nlohmann::json& req,
                            ResolveDumpPath(requested, rt.config.dump_dir, overwrite));
   const std::string& path = target.path;
 
+  // On the timeline before the dump starts: the firing, then the dump.
+  const std::string reason = trigger.empty() ? "on-demand" : "trigger: " + trigger;
+  if (!trigger.empty()) NoteTraceMarker("trigger", {{"trigger", trigger}, {"path", path}});
   dump::SelfDumpRequest request;
   request.type = type;
-  request.reason = "on-demand";
+  request.reason = reason.c_str();
   request.path = target.relative.c_str();
   request.in_dump_dir = true;
   request.replace_existing = overwrite;
@@ -148,7 +168,7 @@ Result<nlohmann::json> Dump(const RuntimeInfo& rt, const nlohmann::json& req,
   NoteTraceMarker("dump", {{"path", result.path},
                            {"type", DumpTypeName(result.type)},
                            {"bytes", result.size_bytes},
-                           {"reason", "on-demand"},
+                           {"reason", reason},
                            {"pause_ms", Ms(result.pause_ns)}});
   return nlohmann::json{{"path", result.path},
                         {"type", DumpTypeName(result.type)},

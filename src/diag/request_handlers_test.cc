@@ -112,6 +112,28 @@ TEST_F(DumpHandlerTest, AProgressFrameThatThrowsStopsNeitherThisDumpNorTheNext) 
   EXPECT_EQ(Files(dir_), (std::vector<std::string>{"first.core", "second.core"}));
 }
 
+// A dump request's trigger comes from a peer and goes into the note and the
+// trace: anything but a short printable string is refused, and nothing is
+// written; a good one is the note's reason.
+TEST_F(DumpHandlerTest, AHostileTriggerIsRefusedAndWritesNothing) {
+  for (const nlohmann::json& trigger :
+       {nlohmann::json(42), nlohmann::json::array({"cpu"}), nlohmann::json(""),
+        nlohmann::json(std::string(201, 'x')), nlohmann::json("cpu\n93%"),
+        nlohmann::json("\x1b[2Jcpu"), nlohmann::json("caf\xc3\xa9")}) {
+    auto r = Dump({{"path", "hostile.core"}, {"type", "mini"}, {"trigger", trigger}});
+    ASSERT_FALSE(r.ok()) << trigger;
+    EXPECT_EQ(r.error().code(), EINVAL) << trigger;
+    EXPECT_NE(r.error().message().find("trigger"), std::string::npos) << r.error().message();
+  }
+  EXPECT_EQ(Files(dir_), std::vector<std::string>{});
+  auto good = Dump({{"path", "fired.core"}, {"type", "mini"}, {"trigger", "cpu 93.1% >= 90%"}});
+  ASSERT_THAT(good, IsOk());
+  EXPECT_EQ(Files(dir_), std::vector<std::string>{"fired.core"});
+  auto core = ReadFileToString(dir_ + "/fired.core");
+  ASSERT_THAT(core, IsOk());
+  EXPECT_NE(core->find("trigger: cpu 93.1% >= 90%"), std::string::npos) << "the note's reason";
+}
+
 // The requested directory is checked, then swapped for a symbolic link to
 // a directory outside the dump directory (atomically, by RENAME_EXCHANGE)
 // while the dump is opened: nothing may ever be created outside. With

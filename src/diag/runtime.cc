@@ -63,6 +63,10 @@ void DumpBeforeOomKill(uint64_t usage, uint64_t limit) {
                "writing a dump before the OOM killer acts\n",
                FormatBytes(usage).c_str(), FormatBytes(limit).c_str(),
                *g_info.config.oom_dump_threshold);
+  NoteTraceMarker("trigger", {{"trigger", "oom-watchdog"},
+                              {"cgroup_usage_bytes", usage},
+                              {"cgroup_limit_bytes", limit},
+                              {"threshold_percent", *g_info.config.oom_dump_threshold}});
   dump::SelfDumpRequest request;
   request.reason = "oom-watchdog";
   dump::SelfDumpResult result;

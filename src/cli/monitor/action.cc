@@ -9,6 +9,7 @@
 
 #include "cli/discovery.h"
 #include "cli/dump_request.h"
+#include "cli/monitor/firing_line.h"
 #include "common/io.h"
 #include "common/parse.h"
 #include "diag/dump/dump_type.h"
@@ -48,9 +49,10 @@ Result<ActionDone> PtraceDump(const ActionTarget& t, const Firing& f, const Moni
 Result<ActionDone> WriteDump(const ActionTarget& t, const Firing& f, const MonitorOptions& o,
                              const std::atomic<bool>* stop) {
   if (auto target = FindTarget(t.pid)) {
-    CPPDIAG_ASSIGN_OR_RETURN(
-        DumpOutcome dump,
-        RequestDump(*target, {.path = DumpName(t, f, o), .type = o.type, .quiet = true}));
+    CPPDIAG_ASSIGN_OR_RETURN(DumpOutcome dump, RequestDump(*target, {.path = DumpName(t, f, o),
+                                                                     .type = o.type,
+                                                                     .quiet = true,
+                                                                     .trigger = FiringText(f)}));
     char detail[160];
     std::snprintf(detail, sizeof detail, "%s, %s, threads paused %.1f ms, %s, by the target",
                   dump.type.c_str(), FormatBytes(dump.bytes).c_str(), dump.pause_ms,

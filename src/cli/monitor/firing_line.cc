@@ -17,11 +17,16 @@ std::string UtcNow() {
   return buf;
 }
 
+std::string FiringText(const Firing& f) {
+  std::string text = f.trigger;
+  if (!f.value.empty()) text += " " + f.value;
+  if (!f.op.empty()) text += " " + f.op + " " + f.threshold;
+  return text;
+}
+
 std::string FiringLine(pid_t pid, const Firing& f, const std::string& path,
                        const std::string& detail, const std::string& failure) {
-  std::string line = UtcNow() + " " + std::to_string(pid) + " " + f.trigger;
-  if (!f.value.empty()) line += " " + f.value;
-  if (!f.op.empty()) line += " " + f.op + " " + f.threshold;
+  std::string line = UtcNow() + " " + std::to_string(pid) + " " + FiringText(f);
   if (path.empty()) return line + " failed: " + ForTerminal(failure);
   line += " " + ForTerminal(path);
   if (!detail.empty()) line += " (" + ForTerminal(detail) + ")";

@@ -19,6 +19,9 @@ namespace cppdiag::cli::monitor {
 // "2026-12-02T15:47:48Z".
 std::string UtcNow();
 
+// What fired, as the line says it: "cpu 93.1% >= 90%", "timer 1/3".
+std::string FiringText(const Firing& f);
+
 // The line, without its newline; `path` empty: `failure` is said instead.
 std::string FiringLine(pid_t pid, const Firing& f, const std::string& path,
                        const std::string& detail, const std::string& failure);

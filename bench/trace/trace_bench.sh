@@ -96,11 +96,20 @@ cpu_run() {
   echo "cpu $1 $(awk '/^ops_per_s/ {print $2}' "$out/work.log") $(samples "$1") $(lost "$1") $(awk '/^ops_per_cpu_s/ {print $2}' "$out/work.log")"
 }
 
+# cpu_ticks PID: the process's user + system time, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# http_run VARIANT: req/s, samples, lost, p99, and leakapp's CPU time per
+# request in microseconds (what the load does not change; perf's own
+# process is not counted, as for cpu).
 http_run() {
   start_profiler "$1" "$leakapp_pid"
+  t0=$(cpu_ticks "$leakapp_pid")
   r=$(wrk_run 2 64 "$seconds" "http://127.0.0.1:$port/status")
+  t1=$(cpu_ticks "$leakapp_pid")
   [ -n "$prof_pid" ] && { kill -INT "$prof_pid"; wait "$prof_pid" || true; }
-  echo "http $1 $(echo "$r" | cut -d' ' -f1) $(samples "$1") $(lost "$1") $(echo "$r" | cut -d' ' -f3)"
+  us=$(echo "$r $t0 $t1 $(getconf CLK_TCK)" | awk '{printf "%.3f", ($9 - $8) * 1e6 / $10 / $5}')
+  echo "http $1 $(echo "$r" | cut -d' ' -f1) $(samples "$1") $(lost "$1") $(echo "$r" | cut -d' ' -f3) $us"
 }
 
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) CPUs)" >&2
@@ -127,9 +136,10 @@ print(f"{sys.argv[3]} interleaved rounds of {sys.argv[2]} s each; medians.\n")
 for work, unit in (("cpu", "ops/s"), ("http", "req/s")):
     base = med(r[2] for r in rows if r[0] == work and r[1] == "none")
     cbase = med(r[5] for r in rows if r[0] == work and r[1] == "none" and len(r) > 5)
-    extra = " p99 ms |" if work == "http" else " ops per CPU-s | vs untraced |"
+    ubase = med(r[6] for r in rows if r[0] == work and r[1] == "none" and len(r) > 6)
+    extra = " p99 ms | CPU µs per request | vs untraced |" if work == "http" else " ops per CPU-s | vs untraced |"
     print(f"| {work} | {unit} | vs untraced | samples | lost |" + extra)
-    print("|---|---|---|---|---|" + ("---|" if work == "http" else "---|---|"))
+    print("|---|---|---|---|---|" + ("---|---|---|" if work == "http" else "---|---|"))
     for v in ("none", "cppdiag99", "perf99", "cppdiag999", "perf999"):
         rs = [r for r in rows if r[0] == work and r[1] == v]
         t = med(r[2] for r in rs)
@@ -140,7 +150,9 @@ for work, unit in (("cpu", "ops/s"), ("http", "req/s")):
         rel = "" if t is None or base is None else f"{(t / base - 1) * 100:+.1f} %"
         line = f"| {name} | {t:.0f} | {rel} | {'-' if s is None else f'{s:.0f}'} | {'-' if lost is None else f'{lost:.0f}'} |"
         if work == "http":
+            u = med(r[6] for r in rs if len(r) > 6)
             line += f" {med(r[5] for r in rs if len(r) > 5) or 0:.2f} |"
+            line += " - | - |" if u is None or not ubase else f" {u:.2f} | {(u / ubase - 1) * 100:+.1f} % |"
         else:
             c = med(r[5] for r in rs if len(r) > 5)
             line += f" {c:.0f} | {(c / cbase - 1) * 100:+.1f} % |"

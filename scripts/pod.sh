@@ -2,14 +2,14 @@
 # The local pod workflow: leakapp's Kubernetes manifests (kustomize overlay
 # "local") played by podman on this machine.
 #   scripts/pod.sh images            build the static binaries and the four images
-#   scripts/pod.sh up [local|sidecar]   render with kubectl kustomize, podman kube play
+#   scripts/pod.sh up [local|sidecar|sidecar-ptrace]   render with kubectl kustomize, podman kube play
 #   scripts/pod.sh url               where leakapp answers (the hostPort)
 #   scripts/pod.sh port-forward      the same: podman publishes a hostPort instead
 #   scripts/pod.sh logs [-f]         leakapp's log (podman logs options pass through)
 #   scripts/pod.sh status            pod, containers, URL, dumps on the volume
 #   scripts/pod.sh dumps             the dumps volume's path on the host and its files
 #   scripts/pod.sh down [--volumes]  tear the pod down (--volumes: the dumps too)
-#   scripts/pod.sh render [local|sidecar]   print what up plays
+#   scripts/pod.sh render [local|sidecar|sidecar-ptrace]   print what up plays
 #   scripts/pod.sh image-save DIR    the four images as OCI archives + SHA256SUMS (air-gapped installs)
 #   scripts/pod.sh image-load DIR    check the sums and load them
 # Environment: LEAKAPP_HOST_PORT (8080), LEAKAPP_POD_PREFIX (a name prefix for a
@@ -37,8 +37,8 @@ need_podman() {
 render() {
   local overlay=${1:-local}
   case $overlay in
-    local | sidecar) ;;
-    *) die "unknown overlay '$overlay' (local or sidecar)" ;;
+    local | sidecar | sidecar-ptrace) ;;
+    *) die "unknown overlay '$overlay' (local, sidecar or sidecar-ptrace)" ;;
   esac
   command -v kubectl >/dev/null || die "kubectl is not installed (it renders the kustomize overlays)"
   if [ "$overlay" = local ] && [ -z "$prefix" ] && [ "$host_port" = 8080 ]; then
@@ -59,9 +59,14 @@ render() {
     echo "patches:"
     echo "  - path: port.json"
     echo "    target: {kind: Deployment}"
-    if [ "$overlay" = sidecar ]; then
+    if [ "$overlay" != local ]; then
       cp "$repo/deploy/kubernetes/overlays/sidecar/add-debugger.json" "$dir/"
       echo "  - path: add-debugger.json"
+      echo "    target: {kind: Deployment}"
+    fi
+    if [ "$overlay" = sidecar-ptrace ]; then
+      cp "$repo/deploy/kubernetes/overlays/sidecar-ptrace/ptrace-debugger.json" "$dir/"
+      echo "  - path: ptrace-debugger.json"
       echo "    target: {kind: Deployment}"
     fi
   } >"$dir/kustomization.yaml"

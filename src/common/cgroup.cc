@@ -66,11 +66,19 @@ std::optional<Mount> FindMount(const std::string& mountinfo, int version,
   return std::nullopt;
 }
 
-std::string MapToMount(const Mount& m, const std::string& path) {
+// Where `path` (as /proc/<pid>/cgroup gives it) is under the mount point;
+// nullopt when the mount does not show it. `own_path` is this process's
+// path in the same hierarchy: a container without a cgroup namespace sees
+// the host's path for itself but its own cgroup mounted at the mount point,
+// so its own path (and only its own: a sidecar's view holds none of the app
+// container's cgroup) maps to the mount point.
+std::optional<std::string> MapToMount(const Mount& m, const std::string& path,
+                                      const std::string& own_path) {
   if (m.root == "/") return m.mount_point + (path == "/" ? "" : path);
   if (path == m.root) return m.mount_point;
   if (path.starts_with(m.root + "/")) return m.mount_point + path.substr(m.root.size());
-  return m.mount_point;  // outside the mount's view: the mount shows our own cgroup
+  if (path == own_path) return m.mount_point;
+  return std::nullopt;
 }
 
 std::optional<uint64_t> ReadNumberFile(const std::string& path) {
@@ -117,11 +125,38 @@ Result<std::pair<int, std::string>> CgroupReader::FindMemoryCgroup(pid_t pid) co
 // The v1 hierarchy of `controller` when this process is in one, else the v2
 // hierarchy (whose files the caller checks).
 Result<CgroupReader::Found> CgroupReader::Find(pid_t pid, const std::string& controller) const {
+  CPPDIAG_ASSIGN_OR_RETURN(Paths paths, ReadPaths(pid, controller));
+  Paths own = paths;
+  if (pid != 0) {
+    CPPDIAG_ASSIGN_OR_RETURN(own, ReadPaths(0, controller));
+  }
+  CPPDIAG_ASSIGN_OR_RETURN(std::string mountinfo, ReadFileToString(root_ + "/proc/self/mountinfo"));
+  auto found = [&](int version, const Mount& m, const std::string& path,
+                   const std::string& own_path) -> Result<Found> {
+    auto dir = MapToMount(m, path, own_path);
+    if (!dir) {
+      return Error(EXDEV, "find " + controller + " cgroup",
+                   "of process " + Who(pid) + ": its cgroup " + path +
+                       " is not visible here (this mount of the hierarchy shows " + m.root +
+                       " only, as a container's does)");
+    }
+    return Found{version, root_ + *dir, root_ + m.mount_point};
+  };
+  if (paths.have_v1) {
+    if (auto m = FindMount(mountinfo, 1, controller)) return found(1, *m, paths.v1, own.v1);
+  }
+  if (paths.have_v2) {
+    if (auto m = FindMount(mountinfo, 2, "")) return found(2, *m, paths.v2, own.v2);
+  }
+  return Error(ENOENT, "find " + controller + " cgroup", "of process " + Who(pid));
+}
+
+// The process's paths in the v1 hierarchy of `controller` and in v2.
+Result<CgroupReader::Paths> CgroupReader::ReadPaths(pid_t pid,
+                                                    const std::string& controller) const {
   CPPDIAG_ASSIGN_OR_RETURN(std::string cgroups,
                            ReadFileToString(root_ + "/proc/" + Who(pid) + "/cgroup"));
-  CPPDIAG_ASSIGN_OR_RETURN(std::string mountinfo, ReadFileToString(root_ + "/proc/self/mountinfo"));
-  std::string v1_path, v2_path;
-  bool have_v1 = false, have_v2 = false;
+  Paths p;
   std::istringstream in(cgroups);
   std::string line;
   while (std::getline(in, line)) {
@@ -132,29 +167,19 @@ Result<CgroupReader::Found> CgroupReader::Find(pid_t pid, const std::string& con
     std::string controllers = line.substr(a + 1, b - a - 1);
     std::string path = line.substr(b + 1);
     if (line.substr(0, a) == "0" && controllers.empty()) {
-      v2_path = path;
-      have_v2 = true;
+      p.v2 = path;
+      p.have_v2 = true;
     }
     std::istringstream cs(controllers);
     std::string c;
     while (std::getline(cs, c, ',')) {
       if (c == controller) {
-        v1_path = path;
-        have_v1 = true;
+        p.v1 = path;
+        p.have_v1 = true;
       }
     }
   }
-  if (have_v1) {
-    if (auto m = FindMount(mountinfo, 1, controller)) {
-      return Found{1, root_ + MapToMount(*m, v1_path), root_ + m->mount_point};
-    }
-  }
-  if (have_v2) {
-    if (auto m = FindMount(mountinfo, 2, "")) {
-      return Found{2, root_ + MapToMount(*m, v2_path), root_ + m->mount_point};
-    }
-  }
-  return Error(ENOENT, "find " + controller + " cgroup", "of process " + Who(pid));
+  return p;
 }
 
 Result<uint64_t> CgroupReader::ReadUsage(int version, const std::string& dir) const {

@@ -59,7 +59,9 @@ class CgroupReader {
   // Finds the memory cgroup directory of `pid` (0 = this process).
   Result<std::pair<int, std::string>> FindMemoryCgroup(pid_t pid = 0) const;
 
-  // Reads usage and effective limit of the memory cgroup of `pid`.
+  // Reads usage and effective limit of the memory cgroup of `pid`. EXDEV
+  // when that cgroup is outside this mount namespace's view of the
+  // hierarchy (the app's cgroup seen from a sidecar container).
   Result<CgroupMemory> ReadMemory(pid_t pid = 0) const;
 
   // Reads usage only, from a directory FindMemoryCgroup returned (the cheap
@@ -78,7 +80,12 @@ class CgroupReader {
     std::string dir;          // the cgroup's directory
     std::string mount_point;  // the hierarchy's mount point (dir is under it)
   };
+  struct Paths {
+    std::string v1, v2;  // as /proc/<pid>/cgroup gives them
+    bool have_v1 = false, have_v2 = false;
+  };
   Result<Found> Find(pid_t pid, const std::string& controller) const;
+  Result<Paths> ReadPaths(pid_t pid, const std::string& controller) const;
 
   std::string root_;
 };

@@ -83,6 +83,28 @@ TEST(Cgroup, V1InsideAContainerMapsTheHostPathThroughTheMountRoot) {
   EXPECT_EQ(*mem->limit_bytes, 256u << 20);
 }
 
+// A sidecar sees its own cgroup at the mount point; the app container's
+// cgroup beside it is not in its view: an error, never the sidecar's own
+// usage and limit read as the app's.
+TEST(Cgroup, AnotherContainersCgroupOutsideTheMountsViewIsNotOurs) {
+  FixtureTree t;
+  t.Write("/proc/self/mountinfo",
+          "33 30 0:29 /kubepods/pod1/sidecar /sys/fs/cgroup/memory ro - cgroup cgroup rw,memory\n");
+  t.Write("/proc/self/cgroup", "4:memory:/kubepods/pod1/sidecar\n");
+  t.Write("/proc/42/cgroup", "4:memory:/kubepods/pod1/app\n");
+  t.Write("/proc/43/cgroup", "4:memory:/kubepods/pod1/sidecar\n");
+  t.Write("/sys/fs/cgroup/memory/memory.usage_in_bytes", "4096\n");
+  t.Write("/sys/fs/cgroup/memory/memory.limit_in_bytes", "67108864\n");
+  auto app = CgroupReader(t.root()).ReadMemory(42);
+  ASSERT_FALSE(app.ok()) << "read the sidecar's cgroup as the app's: " << app->dir;
+  EXPECT_EQ(app.error().code(), EXDEV);
+  EXPECT_NE(app.error().message().find("/kubepods/pod1/app is not visible here"), std::string::npos)
+      << app.error().message();
+  auto same = CgroupReader(t.root()).ReadMemory(43);  // a process of this container
+  ASSERT_THAT(same, IsOk());
+  EXPECT_EQ(*same->limit_bytes, 64u << 20);
+}
+
 TEST(Cgroup, V2TakesTheSmallestLimitUpTheTree) {
   FixtureTree t;
   t.Write("/proc/self/mountinfo", "35 30 0:31 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n");

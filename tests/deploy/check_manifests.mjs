@@ -57,7 +57,7 @@ async function check(name, fn) {
 async function allProblems(overlay, objects, text) {
   const problems = [];
   for (const o of objects) problems.push(...(await schemaErrors(o)));
-  problems.push(...checkCommon(objects, text));
+  problems.push(...checkCommon(objects, text, { ptraceDebugger: overlay === "sidecar-ptrace" }));
   if (overlay === "secure") problems.push(...checkSecure(objects));
   if (overlay === "openshift") problems.push(...checkOpenShift(objects));
   return problems;
@@ -117,8 +117,9 @@ async function main() {
       return problems;
     });
     if (!rendered[name]) continue;
-    await check(`${name}: namespaces; no SYS_PTRACE, privilege, host namespace or hostPath`, () =>
-      checkCommon(rendered[name].objects, rendered[name].text),
+    const ptrace = name === "sidecar-ptrace" ? "SYS_PTRACE in the debugger alone" : "no SYS_PTRACE";
+    await check(`${name}: namespaces; ${ptrace}, no privilege, host namespace or hostPath`, () =>
+      checkCommon(rendered[name].objects, rendered[name].text, { ptraceDebugger: name === "sidecar-ptrace" }),
     );
   }
   for (const needed of ["base", "sidecar", "secure", "openshift"]) {

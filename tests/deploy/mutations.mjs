@@ -6,7 +6,27 @@ const deployment = (objects) => objects.find((o) => o.kind === "Deployment");
 const app = (objects) => deployment(objects).spec.template.spec.containers[0];
 const kind = (objects, k) => objects.find((o) => o.kind === k);
 
+const debugger_ = (objects) => deployment(objects).spec.template.spec.containers[1];
+
 export const MUTATIONS = [
+  {
+    overlay: "sidecar-ptrace",
+    name: "the app container adds SYS_PTRACE too",
+    expect: /SYS_PTRACE appears/,
+    mutate: (o) => (app(o).securityContext = { capabilities: { drop: ["ALL"], add: ["SYS_PTRACE"] } }),
+  },
+  {
+    overlay: "sidecar-ptrace",
+    name: "the ptrace debugger adds SYS_ADMIN beside SYS_PTRACE",
+    expect: /container debugger adds capabilities SYS_PTRACE,DAC_READ_SEARCH,SYS_ADMIN/,
+    mutate: (o) => debugger_(o).securityContext.capabilities.add.push("SYS_ADMIN"),
+  },
+  {
+    overlay: "sidecar-ptrace",
+    name: "the ptrace debugger may escalate",
+    expect: /SYS_PTRACE appears/,
+    mutate: (o) => (debugger_(o).securityContext.allowPrivilegeEscalation = true),
+  },
   {
     overlay: "secure",
     name: "readOnlyRootFilesystem: false",

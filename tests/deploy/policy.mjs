@@ -39,10 +39,26 @@ export function allContainers(spec) {
 }
 
 // Objects are in the leakapp namespace (or, cluster-scoped, in none); no
-// object anywhere adds SYS_PTRACE, privilege or a host namespace.
-export function checkCommon(objects, text) {
+// object anywhere adds SYS_PTRACE, privilege or a host namespace. With
+// `ptraceDebugger` (the sidecar-ptrace overlay) one exception: the container
+// "debugger" adds SYS_PTRACE and DAC_READ_SEARCH (to open the target's
+// /proc files as root) and nothing else, drops ALL, cannot escalate.
+export function checkCommon(objects, text, { ptraceDebugger = false } = {}) {
   const problems = [];
-  if (/SYS_PTRACE/.test(text)) problems.push("SYS_PTRACE appears in the rendered manifests");
+  const ptraceOk = (c) => {
+    const sc = c.securityContext ?? {};
+    return (
+      ptraceDebugger &&
+      c.name === "debugger" &&
+      JSON.stringify([...(sc.capabilities?.add ?? [])].sort()) === '["DAC_READ_SEARCH","SYS_PTRACE"]' &&
+      (sc.capabilities?.drop ?? []).includes("ALL") &&
+      sc.allowPrivilegeEscalation === false
+    );
+  };
+  const mentions = (text.match(/SYS_PTRACE/g) ?? []).length;
+  const allowed = podSpecs(objects).flatMap(({ spec }) => allContainers(spec)).filter(ptraceOk).length;
+  if (mentions > allowed) problems.push("SYS_PTRACE appears in the rendered manifests");
+  if (ptraceDebugger && allowed !== 1) problems.push("no debugger container adds SYS_PTRACE and DAC_READ_SEARCH alone");
   for (const o of objects) {
     const where = `${o.kind}/${o.metadata?.name}`;
     const ns = o.metadata?.namespace;
@@ -62,7 +78,7 @@ export function checkCommon(objects, text) {
     for (const c of allContainers(spec)) {
       const sc = c.securityContext ?? {};
       if (sc.privileged === true) problems.push(`${where}: container ${c.name} is privileged`);
-      if ((sc.capabilities?.add ?? []).length > 0) {
+      if ((sc.capabilities?.add ?? []).length > 0 && !ptraceOk(c)) {
         problems.push(`${where}: container ${c.name} adds capabilities ${sc.capabilities.add}`);
       }
     }

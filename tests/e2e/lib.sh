@@ -107,11 +107,11 @@ e2e_wait_died() {
 e2e_volume_path() { podman volume inspect --format '{{.Mountpoint}}' "$1"; }
 
 # A dump on the host: a regular file, mode 0600, owned by uid 10001, an ELF core.
-e2e_check_dump_file() { # PATH
+e2e_check_dump_file() { # PATH [OWNER_UID (10001, the app's)]
   [ -f "$1" ] || e2e_fail "no dump at $1"
-  local mode_owner
+  local mode_owner owner=${2:-10001}
   mode_owner=$(stat -c '%a %u' "$1")
-  [ "$mode_owner" = "600 10001" ] || e2e_fail "$1 has mode/owner '$mode_owner', expected '600 10001'"
+  [ "$mode_owner" = "600 $owner" ] || e2e_fail "$1 has mode/owner '$mode_owner', expected '600 $owner'"
   [ "$(head -c 4 "$1" | od -An -c | tr -d ' ')" = '177ELF' ] || e2e_fail "$1 is not an ELF file"
   local type
   type=$(od -An -tu2 -j16 -N2 "$1" | tr -d ' ')

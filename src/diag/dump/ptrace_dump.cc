@@ -190,9 +190,15 @@ ForkPlan PlanFork(const PtraceDumpOptions& o) {
     return plan;
   }
   uint64_t limit = kUnknownBytes, usage = kUnknownBytes;
-  if (auto cg = CgroupReader().ReadMemory(o.pid)) {
+  auto cg = CgroupReader().ReadMemory(o.pid);
+  if (cg) {
     usage = cg->usage_bytes;
     if (cg->limit_bytes) limit = *cg->limit_bytes;
+  } else if (cg.error().code() == EXDEV) {
+    // A sidecar's mount shows its own cgroup only: the child would be
+    // charged to a limit we cannot see, so do not risk the target's OOM kill.
+    plan.reason = "the target's memory cgroup is not visible here, its headroom unknown";
+    return plan;
   }
   char reason[128];
   plan.fork = ChooseForkForHeadroom(limit, usage, RssAnonBytes(o.pid), reason, sizeof reason);

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # `cppdiag dump analyze` on cores of heap_bench_target (a million live
 # allocations, about 1 GiB): the kernel's core and cppdiag's full self-dump of
 # the same program. Each command runs RUNS times under /usr/bin/time; the
@@ -54,7 +54,8 @@ case $pattern in
 esac
 
 # The kernel's core (coredump_filter 0x37, set by the target) and our full dump.
-(cd "$work" && rm -f core core.* && ulimit -c unlimited && exec "$target" abort >/dev/null 2>&1) 2>/dev/null || true
+# (Braces: the shell's "Aborted (core dumped)" report goes to /dev/null too.)
+{ (cd "$work" && rm -f core core.* && ulimit -c unlimited && exec "$target" abort >/dev/null 2>&1); } 2>/dev/null || true
 kernel=$(ls "$work"/core "$work"/core.* 2>/dev/null | head -1)
 [ -n "$kernel" ] || { echo "analyze_bench: the kernel wrote no core in $work" >&2; exit 1; }
 mv "$kernel" "$work/kernel.core"
@@ -94,6 +95,7 @@ anon_peak() {
   while :; do
     s=$(awk '/^State:/ {st = $2} /^RssAnon:/ {a = $2} END {print st, a + 0}' \
       "/proc/$pid/status" 2>/dev/null) || break
+    # shellcheck disable=SC2086 # "state rss" split into two words
     set -- $s
     [ -z "${1:-}" ] || [ "$1" = Z ] && break
     [ "$2" -gt "$peak" ] && peak=$2

@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <utility>
+
 #include "common/raw_log.h"
 
 namespace leakapp {
@@ -55,11 +57,17 @@ void LeakIntoVector(std::vector<std::vector<char>>& buffers, size_t bytes) {
   }
 }
 
-void LeakIntoCache(std::unordered_map<std::string, std::string>& cache, uint64_t request_id,
-                   size_t bytes) {
+CacheEntry::CacheEntry(uint64_t request_id, std::string body)
+    : request_id_(request_id), body_(std::move(body)) {}
+
+// Out of line: the vtable's key function, so the vtable lives in this file.
+CacheEntry::~CacheEntry() = default;
+
+void LeakIntoCache(ResponseCache& cache, uint64_t request_id, size_t bytes) {
   try {
     // A "response" cached under its request id; nothing ever evicts it.
-    cache.emplace("request-" + std::to_string(request_id), std::string(bytes, 'C'));
+    cache.emplace("request-" + std::to_string(request_id),
+                  std::make_unique<CacheEntry>(request_id, std::string(bytes, 'C')));
   } catch (const std::bad_alloc& e) {
     LogOutOfMemory(LeakPattern::kCache, e);
     throw;
@@ -110,7 +118,7 @@ void LeakedMemory::Leak(LeakPattern pattern, size_t bytes) {
 
 void LeakedMemory::ReleaseAll() {
   std::vector<std::vector<char>>().swap(vector_buffers_);
-  std::unordered_map<std::string, std::string>().swap(response_cache_);
+  ResponseCache().swap(response_cache_);
   for (auto& weak : cycles_) {
     if (auto node = weak.lock()) node->peer.reset();  // breaks the cycle; both nodes die
   }

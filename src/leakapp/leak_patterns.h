@@ -47,6 +47,23 @@ struct CycleNode {
   std::vector<char> payload;
 };
 
+// A cached response of the cache pattern: a polymorphic class (as a real
+// cache's entries often are), so `dump analyze`'s `heap types` names each one
+// by its vtable (leakapp::CacheEntry).
+class CacheEntry {
+ public:
+  CacheEntry(uint64_t request_id, std::string body);
+  virtual ~CacheEntry();
+  uint64_t request_id() const { return request_id_; }
+  const std::string& body() const { return body_; }
+
+ private:
+  uint64_t request_id_;
+  std::string body_;
+};
+
+using ResponseCache = std::unordered_map<std::string, std::unique_ptr<CacheEntry>>;
+
 // Everything leaked so far, by pattern. Not thread-safe: LeakEngine calls it
 // from one thread at a time.
 class LeakedMemory {
@@ -61,7 +78,7 @@ class LeakedMemory {
 
  private:
   std::vector<std::vector<char>> vector_buffers_;
-  std::unordered_map<std::string, std::string> response_cache_;
+  ResponseCache response_cache_;
   uint64_t next_request_id_ = 1;
   // Weak only: the cycles own themselves. Kept so ReleaseAll can break them,
   // the way a debugger session would after finding them.
@@ -72,8 +89,7 @@ class LeakedMemory {
 // The leaking functions, one per pattern. Each catches std::bad_alloc, logs it
 // with LogOutOfMemory, and rethrows.
 [[gnu::noinline]] void LeakIntoVector(std::vector<std::vector<char>>& buffers, size_t bytes);
-[[gnu::noinline]] void LeakIntoCache(std::unordered_map<std::string, std::string>& cache,
-                                     uint64_t request_id, size_t bytes);
+[[gnu::noinline]] void LeakIntoCache(ResponseCache& cache, uint64_t request_id, size_t bytes);
 [[gnu::noinline]] void LeakThroughCycle(std::vector<std::weak_ptr<CycleNode>>& cycles,
                                         size_t bytes);
 [[gnu::noinline]] void LeakIntoString(std::string& session_log, size_t bytes);

@@ -2,8 +2,11 @@
 // of it, in 1 MiB rounds; the heap profiler samples every 512 KiB): heapstat
 // must name the pattern's function (LeakIntoVector, LeakIntoCache,
 // LeakThroughCycle, LeakIntoString) in its first stack, and heap types must
-// show the cycle pattern's type (its make_shared blocks, which carry a
-// vtable: std::_Sp_counted_ptr_inplace<leakapp::CycleNode, ...>).
+// show the types of the patterns whose objects are C++ classes: the cycle
+// pattern's make_shared blocks, which carry a vtable
+// (std::_Sp_counted_ptr_inplace<leakapp::CycleNode, ...>), and the cache
+// pattern's entries (leakapp::CacheEntry, a polymorphic class), each with
+// its count (heap types lists every group: a small type is not in the top 10).
 #include <gtest/gtest.h>
 
 #include <string>
@@ -20,6 +23,9 @@ using nlohmann::json;
 struct Pattern {
   const char* name;
   const char* function;
+  const char* type = nullptr;  // what heap types must name (a vtable's class), or none
+  uint64_t objects = 0;        // how many of them: 32 rounds of the pattern
+  bool exact_type = false;     // the group's type is `type` itself, not a name holding it
 };
 
 class LeakappDumpTest : public ::testing::TestWithParam<Pattern> {};
@@ -48,7 +54,7 @@ TEST_P(LeakappDumpTest, HeapstatNamesThePatternFirst) {
       {"dump", "collect", "-p", std::to_string(app.pid()), "--type", "heap", "-o", core});
   ASSERT_EQ(dump.exit_code, 0) << dump.err;
 
-  AnalyzeRun run = AnalyzeJson(core, {"heapstat 3", "heap types 10"});
+  AnalyzeRun run = AnalyzeJson(core, {"heapstat 3", "heap types 100000"});
   ASSERT_EQ(run.exit_code, 0) << run.err;
   ASSERT_EQ(run.outputs.size(), 2u);
   const json& stacks = run.outputs[0]["stacks"];
@@ -58,25 +64,29 @@ TEST_P(LeakappDumpTest, HeapstatNamesThePatternFirst) {
 
   const json& types = run.outputs[1];
   EXPECT_TRUE(types["warnings"].empty()) << types;
-  if (std::string(GetParam().name) == "cycle") {
-    // Two nodes a round, 32 rounds: 64 control blocks, each a CycleNode.
-    uint64_t nodes = 0;
+  if (GetParam().type != nullptr) {
+    uint64_t objects = 0;
     for (const json& g : types["groups"]) {
-      if (g.value("type", "").find("_Sp_counted_ptr_inplace<leakapp::CycleNode") !=
-          std::string::npos) {
-        nodes += g["count"].get<uint64_t>();
+      std::string type = g.value("type", "");
+      if (GetParam().exact_type ? type == GetParam().type
+                                : type.find(GetParam().type) != std::string::npos) {
+        objects += g["count"].get<uint64_t>();
       }
     }
-    EXPECT_EQ(nodes, 64u) << types.dump(1);
+    EXPECT_EQ(objects, GetParam().objects) << types.dump(1);
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Patterns, LeakappDumpTest,
-                         ::testing::Values(Pattern{"vector", "LeakIntoVector"},
-                                           Pattern{"cache", "LeakIntoCache"},
-                                           Pattern{"cycle", "LeakThroughCycle"},
-                                           Pattern{"string", "LeakIntoString"}),
-                         [](const auto& p) { return std::string(p.param.name); });
+INSTANTIATE_TEST_SUITE_P(
+    Patterns, LeakappDumpTest,
+    // cache: one CacheEntry a round; cycle: two nodes a round,
+    // each a make_shared control block holding a CycleNode.
+    ::testing::Values(Pattern{"vector", "LeakIntoVector"},
+                      Pattern{"cache", "LeakIntoCache", "leakapp::CacheEntry", 32, true},
+                      Pattern{"cycle", "LeakThroughCycle",
+                              "_Sp_counted_ptr_inplace<leakapp::CycleNode", 64},
+                      Pattern{"string", "LeakIntoString"}),
+    [](const auto& p) { return std::string(p.param.name); });
 
 }  // namespace
 }  // namespace cppdiag::analyze_test

@@ -68,6 +68,10 @@ struct ThreadState {
   int64_t budget = 0;
   uint64_t alloc_pending = 0;  // not yet folded into the shared total
   uint64_t free_pending = 0;
+  // The thread's id for the samples it takes (0: not asked yet): one gettid
+  // syscall in the thread's life instead of one a sample. Reset in a fork
+  // child (profiler_hooks.cc), whose thread has a new id.
+  int32_t tid = 0;
   bool in_hook = false;
   bool seeded = false;
   bool limit_exempt = false;  // a diagnostic thread (ExemptThisThreadFromHardLimit)

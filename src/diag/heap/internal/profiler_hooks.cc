@@ -55,6 +55,7 @@ void AtForkParent() {
 void AtForkChild() {
   if (LiveTable* t = hooks::g_table.load()) t->ResetLockAfterFork();
   g_region.ResetLocksAfterFork();
+  t_state.tid = 0;  // the child's thread has an id of its own
 }
 
 // Registered when the library loads, before the program registers its own:
@@ -101,9 +102,9 @@ CPPDIAG_HOOK void* SampleAlloc(size_t size, size_t alignment, bool zero) noexcep
       size_t first = 0;
       while (first < depth && InHooks(pcs[first])) ++first;
       size_t kept = depth - first;
+      if (ts.tid == 0) ts.tid = CurrentTid();
       if (!table->Insert(reinterpret_cast<uintptr_t>(p), size, pcs + first,
-                         kept > kMaxFrames ? kMaxFrames : kept, period, MonotonicNs(),
-                         CurrentTid())) {
+                         kept > kMaxFrames ? kMaxFrames : kept, period, MonotonicNs(), ts.tid)) {
         g_region.Free(p);  // the table is full: glibc serves it
         p = nullptr;
       }

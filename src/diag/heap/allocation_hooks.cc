@@ -110,9 +110,7 @@ __attribute__((always_inline)) inline void* AllocExact(LibcAlloc libc_alloc) {
   void* p = libc_alloc();
   if (__builtin_expect(p == nullptr, 0)) return p;
   ThreadState& ts = t_state;
-  size_t n = ChunkBytes(p);
-  ts.alloc_pending += n;
-  ts.budget -= static_cast<int64_t>(n);
+  ts.budget -= static_cast<int64_t>(ChunkBytes(p));
   if (__builtin_expect(ts.budget < 0, 0)) return FoldThenReturn(p);
   return p;
 }
@@ -169,10 +167,16 @@ CPPDIAG_HOOK __attribute__((noinline)) void FoldThenFree(void* p) noexcept {
   __libc_free(p);
 }
 
-// free's bounds passed p: a sampled block, or (exact accounting: every
-// address) one of glibc's to count.
-CPPDIAG_HOOK __attribute__((noinline)) void FreeSlow(void* p) noexcept {
-  if (g_region.Contains(p)) return FreeSampledSlow(p);
+// free: one range test for the common case (glibc's block, no exact
+// accounting); past it, the same difference against the region's span says
+// "sampled", else (exact accounting: every address) glibc's block is
+// counted inline and glibc tail-called, with no call of our own between.
+__attribute__((always_inline)) inline void FreeImpl(void* p) noexcept {
+  uintptr_t d = reinterpret_cast<uintptr_t>(p) - g_fast.free_lo.load(std::memory_order_relaxed);
+  if (__builtin_expect(d >= g_fast.free_span.load(std::memory_order_relaxed), 1)) {
+    return __libc_free(p);
+  }
+  if (d < g_fast.region_span.load(std::memory_order_relaxed)) return FreeSampledSlow(p);
   if (p == nullptr) return;
   ThreadState& ts = t_state;
   size_t n = ChunkBytes(p);
@@ -180,11 +184,6 @@ CPPDIAG_HOOK __attribute__((noinline)) void FreeSlow(void* p) noexcept {
   ts.budget -= static_cast<int64_t>(n);
   if (__builtin_expect(ts.budget < 0, 0)) return FoldThenFree(p);
   return __libc_free(p);
-}
-
-__attribute__((always_inline)) inline void FreeImpl(void* p) noexcept {
-  if (__builtin_expect(!FreeNeedsSlowPath(p), 1)) return __libc_free(p);
-  return FreeSlow(p);
 }
 
 // realloc of a live block to a non-zero size.

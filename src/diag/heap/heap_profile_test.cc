@@ -239,6 +239,39 @@ void SampleEveryAllocation() {
   std::free(seed);
 }
 
+// The tid of a sample's thread: the sampling thread's own, and in a fork
+// child the child's (the thread state caches it across samples, and the
+// child's copy must not keep the parent's).
+pid_t TidOfNextSample() {
+  uint64_t cursor = HeapSampleCursor();
+  uint64_t missed = 0;
+  void* volatile block = std::malloc(48);
+  std::vector<HeapSampleEvent> samples = RecentHeapSamples(&cursor, &missed);
+  std::free(block);
+  return samples.empty() ? -1 : samples.front().tid;
+}
+
+TEST_F(Profiler, SamplesCarryTheirThreadsIdAlsoAfterFork) {
+  std::string how = stack_test::RunInChild([] {
+    SampleEveryAllocation();
+    EXPECT_EQ(TidOfNextSample(), gettid());
+    EXPECT_EQ(TidOfNextSample(), gettid());
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) _exit(TidOfNextSample() == gettid() ? 0 : 1);
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the child's sample has its tid";
+    std::thread([] {
+      ResetThreadSampler();
+      void* volatile seed = std::malloc(16);
+      std::free(seed);
+      EXPECT_EQ(TidOfNextSample(), gettid());
+    }).join();
+  });
+  EXPECT_EQ(how, "exit 0");
+}
+
 // glibc's pthread_getattr_np allocates (its cpuset) while it holds the
 // thread's lock: when that allocation is the thread's first sample, the
 // sampler must not ask glibc for the thread's stack (pthread_getattr_np

@@ -19,10 +19,13 @@ std::atomic<uint64_t> g_failures{0};
 using hooks::g_fast;
 
 int64_t hooks::FoldNow(ThreadState& ts) noexcept {
-  int64_t delta = static_cast<int64_t>(ts.alloc_pending - ts.free_pending);
+  // The traffic since the last fold is the bytes allocated plus those freed:
+  // allocated less freed is the traffic less twice the freed.
+  uint64_t traffic = static_cast<uint64_t>(ts.budget_start - ts.budget);
+  int64_t delta = static_cast<int64_t>(traffic - 2 * ts.free_pending);
   int64_t total = g_in_use.fetch_add(delta, std::memory_order_relaxed) + delta;
   if (ts.free_pending != 0) g_freed.fetch_add(ts.free_pending, std::memory_order_relaxed);
-  ts.alloc_pending = ts.free_pending = 0;
+  ts.free_pending = 0;
   uint64_t limit = g_fast.limit.load(std::memory_order_relaxed);
   int64_t room = kFoldBytes;
   if (limit != 0 && !ts.limit_exempt) {
@@ -31,7 +34,7 @@ int64_t hooks::FoldNow(ThreadState& ts) noexcept {
     uint64_t left = limit > used ? limit - used : 0;
     if (left < static_cast<uint64_t>(kFoldBytes)) room = static_cast<int64_t>(left);
   }
-  ts.budget = room;
+  ts.budget = ts.budget_start = room;
   return total;
 }
 

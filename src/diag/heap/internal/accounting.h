@@ -5,11 +5,12 @@
 // SetHeapHardLimit) do the entry points call these. What is counted is
 // glibc's chunk size (ChunkBytes: the usable size plus the chunk's header),
 // or a sampled block's slot size; the same figure when the block is
-// allocated and when it is freed. Each thread adds it to its own pending
-// counters and takes it from its budget: the traffic it may do before it
-// folds the pending counters into one shared word, at most kFoldBytes and at
-// most the room the hard limit left when it last folded. A budget below 0
-// folds at once.
+// allocated and when it is freed. Each thread takes it from its budget: the
+// traffic (bytes allocated plus freed) it may do before it folds into one
+// shared word, at most kFoldBytes and at most the room the hard limit left
+// when it last folded; a free also adds it to the thread's free_pending, so
+// that the fold tells the bytes allocated (the traffic less those freed) from
+// the freed. A budget below 0 folds at once.
 //
 // The limit's guarantee: a thread admits a request only within its budget
 // (or, past it, against the shared total it folds first), so what it holds
@@ -53,7 +54,6 @@ CPPDIAG_HOOK_STATE int64_t FoldNow(ThreadState& ts) noexcept;
 
 [[maybe_unused]] __attribute__((always_inline)) inline void AccountAlloc(uint64_t n) {
   ThreadState& ts = t_state;
-  ts.alloc_pending += n;
   ts.budget -= static_cast<int64_t>(n);
   if (__builtin_expect(ts.budget < 0, 0)) FoldNow(ts);
 }

@@ -38,26 +38,23 @@ struct alignas(64) FastFlags {
   std::atomic<bool> exact{false};  // exact accounting: the entry points' *Exact paths
   std::atomic<uint64_t> limit{0};  // the hard limit, read at each fold
   // free()'s test: a block whose address minus free_lo is below free_span
-  // takes the slow path. The sample region's bounds once the profiler runs;
-  // 0 and all addresses with exact accounting (every free is accounted);
-  // nothing (span 0) before either. Written by SetFreeBounds only.
+  // takes the slow path; of those, one below region_span too is a sampled
+  // block. free_lo is the sample region's start once the profiler runs (else
+  // 0), region_span its span (else 0); free_span is region_span, or with
+  // exact accounting every address (~0: all but free_lo - 1, which no block
+  // starts at). Nothing (spans 0) before either. Written by SetFreeBounds
+  // only.
   std::atomic<uintptr_t> free_lo{0};
   std::atomic<uintptr_t> free_span{0};
+  std::atomic<uintptr_t> region_span{0};
 };
 CPPDIAG_HOOK_STATE extern FastFlags g_fast;
 
 // Sets free()'s bounds: every address once `all` was passed (exact
 // accounting: called before the accounting flag is raised, so a block is
-// never allocated accounted and freed unaccounted), else the sample region
+// never allocated accounted and freed unaccounted), and the sample region
 // once it exists. Normal context (profiler start, EnableExactHeapAccounting).
 CPPDIAG_HOOK_STATE void SetFreeBounds(bool all);
-
-// True when free(p) needs more than __libc_free.
-__attribute__((always_inline)) inline bool FreeNeedsSlowPath(void* p) {
-  uintptr_t lo = g_fast.free_lo.load(std::memory_order_relaxed);
-  uintptr_t span = g_fast.free_span.load(std::memory_order_relaxed);
-  return reinterpret_cast<uintptr_t>(p) - lo < span;
-}
 
 struct ThreadState {
   int64_t countdown = 0;  // bytes before the next sample; the only field the fast path touches
@@ -66,8 +63,15 @@ struct ThreadState {
   // freed) the thread may still do before it folds, at most kFoldBytes and
   // at most the room the hard limit left at its last fold; below 0: fold now.
   int64_t budget = 0;
-  uint64_t alloc_pending = 0;  // not yet folded into the shared total
+  // The budget the last fold gave: budget_start - budget is the traffic since,
+  // so an allocation only takes from the budget and the bytes allocated since
+  // are that traffic less free_pending (not yet folded into the shared total).
+  int64_t budget_start = 0;
   uint64_t free_pending = 0;
+  // The thread's id for the samples it takes (0: not asked yet): one gettid
+  // syscall in the thread's life instead of one a sample. Reset in a fork
+  // child (profiler_hooks.cc), whose thread has a new id.
+  int32_t tid = 0;
   bool in_hook = false;
   bool seeded = false;
   bool limit_exempt = false;  // a diagnostic thread (ExemptThisThreadFromHardLimit)

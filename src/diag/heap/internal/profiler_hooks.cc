@@ -55,6 +55,7 @@ void AtForkParent() {
 void AtForkChild() {
   if (LiveTable* t = hooks::g_table.load()) t->ResetLockAfterFork();
   g_region.ResetLocksAfterFork();
+  t_state.tid = 0;  // the child's thread has an id of its own
 }
 
 // Registered when the library loads, before the program registers its own:
@@ -101,9 +102,9 @@ CPPDIAG_HOOK void* SampleAlloc(size_t size, size_t alignment, bool zero) noexcep
       size_t first = 0;
       while (first < depth && InHooks(pcs[first])) ++first;
       size_t kept = depth - first;
+      if (ts.tid == 0) ts.tid = CurrentTid();
       if (!table->Insert(reinterpret_cast<uintptr_t>(p), size, pcs + first,
-                         kept > kMaxFrames ? kMaxFrames : kept, period, MonotonicNs(),
-                         CurrentTid())) {
+                         kept > kMaxFrames ? kMaxFrames : kept, period, MonotonicNs(), ts.tid)) {
         g_region.Free(p);  // the table is full: glibc serves it
         p = nullptr;
       }
@@ -127,15 +128,16 @@ void SetFreeBounds(bool all) {
   static bool all_addresses = false;
   while (lock.exchange(true, std::memory_order_acquire)) __builtin_ia32_pause();
   all_addresses = all_addresses || all;
-  uintptr_t lo = 0, span = 0;
-  if (all_addresses) {
-    span = ~uintptr_t{0};  // every free is accounted
-  } else if (g_region.ok()) {
+  uintptr_t lo = 0, region = 0;
+  if (g_region.ok()) {
     lo = g_region.lo();
-    span = g_region.span();
+    region = g_region.span();
   }
-  // Never a moment in which a region block would pass as glibc's: widen
-  // first (span, then lo), as the only change after start is to "all".
+  uintptr_t span = all_addresses ? ~uintptr_t{0} : region;  // ~0: every free is accounted
+  // Never a moment in which a region block would pass as glibc's: the
+  // region's blocks exist only once the table is published, after this; the
+  // only change after that is to "all", which widens free_span alone.
+  g_fast.region_span.store(region, std::memory_order_release);
   g_fast.free_span.store(span, std::memory_order_release);
   g_fast.free_lo.store(lo, std::memory_order_release);
   lock.store(false, std::memory_order_release);

@@ -7,6 +7,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -282,6 +283,99 @@ TEST_F(MonitorTest, ExecActionRunsTheCommandWithTheDumpPath) {
   EXPECT_NE(monitor_->Stdout().find("exec /bin/false: exit status 1"), std::string::npos)
       << monitor_->Stdout();
   EXPECT_EQ(monitor_->Stderr(), "cppdiag: 1 of 1 --action commands failed\n");
+}
+
+// The monitor with `args` only (no -p): -w NAME, --pgid G.
+void StartMonitorOf(std::optional<Subprocess>* monitor, const std::string& dir,
+                    std::vector<std::string> args) {
+  std::vector<std::string> argv = {cppdiag::testing::BuiltBinary("cppdiag"),
+                                   "monitor",
+                                   "--poll",
+                                   "20ms",
+                                   "-o",
+                                   dir,
+                                   "--type",
+                                   "mini"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  monitor->emplace(SubprocessOptions{.argv = argv});
+  ASSERT_TRUE((*monitor)->WaitForOutput("Monitoring ", seconds(30))) << (*monitor)->Stderr();
+}
+
+// A copy of ptrace_target under a name of this test's own, so that -w finds
+// no other test's ptrace_target.
+std::string NamedCopy(const std::string& dir, std::string* name) {
+  *name = "mt" + std::to_string(::getpid());
+  fs::create_directories(dir + "/bin");
+  const std::string path = dir + "/bin/" + *name;
+  fs::copy_file(kTarget, path, fs::copy_options::overwrite_existing);
+  return path;
+}
+
+// -w NAME: a process started after the monitor is found, watched and dumped.
+TEST_F(MonitorTest, WaitNameDumpsAProcessStartedAfterTheMonitor) {
+  std::string name;
+  const std::string exe = NamedCopy(dir_, &name);
+  StartMonitorOf(&monitor_, dir_, {"-w", name, "--threads", "2"});
+  target_.emplace(SubprocessOptions{.argv = {exe}});
+  ASSERT_TRUE(target_->WaitForOutput("READY", seconds(30))) << target_->Stderr();
+  EXPECT_EQ(MonitorExit(), 0) << monitor_->Stderr();
+  const std::string out = monitor_->Stdout();
+  const std::string pid = std::to_string(target_->pid());
+  EXPECT_NE(out.find(" " + pid + " watching " + name), std::string::npos) << out;
+  auto paths = Fired(out, "threads");
+  ASSERT_EQ(paths.size(), 1u) << out;
+  EXPECT_NE(paths[0].find("." + pid + "."), std::string::npos) << paths[0];
+  EXPECT_NE(cppdiag::testing::GdbBatch(exe, paths[0]).find(" wait_on_pipe ("), std::string::npos);
+  EXPECT_TRUE(target_->running());
+}
+
+// -w NAME with two processes of that name: each gets its own dump when its
+// own RSS crosses the size, and the monitor exits 0 once both have.
+TEST_F(MonitorTest, WaitNameDumpsEachOfTwoProcesses) {
+  std::string name;
+  const std::string exe = NamedCopy(dir_, &name);
+  target_.emplace(SubprocessOptions{.argv = {exe, "--leak-mb", "48"}});
+  ASSERT_TRUE(target_->WaitForOutput("READY", seconds(30))) << target_->Stderr();
+  std::optional<Subprocess> second(SubprocessOptions{.argv = {exe, "--leak-mb", "48"}});
+  ASSERT_TRUE(second->WaitForOutput("READY", seconds(30))) << second->Stderr();
+  uint64_t rss = std::max(StatusKb(target_->pid(), "VmRSS"), StatusKb(second->pid(), "VmRSS"))
+                 << 10;
+  StartMonitorOf(&monitor_, dir_, {"-w", name, "--memory", std::to_string((rss >> 20) + 32) + "M"});
+  const std::string a = std::to_string(target_->pid()), b = std::to_string(second->pid());
+  ASSERT_TRUE(monitor_->WaitForOutput(" " + a + " watching ", seconds(30))) << monitor_->Stdout();
+  ASSERT_TRUE(monitor_->WaitForOutput(" " + b + " watching ", seconds(30))) << monitor_->Stdout();
+  EXPECT_TRUE(Fired(monitor_->Stdout(), "memory").empty()) << monitor_->Stdout();
+  Grow(1);
+  ASSERT_TRUE(monitor_->WaitForOutput(" " + a + " memory ", seconds(60))) << monitor_->Stdout();
+  EXPECT_TRUE(monitor_->running());  // the second has not had its dump
+  second->Signal(SIGUSR1);
+  ASSERT_TRUE(second->WaitForOutput("ALIVE 1", seconds(30)));
+  EXPECT_EQ(MonitorExit(), 0) << monitor_->Stderr();
+  auto paths = Fired(monitor_->Stdout(), "memory");
+  ASSERT_EQ(paths.size(), 2u) << monitor_->Stdout();
+  EXPECT_NE(paths[0].find("." + a + "."), std::string::npos) << paths[0];
+  EXPECT_NE(paths[1].find("." + b + "."), std::string::npos) << paths[1];
+  for (const std::string& p : paths) EXPECT_TRUE(fs::exists(p)) << p;
+}
+
+// --pgid G: the process of a group of its own (setsid) is watched and dumped;
+// a group with no process is refused in one line.
+TEST_F(MonitorTest, PgidDumpsTheGroupsProcessAndRefusesAnEmptyGroup) {
+  target_.emplace(SubprocessOptions{.argv = {"/usr/bin/setsid", kTarget}});
+  ASSERT_TRUE(target_->WaitForOutput("READY", seconds(30))) << target_->Stderr();
+  ASSERT_EQ(::getpgid(target_->pid()), target_->pid());  // setsid exec'd in place
+  StartMonitorOf(&monitor_, dir_, {"--pgid", std::to_string(target_->pid()), "--threads", "2"});
+  EXPECT_EQ(MonitorExit(), 0) << monitor_->Stderr();
+  auto paths = Fired(monitor_->Stdout(), "threads");
+  ASSERT_EQ(paths.size(), 1u) << monitor_->Stdout();
+  EXPECT_NE(paths[0].find("." + std::to_string(target_->pid()) + "."), std::string::npos);
+
+  Subprocess empty(SubprocessOptions{.argv = {cppdiag::testing::BuiltBinary("cppdiag"), "monitor",
+                                              "--pgid", "999999999", "--threads", "2"}});
+  auto t = empty.Wait(seconds(30));
+  ASSERT_TRUE(t && t->exit_code);
+  EXPECT_EQ(*t->exit_code, 1);
+  EXPECT_EQ(empty.Stderr(), "cppdiag: process group 999999999 has no process\n");
 }
 
 // SIGINT stops the monitor cleanly: exit 1, one line saying how many dumps

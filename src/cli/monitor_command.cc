@@ -58,7 +58,8 @@ void AddMonitorCommand(CLI::App& app, int* exit_code) {
                   "target's CPPDIAG_DUMP_NAME, or here with ptrace)");
   AddDumpTypeOption(cmd, &o->type);
   cmd->add_option("--action", o->action,
-                  "dump (default), or exec:CMD: dump, then run CMD with the dump's path "
+                  "dump (default); heap-snapshot: the live heap (pprof) into -o DIR; or exec:CMD: "
+                  "dump, then run CMD with the dump's path "
                   "(no shell; {} is the path, else it is the last argument)");
   cmd->callback([o, n, s, exit_code] {
     o->count_given = n->count() > 0;

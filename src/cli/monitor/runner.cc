@@ -202,8 +202,8 @@ bool Monitor::SetDone() {
 int Monitor::Run() {
   if (!o_.count_given && !o_.memory.empty()) wanted_ = static_cast<int>(o_.memory.size());
   if (o_.count_given) wanted_ = o_.count;
-  if (o_.action != "dump" && o_.action.rfind("exec:", 0) != 0) {
-    return Fail("invalid --action '" + o_.action + "': expected dump or exec:CMD");
+  if (o_.action != "dump" && o_.action != "heap-snapshot" && o_.action.rfind("exec:", 0) != 0) {
+    return Fail("invalid --action '" + o_.action + "': expected dump, heap-snapshot or exec:CMD");
   }
   if (o_.action.rfind("exec:", 0) == 0) {
     if (auto words = SplitCommand(o_.action.substr(5)); !words) {
@@ -223,6 +223,9 @@ int Monitor::Run() {
   if (o_.pid != 0) {
     auto first = Watch(o_.pid);
     if (!first) return Fail(first.error().message());
+    if (o_.action == "heap-snapshot") {
+      if (auto has = HasLibcppdiag(o_.pid); !has) return Fail(has.error().message());
+    }
     watched_.push_back(std::move(*first));
   } else if (o_.pgid != 0) {
     set_.emplace(TargetSet::Matcher::Group(o_.pgid));

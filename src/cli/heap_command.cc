@@ -16,6 +16,7 @@
 #include "cli/heap/heap_view.h"
 #include "cli/heap/pprof.h"
 #include "cli/heap/symbolizer.h"
+#include "cli/heap_snapshot_request.h"
 #include "cli/target_watch.h"
 #include "common/io.h"
 #include "common/parse.h"
@@ -41,41 +42,14 @@ std::string Bytes(double b) {
 }
 
 int Snapshot(const HeapOptions& o) {
-  struct stat st {};
-  if (!o.overwrite && ::lstat(o.output.c_str(), &st) == 0) {
-    return Fail(o.output + " exists (use --overwrite to replace it)");
-  }
-  auto target = FindTarget(o.pid);
-  if (!target) return Fail(target.error().message());
-  TargetWatch watch(target->pid);
-  auto reply = ipc::Call(target->endpoint, ipc::Command::kHeapSnapshot, nlohmann::json::object(),
-                         std::chrono::seconds(60));
-  if (!reply && reply.error().code() != EINVAL && watch.Exited(std::chrono::seconds(2))) {
-    return Fail(watch.ExitedDuring("the heap snapshot"));
-  }
-  if (!reply) {
-    return Fail("heap snapshot of process " + std::to_string(o.pid) +
-                " failed: " + reply.error().message());
-  }
-  auto heap = ipc::HeapProfileFromJson(*reply);
-  if (!heap) return Fail(heap.error().message());
-  if (heap->sample_period_bytes == 0) {
-    return Fail("process " + std::to_string(o.pid) +
-                " has its heap profiler off (sample period 0: start it with "
-                "CPPDIAG_HEAP_SAMPLE_BYTES > 0)");
-  }
-  heap::Symbolizer symbolizer(heap->mappings, "/proc/" + std::to_string(target->pid) + "/root");
-  pprof::Profile profile = heap::BuildProfile(*heap, symbolizer);
-  if (auto w = pprof::WriteProfileFile(profile, o.output, o.overwrite); !w) {
-    return Fail(w.error().message());
-  }
-  auto stacks = heap::StacksByBytes(profile);
-  auto totals = heap::ProfileTotals(profile);
+  auto done = TakeHeapSnapshot(o.pid, o.output, o.overwrite);
+  if (!done) return Fail(done.error().message());
   std::printf(
       "Wrote %s: process %d (%s), %zu stack(s), estimated live heap %s in %.0f objects "
       "(sample period %s)\n",
-      o.output.c_str(), o.pid, ForTerminal(target->name).c_str(), stacks ? stacks->size() : 0,
-      Bytes(totals.bytes).c_str(), totals.objects, FormatBytes(heap->sample_period_bytes).c_str());
+      o.output.c_str(), o.pid, ForTerminal(done->name).c_str(), done->stacks,
+      Bytes(done->live_bytes).c_str(), done->live_objects,
+      FormatBytes(done->sample_period_bytes).c_str());
   return 0;
 }
 

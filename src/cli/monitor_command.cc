@@ -17,7 +17,13 @@ void AddMonitorCommand(CLI::App& app, int* exit_code) {
   auto o = std::make_shared<monitor::MonitorOptions>();
   auto* cmd = app.add_subcommand(
       "monitor", "Dump a process when a trigger fires (ProcDump-style), via its socket or ptrace");
-  cmd->add_option("-p,--process-id", o->pid, "Target process id")->required();
+  auto* p = cmd->add_option("-p,--process-id", o->pid, "Target process id");
+  auto* w = cmd->add_option("-w,--wait", o->wait_name,
+                            "Watch every process named NAME (comm or argv[0]), as it appears");
+  auto* g = cmd->add_option("--pgid", o->pgid, "Watch every process of process group PGID")
+                ->check(CLI::PositiveNumber);
+  p->excludes(w)->excludes(g);
+  w->excludes(g);
   cmd->add_option("--memory", o->memory,
                   "RSS sizes (512M,1G): one dump as RSS reaches each, in turn")
       ->delimiter(',');
@@ -52,7 +58,8 @@ void AddMonitorCommand(CLI::App& app, int* exit_code) {
                   "target's CPPDIAG_DUMP_NAME, or here with ptrace)");
   AddDumpTypeOption(cmd, &o->type);
   cmd->add_option("--action", o->action,
-                  "dump (default), or exec:CMD: dump, then run CMD with the dump's path "
+                  "dump (default); heap-snapshot: the live heap (pprof) into -o DIR; or exec:CMD: "
+                  "dump, then run CMD with the dump's path "
                   "(no shell; {} is the path, else it is the last argument)");
   cmd->callback([o, n, s, exit_code] {
     o->count_given = n->count() > 0;

@@ -133,9 +133,10 @@ Result<ProcStat> ParseProcStat(std::string_view line) {
     std::string_view s = field(n);
     return TakeNumber(&s, out);
   };
-  bool ok = num(4, &st.ppid) && num(10, &st.minor_faults) && num(12, &st.major_faults) &&
-            num(14, &st.utime_ticks) && num(15, &st.stime_ticks) && num(20, &st.num_threads) &&
-            num(22, &st.start_time_ticks) && num(23, &st.vsize_bytes) && num(24, &st.rss_pages);
+  bool ok = num(4, &st.ppid) && num(5, &st.pgrp) && num(10, &st.minor_faults) &&
+            num(12, &st.major_faults) && num(14, &st.utime_ticks) && num(15, &st.stime_ticks) &&
+            num(20, &st.num_threads) && num(22, &st.start_time_ticks) && num(23, &st.vsize_bytes) &&
+            num(24, &st.rss_pages);
   if (!ok) return Error::Invalid("malformed /proc stat line: bad number");
   return st;
 }

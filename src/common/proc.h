@@ -38,6 +38,7 @@ struct ProcStat {
   std::string comm;
   char state = '?';
   pid_t ppid = 0;
+  pid_t pgrp = 0;  // process group id
   uint64_t minor_faults = 0;
   uint64_t major_faults = 0;
   uint64_t utime_ticks = 0;

@@ -13,7 +13,7 @@ using ::cppdiag::testing::IsOk;
 
 TEST(ProcStat, ParsesCommWithSpacesAndParens) {
   const char* line =
-      "1234 (my (weird) app) S 1 1234 1234 0 -1 4194560 500 0 7 0 12 34 0 0 20 0 3 0 "
+      "1234 (my (weird) app) S 1 1230 1234 0 -1 4194560 500 0 7 0 12 34 0 0 20 0 3 0 "
       "987654 104857600 2560 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
   auto st = ParseProcStat(line);
   ASSERT_THAT(st, IsOk());
@@ -21,6 +21,7 @@ TEST(ProcStat, ParsesCommWithSpacesAndParens) {
   EXPECT_EQ(st->comm, "my (weird) app");
   EXPECT_EQ(st->state, 'S');
   EXPECT_EQ(st->ppid, 1);
+  EXPECT_EQ(st->pgrp, 1230);
   EXPECT_EQ(st->minor_faults, 500u);
   EXPECT_EQ(st->major_faults, 7u);
   EXPECT_EQ(st->utime_ticks, 12u);
@@ -41,6 +42,7 @@ TEST(ProcStat, ReadsThisProcess) {
   ASSERT_THAT(st, IsOk());
   EXPECT_EQ(st->pid, getpid());
   EXPECT_EQ(st->ppid, getppid());
+  EXPECT_EQ(st->pgrp, getpgrp());
   EXPECT_GT(st->start_time_ticks, 0u);
 }
 

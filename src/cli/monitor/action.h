@@ -32,10 +32,15 @@ struct ActionDone {
   std::string detail;  // "mini, 208.0 KiB, target paused 1.2 ms"
 };
 
-// Writes the dump of a firing; `stop` is polled by a ptrace
+// Writes the dump of a firing (with --action heap-snapshot: the target's
+// heap snapshot, over its socket, into -o DIR); `stop` is polled by a ptrace
 // dump (true: interrupted, no file left).
 Result<ActionDone> WriteDump(const ActionTarget& t, const Firing& f, const MonitorOptions& o,
                              const std::atomic<bool>* stop);
+
+// Whether `pid` has a diagnostic socket (libcppdiag), as --action
+// heap-snapshot needs; the error says so in one line.
+Result<void> HasLibcppdiag(pid_t pid);
 
 // --action exec:CMD, once the dump is written: CMD split into words as a
 // shell would (blanks, '...' and "..." quoting, backslash), with nothing

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
@@ -17,6 +18,7 @@
 #include "cli/monitor/action.h"
 #include "cli/monitor/firing_line.h"
 #include "cli/monitor/sample.h"
+#include "cli/monitor/target_set.h"
 #include "cli/monitor/triggers.h"
 #include "common/io.h"
 #include "common/proc.h"
@@ -63,11 +65,15 @@ class Monitor {
   void Fire(Watched& w, const Firing& f);
   bool Finished(const Watched& w) const { return w.gone || w.written >= wanted_; }
   bool Wait(Clock::time_point until);
+  bool Done(const Watched& w) const;
+  void Join();
+  bool SetDone();
 
   const MonitorOptions& o_;
   int wanted_ = 1;
   ScopedFd stop_read_, stop_write_;
   std::vector<std::unique_ptr<Watched>> watched_;
+  std::optional<TargetSet> set_;  // -w, --pgid
   std::string why_ = "interrupted";
   int failed_actions_ = 0;
 };
@@ -153,25 +159,83 @@ bool Monitor::Wait(Clock::time_point until) {
   return !g_stop.load();
 }
 
+// Whether `w` can have no more dumps: gone, every dump written, or (with
+// no --timer) every trigger of a --memory list has fired.
+bool Monitor::Done(const Watched& w) const {
+  if (Finished(w)) return true;
+  if (w.triggers.empty() || o_.timer) return false;
+  return std::ranges::all_of(w.triggers, [](const PolledTrigger& t) { return t.done(); });
+}
+
+// -w, --pgid: watches the processes that joined since the last scan.
+void Monitor::Join() {
+  for (const TargetSet::Found& p : set_->Scan()) {
+    bool known = false;
+    for (const auto& w : watched_)
+      known = known || (w->pid == p.pid && w->start_ticks == p.start_ticks);
+    if (known) continue;
+    auto w = Watch(p.pid);
+    if (!w || (*w)->start_ticks != p.start_ticks) continue;  // gone already
+    PrintLine(UtcNow() + " " + std::to_string(p.pid) + " watching " + ForTerminal((*w)->comm));
+    watched_.push_back(std::move(*w));
+  }
+}
+
+// The processes -w or --pgid watches are done: every one that appeared has
+// had its dumps or is gone, and (-w) at least one had its dumps, or
+// (--pgid) the group has no process left.
+bool Monitor::SetDone() {
+  bool all = true, any_dumped = false;
+  for (const auto& w : watched_) {
+    all = all && Done(*w);
+    any_dumped = any_dumped || (!w->gone && Done(*w)) || w->written >= wanted_;
+  }
+  if (o_.pgid != 0 && set_->matching_now() == 0) {
+    why_ = "the group has no process left";
+    return true;
+  }
+  if (!all || !any_dumped) return false;
+  why_ = "every process has had its dumps or exited";
+  return true;
+}
+
 int Monitor::Run() {
   if (!o_.count_given && !o_.memory.empty()) wanted_ = static_cast<int>(o_.memory.size());
   if (o_.count_given) wanted_ = o_.count;
-  if (o_.action != "dump" && o_.action.rfind("exec:", 0) != 0) {
-    return Fail("invalid --action '" + o_.action + "': expected dump or exec:CMD");
+  if (o_.action != "dump" && o_.action != "heap-snapshot" && o_.action.rfind("exec:", 0) != 0) {
+    return Fail("invalid --action '" + o_.action + "': expected dump, heap-snapshot or exec:CMD");
   }
   if (o_.action.rfind("exec:", 0) == 0) {
     if (auto words = SplitCommand(o_.action.substr(5)); !words) {
       return Fail(words.error().message());
     }
   }
-  auto first = Watch(o_.pid);
-  if (!first) return Fail(first.error().message());
-  if ((*first)->triggers.empty() && !o_.timer) {
+  if ((o_.pid != 0) + !o_.wait_name.empty() + (o_.pgid != 0) != 1) {
+    return Fail("give one of -p PID, -w NAME or --pgid PGID");
+  }
+  auto triggers = BuildPolledTriggers(o_);
+  if (!triggers) return Fail(triggers.error().message());
+  if (triggers->empty() && !o_.timer) {
     return Fail(
         "no trigger: give --memory, --memory-below, --cgroup-memory, --cpu, --cpu-below, "
         "--threads, --fds or --timer");
   }
-  watched_.push_back(std::move(*first));
+  if (o_.pid != 0) {
+    auto first = Watch(o_.pid);
+    if (!first) return Fail(first.error().message());
+    if (o_.action == "heap-snapshot") {
+      if (auto has = HasLibcppdiag(o_.pid); !has) return Fail(has.error().message());
+    }
+    watched_.push_back(std::move(*first));
+  } else if (o_.pgid != 0) {
+    set_.emplace(TargetSet::Matcher::Group(o_.pgid));
+    set_->Scan();  // a first look: is there such a group?
+    if (set_->matching_now() == 0)
+      return Fail("process group " + std::to_string(o_.pgid) + " has no process");
+    set_.emplace(TargetSet::Matcher::Group(o_.pgid));
+  } else {
+    set_.emplace(TargetSet::Matcher::Name(o_.wait_name));
+  }
 
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0)
@@ -184,35 +248,60 @@ int Monitor::Run() {
   sigemptyset(&sa.sa_mask);
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaction(sig, &sa, nullptr);
 
-  std::printf("Monitoring process %d: %d dump%s wanted\n", o_.pid, wanted_,
-              wanted_ == 1 ? "" : "s");
+  const char* s = wanted_ == 1 ? "" : "s";
+  if (set_) {
+    std::printf("Monitoring %s: %d dump%s wanted of each\n", ForTerminal(set_->Describe()).c_str(),
+                wanted_, s);
+  } else {
+    std::printf("Monitoring process %d: %d dump%s wanted\n", o_.pid, wanted_, s);
+  }
   std::fflush(stdout);
-  Watched& w = *watched_[0];
   Clock::time_point next = Clock::now();
   while (!g_stop.load()) {
-    Sample(w, Clock::now());
-    if (w.gone) {
-      why_ = "the target exited";
-      break;
+    if (set_) Join();
+    for (auto& w : watched_) {
+      if (Done(*w) || g_stop.load()) continue;
+      Sample(*w, Clock::now());
+      if (w->gone && set_) {
+        PrintLine(UtcNow() + " " + std::to_string(w->pid) + " exited, " +
+                  std::to_string(w->written) + " of " + std::to_string(wanted_) + " dumps written");
+      }
     }
-    if (Finished(w)) break;
-    bool all_done = !w.triggers.empty() && !o_.timer;
-    for (const PolledTrigger& t : w.triggers) all_done = all_done && t.done();
-    if (all_done) {
-      why_ = "every trigger has fired";
-      break;
+    if (set_) {
+      if (SetDone()) break;
+    } else {
+      const Watched& w = *watched_[0];
+      if (w.gone) {
+        why_ = "the target exited";
+        break;
+      }
+      if (Finished(w)) break;
+      if (Done(w)) {
+        why_ = "every trigger has fired";
+        break;
+      }
     }
     next += o_.poll;
     if (next < Clock::now()) next = Clock::now();  // a dump took longer: no burst after it
     if (!Wait(next)) break;
   }
   g_stop_pipe = -1;
-  if (w.written == wanted_ && failed_actions_ == 0) return 0;
-  if (w.written == wanted_) {
-    return Fail(std::to_string(failed_actions_) + " of " + std::to_string(w.written) +
+  int written = 0;
+  bool every = true;
+  for (const auto& w : watched_) {
+    written += w->written;
+    every = every && w->written >= wanted_;
+  }
+  const int asked = wanted_ * std::max<int>(1, static_cast<int>(watched_.size()));
+  if (every && !watched_.empty() && failed_actions_ == 0) return 0;
+  if (every && !watched_.empty()) {
+    return Fail(std::to_string(failed_actions_) + " of " + std::to_string(written) +
                 " --action commands failed");
   }
-  return Fail("stopped with " + std::to_string(w.written) + " of " + std::to_string(wanted_) +
+  if (set_ && watched_.empty()) {
+    return Fail("stopped with no process found (" + set_->Describe() + "): " + why_);
+  }
+  return Fail("stopped with " + std::to_string(written) + " of " + std::to_string(asked) +
               " dumps written: " + why_);
 }
 

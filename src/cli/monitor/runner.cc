@@ -52,6 +52,7 @@ struct Watched {
   Clock::time_point quiet_until{};
   std::optional<Clock::time_point> next_timer;  // --timer: when the next dump is due
   bool gone = false;
+  bool cgroup_problem_said = false;
 };
 
 class Monitor {
@@ -142,6 +143,14 @@ void Monitor::Sample(Watched& w, Clock::time_point now) {
     Fire(w, *f);
     t.Fired();
     now = Clock::now();
+  }
+  if (o_.cgroup_pct && !w.sampler->cgroup_problem().empty()) {
+    // --cgroup-memory with nothing to measure: said once per process.
+    if (!w.cgroup_problem_said) {
+      Fail("--cgroup-memory: process " + std::to_string(w.pid) + ": " +
+           w.sampler->cgroup_problem());
+    }
+    w.cgroup_problem_said = true;
   }
   if (!o_.of_quota || w.sampler->quota_problem().empty()) return;
   // --of-quota with no quota to measure against: said once, then no value.

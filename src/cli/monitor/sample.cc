@@ -3,8 +3,13 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "cli/discovery.h"
 #include "common/cgroup.h"
 #include "common/proc.h"
+#include "diag/ipc/client.h"
 
 namespace cppdiag::cli::monitor {
 
@@ -30,14 +35,53 @@ Sample ProcessSampler::Read(Clock::time_point now) {
   s.rss = static_cast<double>(status->vm_rss_bytes);
   s.threads = status->threads;
   s.fds = CountFds(pid_);
-  if (o_.cgroup) {
-    auto cg = CgroupReader().ReadMemory(pid_);
-    if (cg && cg->limit_bytes && *cg->limit_bytes > 0)
-      s.cgroup_pct =
-          100.0 * static_cast<double>(cg->usage_bytes) / static_cast<double>(*cg->limit_bytes);
-  }
+  if (o_.cgroup) s.cgroup_pct = CgroupPercent();
   if (o_.cpu) s.cpu_pct = CpuPercent(now, stat->utime_ticks + stat->stime_ticks);
   return s;
+}
+
+std::optional<double> ProcessSampler::CgroupPercent() {
+  auto percent = [this](double usage, double limit) -> std::optional<double> {
+    if (!(limit > 0) || !std::isfinite(usage) || usage < 0) {
+      cgroup_problem_ = "its memory cgroup has no limit";
+      return std::nullopt;
+    }
+    cgroup_problem_.clear();
+    return 100.0 * usage / limit;
+  };
+  auto cg = CgroupReader().ReadMemory(pid_);
+  if (cg) {
+    return percent(static_cast<double>(cg->usage_bytes),
+                   cg->limit_bytes ? static_cast<double>(*cg->limit_bytes) : 0);
+  }
+  if (cg.error().code() != EXDEV) {
+    cgroup_problem_ = cg.error().message();
+    return std::nullopt;
+  }
+  // A sidecar's cgroup mount shows its own cgroup only; a target that
+  // embeds libcppdiag reports its cgroup's usage and limit (process-info).
+  // Its numbers are checked as any peer's.
+  auto target = FindTarget(pid_);
+  if (!target) {
+    cgroup_problem_ = cg.error().message() + "; and it embeds no libcppdiag to ask";
+    return std::nullopt;
+  }
+  auto info = ipc::Call(target->endpoint, ipc::Command::kProcessInfo, nlohmann::json::object(),
+                        std::chrono::seconds(2));
+  if (!info) {
+    cgroup_problem_ = cg.error().message() + "; asking it failed: " + info.error().message();
+    return std::nullopt;
+  }
+  const nlohmann::json cgroup = info->value("cgroup", nlohmann::json::object());
+  const nlohmann::json usage =
+      cgroup.is_object() ? cgroup.value("usage_bytes", nlohmann::json()) : nlohmann::json();
+  const nlohmann::json limit =
+      cgroup.is_object() ? cgroup.value("limit_bytes", nlohmann::json()) : nlohmann::json();
+  if (!usage.is_number_unsigned() || !limit.is_number_unsigned()) {
+    cgroup_problem_ = "its memory cgroup reports no usage and limit";
+    return std::nullopt;
+  }
+  return percent(usage.get<double>(), limit.get<double>());
 }
 
 std::optional<double> ProcessSampler::CpuPercent(Clock::time_point now, uint64_t ticks) {

@@ -46,15 +46,19 @@ class ProcessSampler {
 
   // Why --of-quota gives no value (no quota, no cpu hierarchy), once known.
   const std::string& quota_problem() const { return quota_problem_; }
+  // Why --cgroup-memory gives no value (no limit, a cgroup out of view and
+  // no libcppdiag to ask), once known.
+  const std::string& cgroup_problem() const { return cgroup_problem_; }
 
  private:
   std::optional<double> CpuPercent(Clock::time_point now, uint64_t ticks);
+  std::optional<double> CgroupPercent();
 
   pid_t pid_;
   uint64_t start_ticks_;
   SamplerOptions o_;
   std::deque<std::pair<Clock::time_point, uint64_t>> history_;  // (when, utime + stime ticks)
-  std::string quota_problem_;
+  std::string quota_problem_, cgroup_problem_;
 };
 
 // The number of open descriptors of `pid` (entries of /proc/<pid>/fd).

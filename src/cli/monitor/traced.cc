@@ -28,6 +28,10 @@ bool KilledOrGone(pid_t pid, pid_t tid) {
   auto text =
       ReadFileToString("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/status");
   if (!text) return true;
+  size_t state = text->find("\nState:\t");
+  if (state != std::string::npos && state + 8 < text->size() &&
+      ((*text)[state + 8] == 'Z' || (*text)[state + 8] == 'X'))
+    return true;  // a zombie (the leader waits there for the other threads)
   size_t at = text->find("\nSigPnd:");
   if (at == std::string::npos) return true;
   uint64_t pending = std::strtoull(text->c_str() + at + 8, nullptr, 16);
@@ -239,8 +243,19 @@ void TracedTarget::Detach() {
     if (!t.stopped) {
       // Only a stopped tracee can be detached.
       if (::ptrace(PTRACE_INTERRUPT, t.tid, nullptr, nullptr) != 0) continue;
+      // Never a blocking wait: a dying thread (or a zombie leader) never stops.
       int status = 0;
-      if (HANDLE_EINTR(::waitpid(t.tid, &status, __WALL)) != t.tid || !WIFSTOPPED(status)) continue;
+      pid_t r = 0;
+      const auto deadline = std::chrono::steady_clock::now() + kStopTimeout;
+      for (int attempt = 0; r == 0 && std::chrono::steady_clock::now() < deadline; ++attempt) {
+        r = HANDLE_EINTR(::waitpid(t.tid, &status, __WALL | WNOHANG));
+        if (r == 0 && KilledOrGone(pid_, t.tid)) break;
+        if (r == 0) {
+          timespec nap{0, std::min(attempt, 100) * 10'000L};
+          ::nanosleep(&nap, nullptr);
+        }
+      }
+      if (r != t.tid || !WIFSTOPPED(status)) continue;
       if ((status >> 16) == 0) t.resume_signal = WSTOPSIG(status);
     }
     (void)::ptrace(PTRACE_DETACH, t.tid, nullptr, t.resume_signal);

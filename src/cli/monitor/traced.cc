@@ -48,8 +48,8 @@ std::string SignalName(int sig) {
 Result<int> ParseSignal(const std::string& name) {
   std::string s = name;
   if (!s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    int n = std::atoi(s.c_str());
-    if (n > 0 && n < NSIG) return n;
+    long n = std::strtol(s.c_str(), nullptr, 10);
+    if (n > 0 && n < NSIG) return static_cast<int>(n);
   }
   std::transform(s.begin(), s.end(), s.begin(),
                  [](char c) { return c >= 'a' && c <= 'z' ? c - 32 : c; });
@@ -105,10 +105,9 @@ TracedTarget::Thread* TracedTarget::Find(pid_t tid) {
 
 bool TracedTarget::ProcessIsDying(pid_t tid, unsigned long exit_msg) const {
   if (exit_msg != 0) return true;  // killed by a signal, or a non-zero exit code
-  for (const Thread& t : threads_) {
-    if (t.tid != tid && !KilledOrGone(pid_, t.tid)) return false;  // a lone thread's exit
-  }
-  return true;
+  // Otherwise a lone thread's exit, unless every other thread is dying too.
+  return std::ranges::all_of(
+      threads_, [&](const Thread& t) { return t.tid == tid || KilledOrGone(pid_, t.tid); });
 }
 
 std::optional<TracedEvent> TracedTarget::Handle(pid_t tid, int status) {

@@ -43,6 +43,13 @@ void AddMonitorCommand(CLI::App& app, int* exit_code) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--fds", o->fds, "Dump when the open descriptor count reaches N")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--signal", o->signals,
+                  "Dump when the target receives a listed signal (SIGUSR1,TERM,...), then "
+                  "deliver it (ptrace: the monitor is the target's tracer)")
+      ->delimiter(',');
+  cmd->add_flag("--exit", o->exit,
+                "Dump when the target is about to die of a fatal signal or exits (ptrace "
+                "PTRACE_O_TRACEEXIT); its exit status is unchanged");
   cmd->add_flag("--timer", o->timer,
                 "Dump -n times, -s seconds apart (default 10), the first at once");
   auto* n = cmd->add_option("-n,--count", o->count,

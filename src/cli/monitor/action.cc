@@ -38,6 +38,7 @@ Result<ActionDone> PtraceDump(const ActionTarget& t, const Firing& f, const Moni
     d.type = *type;
   }
   d.cancel = stop;
+  d.adopted = t.adopted;
   d.reason = "monitor: " + f.trigger + (f.value.empty() ? "" : " " + f.value);
   CPPDIAG_ASSIGN_OR_RETURN(dump::PtraceDumpReport r, dump::WritePtraceDump(d));
   char detail[160];
@@ -75,6 +76,7 @@ Result<void> HasLibcppdiag(pid_t pid) {
 Result<ActionDone> WriteDump(const ActionTarget& t, const Firing& f, const MonitorOptions& o,
                              const std::atomic<bool>* stop) {
   if (o.action == "heap-snapshot") return HeapSnapshot(t, f, o);
+  if (!t.adopted.empty()) return PtraceDump(t, f, o, stop);
   if (auto target = FindTarget(t.pid)) {
     CPPDIAG_ASSIGN_OR_RETURN(DumpOutcome dump, RequestDump(*target, {.path = DumpName(t, f, o),
                                                                      .type = o.type,

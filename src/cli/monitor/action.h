@@ -17,6 +17,7 @@
 #include "cli/monitor/options.h"
 #include "cli/monitor/triggers.h"
 #include "common/status.h"
+#include "diag/dump/ptrace_attach.h"
 
 namespace cppdiag::cli::monitor {
 
@@ -25,6 +26,10 @@ struct ActionTarget {
   pid_t pid = 0;
   std::string comm;
   int index = 0;  // this firing's number for the process (names the file)
+  // Not empty: the monitor's ptrace session (--signal, --exit) holds these
+  // threads stopped; the dump is written with ptrace from them, never through
+  // the socket (the target's self-dump cannot run while it is ptrace-stopped).
+  std::vector<dump::StoppedThread> adopted;
 };
 
 struct ActionDone {

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@
 #include "cli/monitor/firing_line.h"
 #include "cli/monitor/sample.h"
 #include "cli/monitor/target_set.h"
+#include "cli/monitor/traced.h"
 #include "cli/monitor/triggers.h"
 #include "common/io.h"
 #include "common/proc.h"
@@ -30,10 +32,17 @@ namespace {
 std::atomic<bool> g_stop{false};
 int g_stop_pipe = -1;
 
+int g_wake_pipe = -1;
+
 void OnStop(int) {  // async-signal-safe: an atomic store and a write
   g_stop.store(true);
   char c = 1;
   if (g_stop_pipe >= 0) (void)!::write(g_stop_pipe, &c, 1);
+}
+
+void OnChild(int) {  // async-signal-safe: a write (a traced thread has a stop to report)
+  char c = 1;
+  if (g_wake_pipe >= 0) (void)!::write(g_wake_pipe, &c, 1);
 }
 
 int Fail(const std::string& message) {
@@ -53,6 +62,7 @@ struct Watched {
   std::optional<Clock::time_point> next_timer;  // --timer: when the next dump is due
   bool gone = false;
   bool cgroup_problem_said = false;
+  std::unique_ptr<TracedTarget> traced;  // --signal, --exit: the monitor is its tracer
 };
 
 class Monitor {
@@ -63,7 +73,8 @@ class Monitor {
  private:
   Result<std::unique_ptr<Watched>> Watch(pid_t pid);
   void Sample(Watched& w, Clock::time_point now);
-  void Fire(Watched& w, const Firing& f);
+  void Fire(Watched& w, const Firing& f, const TracedEvent* event = nullptr);
+  void PollTraced(Watched& w);
   bool Finished(const Watched& w) const { return w.gone || w.written >= wanted_; }
   bool Wait(Clock::time_point until);
   bool Done(const Watched& w) const;
@@ -72,7 +83,7 @@ class Monitor {
 
   const MonitorOptions& o_;
   int wanted_ = 1;
-  ScopedFd stop_read_, stop_write_;
+  ScopedFd stop_read_, stop_write_, wake_read_, wake_write_;
   std::vector<std::unique_ptr<Watched>> watched_;
   std::optional<TargetSet> set_;  // -w, --pgid
   std::string why_ = "interrupted";
@@ -97,9 +108,14 @@ Result<std::unique_ptr<Watched>> Monitor::Watch(pid_t pid) {
   return w;
 }
 
-void Monitor::Fire(Watched& w, const Firing& f) {
+void Monitor::Fire(Watched& w, const Firing& f, const TracedEvent* event) {
   ActionTarget t{.pid = w.pid, .comm = w.comm, .index = ++w.fired};
+  // While the monitor is the tracer, every dump is a ptrace dump of the
+  // threads the session stops (a polled trigger's too: tid 0 stops them all).
+  const TracedEvent all{};
+  if (w.traced) t.adopted = w.traced->StopOthers(event != nullptr ? *event : all);
   auto done = WriteDump(t, f, o_, &g_stop);
+  if (w.traced) w.traced->Resume(event != nullptr ? *event : all);
   if (g_stop.load()) return;
   if (done) {
     ++w.written;
@@ -160,11 +176,29 @@ void Monitor::Sample(Watched& w, Clock::time_point now) {
   said = true;
 }
 
-// Sleeps until `until` or a stop signal; false once told to stop.
+// Every stop the session has to report: dumps for the firing ones.
+void Monitor::PollTraced(Watched& w) {
+  if (!w.traced) return;
+  char drain[64];
+  while (::read(wake_read_.get(), drain, sizeof drain) > 0) {
+  }
+  while (auto e = w.traced->Poll()) {
+    if (Finished(w) || g_stop.load() || Clock::now() < w.quiet_until) {
+      w.traced->Resume(*e);  // not dumped: the signal still goes to the target
+      continue;
+    }
+    const char* trigger = e->kind == TracedEvent::Kind::kSignal ? "signal" : "exit";
+    Fire(w, Firing{trigger, e->value, "", ""}, &*e);
+  }
+  if (w.traced->gone()) w.gone = true;
+}
+
+// Sleeps until `until`, a stop signal or a traced thread's stop; false once
+// told to stop.
 bool Monitor::Wait(Clock::time_point until) {
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
-  pollfd p{stop_read_.get(), POLLIN, 0};
-  if (left.count() > 0) HANDLE_EINTR(::poll(&p, 1, static_cast<int>(left.count() + 1)));
+  pollfd p[2] = {{stop_read_.get(), POLLIN, 0}, {wake_read_.get(), POLLIN, 0}};
+  if (left.count() > 0) HANDLE_EINTR(::poll(p, 2, static_cast<int>(left.count() + 1)));
   return !g_stop.load();
 }
 
@@ -222,12 +256,26 @@ int Monitor::Run() {
   if ((o_.pid != 0) + !o_.wait_name.empty() + (o_.pgid != 0) != 1) {
     return Fail("give one of -p PID, -w NAME or --pgid PGID");
   }
+  const bool traced = !o_.signals.empty() || o_.exit;
+  if (traced && o_.pid == 0) {
+    return Fail("--signal and --exit need -p PID: the monitor traces one process");
+  }
+  if (traced && o_.action == "heap-snapshot") {
+    // The session stops every thread for a firing: the target's socket too.
+    return Fail("--action heap-snapshot cannot be used with --signal or --exit");
+  }
   auto triggers = BuildPolledTriggers(o_);
   if (!triggers) return Fail(triggers.error().message());
-  if (triggers->empty() && !o_.timer) {
+  if (triggers->empty() && !o_.timer && !traced) {
     return Fail(
         "no trigger: give --memory, --memory-below, --cgroup-memory, --cpu, --cpu-below, "
-        "--threads, --fds or --timer");
+        "--threads, --fds, --signal, --exit or --timer");
+  }
+  std::set<int> signals;
+  for (const std::string& name : o_.signals) {
+    auto sig = ParseSignal(name);
+    if (!sig) return Fail(sig.error().message());
+    signals.insert(*sig);
   }
   if (o_.pid != 0) {
     auto first = Watch(o_.pid);
@@ -252,10 +300,23 @@ int Monitor::Run() {
   stop_read_.reset(fds[0]);
   stop_write_.reset(fds[1]);
   g_stop_pipe = fds[1];
+  if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0)
+    return Fail(Error::FromErrno("pipe2", "the wake pipe").message());
+  wake_read_.reset(fds[0]);
+  wake_write_.reset(fds[1]);
+  g_wake_pipe = fds[1];
   struct sigaction sa {};
   sa.sa_handler = OnStop;
   sigemptyset(&sa.sa_mask);
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaction(sig, &sa, nullptr);
+  sa.sa_handler = OnChild;
+  sa.sa_flags = SA_RESTART;  // no SA_NOCLDSTOP: it would hide the tracees' stops too
+  sigaction(SIGCHLD, &sa, nullptr);
+  if (traced) {
+    auto session = TracedTarget::Seize(o_.pid, signals, o_.exit);
+    if (!session) return Fail(session.error().message());
+    watched_[0]->traced = std::move(*session);
+  }
 
   const char* s = wanted_ == 1 ? "" : "s";
   if (set_) {
@@ -267,14 +328,20 @@ int Monitor::Run() {
   std::fflush(stdout);
   Clock::time_point next = Clock::now();
   while (!g_stop.load()) {
-    if (set_) Join();
-    for (auto& w : watched_) {
-      if (Done(*w) || g_stop.load()) continue;
-      Sample(*w, Clock::now());
-      if (w->gone && set_) {
-        PrintLine(UtcNow() + " " + std::to_string(w->pid) + " exited, " +
-                  std::to_string(w->written) + " of " + std::to_string(wanted_) + " dumps written");
+    if (traced) PollTraced(*watched_[0]);
+    if (Clock::now() >= next) {
+      if (set_) Join();
+      for (auto& w : watched_) {
+        if (Done(*w) || g_stop.load()) continue;
+        Sample(*w, Clock::now());
+        if (w->gone && set_) {
+          PrintLine(UtcNow() + " " + std::to_string(w->pid) + " exited, " +
+                    std::to_string(w->written) + " of " + std::to_string(wanted_) +
+                    " dumps written");
+        }
       }
+      next += o_.poll;
+      if (next < Clock::now()) next = Clock::now();  // a dump took longer: no burst after it
     }
     if (set_) {
       if (SetDone()) break;
@@ -285,16 +352,16 @@ int Monitor::Run() {
         break;
       }
       if (Finished(w)) break;
-      if (Done(w)) {
+      if (!w.traced && Done(w)) {
         why_ = "every trigger has fired";
         break;
       }
     }
-    next += o_.poll;
-    if (next < Clock::now()) next = Clock::now();  // a dump took longer: no burst after it
     if (!Wait(next)) break;
   }
+  for (auto& w : watched_) w->traced.reset();  // detached: the target runs on untraced
   g_stop_pipe = -1;
+  g_wake_pipe = -1;
   int written = 0;
   bool every = true;
   for (const auto& w : watched_) {

@@ -215,12 +215,25 @@ Result<PtraceAttachment> PtraceAttachment::AttachThread(pid_t pid, pid_t tid) {
   return a;
 }
 
+PtraceAttachment PtraceAttachment::Adopt(pid_t pid, std::vector<StoppedThread> threads) {
+  PtraceAttachment a(pid);
+  a.threads_ = std::move(threads);
+  a.owned_ = false;
+  std::stable_partition(a.threads_.begin(), a.threads_.end(),
+                        [pid](const StoppedThread& t) { return t.tid == pid; });
+  return a;
+}
+
 PtraceAttachment::PtraceAttachment(PtraceAttachment&& other) noexcept
-    : pid_(other.pid_), threads_(std::move(other.threads_)) {
+    : pid_(other.pid_), threads_(std::move(other.threads_)), owned_(other.owned_) {
   other.threads_.clear();
 }
 
 void PtraceAttachment::Detach() {
+  if (!owned_) {  // adopted: the session that holds them lets them go
+    threads_.clear();
+    return;
+  }
   for (const StoppedThread& t : threads_) {
     // Only a stopped tracee can be detached; one that was resumed (an
     // injection's single step) is stopped again first.

@@ -47,6 +47,11 @@ class PtraceAttachment {
   // waiting: once true, Attach detaches what it holds and fails (ECANCELED).
   static Result<PtraceAttachment> Attach(pid_t pid, const std::atomic<bool>* cancel = nullptr);
 
+  // Threads another tracer session of this process already holds stopped
+  // (cppdiag monitor's --signal/--exit session): Detach only forgets them,
+  // the session lets them go.
+  static PtraceAttachment Adopt(pid_t pid, std::vector<StoppedThread> threads);
+
   // Stops only thread `tid` of `pid` (to make it run one injected syscall
   // while the others run on).
   static Result<PtraceAttachment> AttachThread(pid_t pid, pid_t tid);
@@ -71,6 +76,7 @@ class PtraceAttachment {
 
   pid_t pid_;
   std::vector<StoppedThread> threads_;
+  bool owned_ = true;  // false: adopted, not ours to detach
 };
 
 // A one-line reason why PTRACE_SEIZE of `pid` failed with `err`: "process 42

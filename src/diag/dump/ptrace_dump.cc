@@ -263,15 +263,24 @@ Result<PtraceDumpReport> WritePtraceDump(const PtraceDumpOptions& o) {
   CPPDIAG_RETURN_IF_ERROR(out.Create(report.path));
 
   // Everything fork needs that can be known before the target stops.
-  ForkPlan plan = PlanFork(o);
+  ForkPlan plan;
+  if (o.adopted.empty()) {
+    plan = PlanFork(o);
+  } else {
+    plan.reason = "stop: the monitor's ptrace session holds the target";
+  }
   report.mode_reason = plan.reason;
 
   const auto attach_start = Clock::now();
   std::optional<PtraceAttachment> attached;
   {
-    auto a = PtraceAttachment::Attach(o.pid, o.cancel);
-    if (!a) return a.error();
-    attached.emplace(std::move(*a));
+    if (!o.adopted.empty()) {
+      attached.emplace(PtraceAttachment::Adopt(o.pid, o.adopted));
+    } else {
+      auto a = PtraceAttachment::Attach(o.pid, o.cancel);
+      if (!a) return a.error();
+      attached.emplace(std::move(*a));
+    }
   }
   PtraceSnapshot snapshot;
   if (o.force_proc_mem) snapshot.set_memory_access(PtraceSnapshot::MemoryAccess::kProcMem);

@@ -30,9 +30,11 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "diag/dump/dump_type.h"
+#include "diag/dump/ptrace_attach.h"
 
 namespace cppdiag::dump {
 
@@ -52,6 +54,11 @@ struct PtraceDumpOptions {
   std::function<void(uint64_t written, uint64_t total)> progress;
   // The cppdiag note's reason; empty: "ptrace request (fork)" or "(stop)".
   std::string reason;
+  // Not empty: the threads of `pid` a tracer session of this process (cppdiag
+  // monitor --signal/--exit) already holds stopped. The dump neither attaches
+  // nor detaches, and uses stop mode (no injected syscall touches the
+  // session's threads or options); the session lets them go afterwards.
+  std::vector<StoppedThread> adopted;
   bool force_proc_mem = false;  // tests: read memory through /proc/<pid>/mem only
 };
 

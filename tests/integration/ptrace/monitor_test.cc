@@ -452,5 +452,42 @@ TEST_F(MonitorTest, TargetExitingFirstIsAFailureSaidInOneLine) {
   EXPECT_EQ(monitor_->Stderr(), "cppdiag: stopped with 0 of 1 dumps written: the target exited\n");
 }
 
+// --signal SIGUSR1: a dump with every thread, then the signal is delivered
+// (the handler ran: ALIVE 1), and the target is left untraced.
+TEST_F(MonitorTest, SignalDumpsThenDeliversTheSignal) {
+  StartTarget({"--main-read"});
+  StartMonitor({"--signal", "SIGUSR1"});
+  target_->Signal(SIGUSR1);
+  EXPECT_EQ(MonitorExit(), 0) << monitor_->Stderr();
+  ASSERT_TRUE(target_->WaitForOutput("ALIVE 1", seconds(30)));
+  EXPECT_NE(monitor_->Stdout().find(" signal SIGUSR1 /"), std::string::npos);
+  auto paths = Fired(monitor_->Stdout(), "signal");
+  ASSERT_EQ(paths.size(), 1u) << monitor_->Stdout();
+  std::string gdb = cppdiag::testing::GdbBatch(kTarget, paths[0]);
+  EXPECT_NE(gdb.find("Thread 6 "), std::string::npos) << gdb;
+  EXPECT_NE(gdb.find(" main_read ("), std::string::npos) << gdb;
+  EXPECT_TRUE(target_->running());
+  std::ifstream status("/proc/" + std::to_string(target_->pid()) + "/status");
+  std::string text((std::istreambuf_iterator<char>(status)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("TracerPid:\t0\n"), std::string::npos) << text;
+}
+
+// --exit on a program that segfaults with no handler: the dump shows the
+// faulting frame and the process still dies of SIGSEGV.
+TEST_F(MonitorTest, ExitDumpsASegfaultAndKeepsItsStatus) {
+  StartTarget({"--crash", "--workers", "2", "--idle"});
+  StartMonitor({"--exit"});
+  target_->Signal(SIGUSR1);
+  auto t = target_->Wait(seconds(60));
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->signal, std::optional<int>(SIGSEGV)) << t->ToString();
+  EXPECT_EQ(MonitorExit(), 0) << monitor_->Stderr();
+  EXPECT_NE(monitor_->Stdout().find(" exit signal SIGSEGV /"), std::string::npos);
+  auto paths = Fired(monitor_->Stdout(), "exit");
+  ASSERT_EQ(paths.size(), 1u) << monitor_->Stdout();
+  std::string gdb = cppdiag::testing::GdbBatch(kTarget, paths[0]);
+  EXPECT_NE(gdb.find(" crash_here ("), std::string::npos) << gdb;
+}
+
 }  // namespace
 }  // namespace cppdiag

@@ -29,12 +29,14 @@ ALLOWED = {
     "diag/preload": ["diag/runtime.h"],
     # The CLI: common, the socket's client and codecs, the shared data layouts
     # and tables (dump_type.h's table is header-only), and the ptrace dumper
-    # (`dump collect --ptrace`: the tool writes the core of another process).
+    # (`dump collect --ptrace`: the tool writes the core of another process)
+    # with its attach layer (monitor --signal/--exit hold the threads stopped
+    # in their own ptrace session, and hand them to the dumper).
     "cli": ["common", "diag/ipc/client.h", "diag/ipc/protocol.h", "diag/ipc/heap_snapshot.h",
             "diag/ipc/trace_data.h",
             "diag/counters/catalog.h", "diag/counters/sample.h", "diag/heap/heap_profile.h",
             "diag/dump/cppdiag_note_layout.h", "diag/dump/dump_type.h",
-            "diag/heap/heap_note_layout.h", "diag/dump/ptrace_dump.h"],
+            "diag/heap/heap_note_layout.h", "diag/dump/ptrace_dump.h", "diag/dump/ptrace_attach.h"],
     "leakapp": ["common", "diag/runtime.h", "diag/config.h", "diag/counters/catalog.h",
                 "diag/counters/collect.h", "diag/counters/sample.h"],
 }

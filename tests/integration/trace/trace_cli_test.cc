@@ -10,8 +10,11 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "support/subprocess.h"
 
@@ -185,35 +188,53 @@ TEST_F(TraceCliTest, CtrlCEndsATraceWithAValidFile) {
   ExpectValidSpeedscope(f);
 }
 
+// trace_target under LD_PRELOAD with `env`, traced in Chromium format from
+// Start() until Finish() (Ctrl-C), which parses the file.
+class ChromiumTrace {
+ public:
+  void Start(std::vector<std::string> args, std::map<std::string, std::string> env) {
+    args.insert(args.begin(), TRACE_TARGET);
+    env["LD_PRELOAD"] = CPPDIAG_PRELOAD_LIB;
+    target_.emplace(SubprocessOptions{.argv = args, .env = env});
+    ASSERT_TRUE(target_->WaitForOutput("ready", std::chrono::seconds(30))) << target_->Stderr();
+    pid = std::to_string(target_->pid());
+    ASSERT_TRUE(PollUntil([&] { return Cppdiag({"ps"}).out.find(pid) != std::string::npos; },
+                          std::chrono::seconds(30)));
+    file_ = target_->temp_dir() + "/events.json";
+    cli_.emplace(SubprocessOptions{.argv = {BuiltBinary("cppdiag"), "trace", "collect", "-p", pid,
+                                            "--format", "chromium", "-o", file_}});
+    // The trace runs once the target's threads have their sampling timers.
+    ASSERT_TRUE(PollUntil(
+        [&] { return ReadAll("/proc/" + pid + "/timers").find("ID:") != std::string::npos; },
+        std::chrono::seconds(30)));
+  }
+  void Finish(nlohmann::json* events) {
+    cli_->Signal(SIGINT);
+    auto done = cli_->Wait(std::chrono::seconds(60));
+    ASSERT_TRUE(done.has_value());
+    ASSERT_EQ(done->exit_code, 0) << cli_->Stderr();
+    *events = nlohmann::json::parse(ReadAll(file_));
+  }
+  std::string pid;
+
+ private:
+  std::optional<Subprocess> target_, cli_;
+  std::string file_;
+};
+
 // Heap samples and a dump on the CPU timeline: the target allocates a 64 KiB
 // block from AllocBlock every millisecond (at a 64 KiB period the heap
 // profiler samples ~6 in 10) and a dump is taken while the trace runs.
 TEST(TraceEventsTest, HeapSamplesAndADumpOnTheTimeline) {
   ScopedTempDir dumps("cppdiag-trace-dumps");
-  Subprocess target(SubprocessOptions{.argv = {TRACE_TARGET, "alloc"},
-                                      .env = {{"LD_PRELOAD", CPPDIAG_PRELOAD_LIB},
-                                              {"CPPDIAG_HEAP_SAMPLE_BYTES", "65536"},
-                                              {"CPPDIAG_DUMP_DIR", dumps.path()}}});
-  ASSERT_TRUE(target.WaitForOutput("ready", std::chrono::seconds(30))) << target.Stderr();
-  const std::string pid = std::to_string(target.pid());
-  ASSERT_TRUE(PollUntil([&] { return Cppdiag({"ps"}).out.find(pid) != std::string::npos; },
-                        std::chrono::seconds(30)));
-  const std::string f = target.temp_dir() + "/events.json";
-  Subprocess cli(SubprocessOptions{.argv = {BuiltBinary("cppdiag"), "trace", "collect", "-p", pid,
-                                            "--format", "chromium", "-o", f}});
-  // The trace runs once the target's threads have their sampling timers.
-  ASSERT_TRUE(PollUntil(
-      [&] { return ReadAll("/proc/" + pid + "/timers").find("ID:") != std::string::npos; },
-      std::chrono::seconds(30)));
+  ChromiumTrace trace;
+  ASSERT_NO_FATAL_FAILURE(trace.Start(
+      {"alloc"}, {{"CPPDIAG_HEAP_SAMPLE_BYTES", "65536"}, {"CPPDIAG_DUMP_DIR", dumps.path()}}));
   const std::string core = dumps.path() + "/during-trace.core";
-  CliRun dump = Cppdiag({"dump", "collect", "-p", pid, "--type", "mini", "-o", core});
+  CliRun dump = Cppdiag({"dump", "collect", "-p", trace.pid, "--type", "mini", "-o", core});
   ASSERT_EQ(dump.exit_code, 0) << dump.err;
-  cli.Signal(SIGINT);
-  auto done = cli.Wait(std::chrono::seconds(60));
-  ASSERT_TRUE(done.has_value());
-  ASSERT_EQ(done->exit_code, 0) << cli.Stderr();
-
-  auto j = nlohmann::json::parse(ReadAll(f));
+  nlohmann::json j;
+  ASSERT_NO_FATAL_FAILURE(trace.Finish(&j));
   int allocator_tid = 0;
   for (const auto& e : j.at("traceEvents")) {
     if (e.at("ph") == "M" && e.at("name") == "thread_name" &&
@@ -261,29 +282,15 @@ TEST(TraceEventsTest, HeapSamplesAndADumpOnTheTimeline) {
 // marker that names it, and the dump's note gives the trigger as its reason.
 TEST(TraceEventsTest, AMonitorFiringIsATriggerMarkerBeforeItsDump) {
   ScopedTempDir dumps("cppdiag-trace-trigger");
-  Subprocess target(SubprocessOptions{
-      .argv = {TRACE_TARGET},
-      .env = {{"LD_PRELOAD", CPPDIAG_PRELOAD_LIB}, {"CPPDIAG_DUMP_DIR", dumps.path()}}});
-  ASSERT_TRUE(target.WaitForOutput("ready", std::chrono::seconds(30))) << target.Stderr();
-  const std::string pid = std::to_string(target.pid());
-  ASSERT_TRUE(PollUntil([&] { return Cppdiag({"ps"}).out.find(pid) != std::string::npos; },
-                        std::chrono::seconds(30)));
-  const std::string f = target.temp_dir() + "/events.json";
-  Subprocess cli(SubprocessOptions{.argv = {BuiltBinary("cppdiag"), "trace", "collect", "-p", pid,
-                                            "--format", "chromium", "-o", f}});
-  ASSERT_TRUE(PollUntil(
-      [&] { return ReadAll("/proc/" + pid + "/timers").find("ID:") != std::string::npos; },
-      std::chrono::seconds(30)));
-  CliRun monitor =
-      Cppdiag({"monitor", "-p", pid, "--timer", "-n", "1", "--type", "mini", "-o", dumps.path()});
+  ChromiumTrace trace;
+  ASSERT_NO_FATAL_FAILURE(trace.Start({}, {{"CPPDIAG_DUMP_DIR", dumps.path()}}));
+  CliRun monitor = Cppdiag(
+      {"monitor", "-p", trace.pid, "--timer", "-n", "1", "--type", "mini", "-o", dumps.path()});
   ASSERT_EQ(monitor.exit_code, 0) << monitor.out << monitor.err;
-  cli.Signal(SIGINT);
-  auto done = cli.Wait(std::chrono::seconds(60));
-  ASSERT_TRUE(done.has_value());
-  ASSERT_EQ(done->exit_code, 0) << cli.Stderr();
+  nlohmann::json j;
+  ASSERT_NO_FATAL_FAILURE(trace.Finish(&j));
 
   const nlohmann::json *trigger = nullptr, *dump = nullptr;
-  auto j = nlohmann::json::parse(ReadAll(f));
   for (const auto& e : j.at("traceEvents")) {
     if (e.value("cat", "") != "marker") continue;
     if (e.at("name") == "trigger") trigger = &e;

@@ -489,5 +489,62 @@ TEST_F(MonitorTest, ExitDumpsASegfaultAndKeepsItsStatus) {
   EXPECT_NE(gdb.find(" crash_here ("), std::string::npos) << gdb;
 }
 
+// --exit on a program that calls exit(3): a dump, and the status stays 3.
+TEST_F(MonitorTest, ExitDumpsANonZeroExitAndKeepsItsStatus) {
+  StartTarget({"--exit-code", "3", "--workers", "2", "--idle"});
+  StartMonitor({"--exit"});
+  target_->Signal(SIGUSR1);
+  auto t = target_->Wait(seconds(60));
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->exit_code, std::optional<int>(3)) << t->ToString();
+  EXPECT_EQ(MonitorExit(), 0) << monitor_->Stderr();
+  auto paths = Fired(monitor_->Stdout(), "exit status");
+  ASSERT_EQ(paths.size(), 1u) << monitor_->Stdout();
+  EXPECT_TRUE(fs::exists(paths[0]));
+}
+
+// A thread the target starts after the monitor attached (TRACECLONE) is in
+// the --signal dump, blocked where it is.
+TEST_F(MonitorTest, AThreadStartedAfterAttachingIsInTheDump) {
+  StartTarget({"--late-thread", "--main-read", "--workers", "2", "--idle"});
+  StartMonitor({"--signal", "SIGUSR1"});
+  target_->Signal(SIGUSR2);
+  ASSERT_TRUE(target_->WaitForOutput("LATE ", seconds(30))) << target_->Stdout();
+  std::smatch m;
+  const std::string out = target_->Stdout();
+  ASSERT_TRUE(std::regex_search(out, m, std::regex("LATE ([0-9]+)"))) << out;
+  const std::string late_tid = m[1];
+  target_->Signal(SIGUSR1);
+  EXPECT_EQ(MonitorExit(), 0) << monitor_->Stderr();
+  auto paths = Fired(monitor_->Stdout(), "signal");
+  ASSERT_EQ(paths.size(), 1u) << monitor_->Stdout();
+  std::string gdb = cppdiag::testing::GdbBatch(kTarget, paths[0]);
+  EXPECT_NE(gdb.find("(LWP " + late_tid + ")"), std::string::npos) << gdb;
+  EXPECT_NE(gdb.find(" late_thread ("), std::string::npos) << gdb;
+}
+
+// Ctrl-C while the monitor traces: it detaches, and the target runs on
+// untraced and still takes its signals.
+TEST_F(MonitorTest, SigintWhileTracingDetaches) {
+  StartTarget({"--main-read"});
+  StartMonitor({"--signal", "SIGUSR2"});
+  const std::string status_file = "/proc/" + std::to_string(target_->pid()) + "/status";
+  auto tracer = [&] {
+    std::ifstream in(status_file);
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("TracerPid:", 0) == 0) return std::stoi(line.substr(10));
+    }
+    return -1;
+  };
+  EXPECT_EQ(tracer(), monitor_->pid());
+  monitor_->Signal(SIGINT);
+  EXPECT_EQ(MonitorExit(), 1);
+  EXPECT_EQ(monitor_->Stderr(), "cppdiag: stopped with 0 of 1 dumps written: interrupted\n");
+  EXPECT_EQ(tracer(), 0);
+  target_->Signal(SIGUSR1);
+  EXPECT_TRUE(target_->WaitForOutput("ALIVE 1", seconds(30))) << target_->Stdout();
+  EXPECT_TRUE(target_->running());
+}
+
 }  // namespace
 }  // namespace cppdiag

@@ -1,6 +1,6 @@
 // A multithreaded program with no libcppdiag, for `dump collect --ptrace`:
 //   ptrace_target [--workers N] [--churn] [--fill-mb M] [--leak-mb L]
-//                 [--main-read | --main-sleep] [--idle] [--crash]
+//                 [--main-read | --main-sleep] [--idle] [--crash] [--exit-code C] [--late-thread]
 // N threads block in wait_on_pipe(), one spins in spin_forever() (none with
 // --idle: the process then uses no CPU), the main
 // thread waits for signals in main_wait(): SIGUSR1 prints "ALIVE <n>" (with --crash: writes through
@@ -11,7 +11,8 @@
 // short-lived threads (for attaches that race thread creation and exit). Two 1 MiB anonymous
 // regions hold markers decoded at run time (so no copy sits in the binary): one MADV_DONTDUMP
 // ("PTRACE-DONTDUMP-MARKER"), one plain ("PTRACE-KEEP-MARKER"). Prints "READY pid=<pid>
-// threads=<count>" once every thread runs.
+// threads=<count>" once every thread runs. --exit-code C: SIGUSR1 calls exit(C). --late-thread
+// (with --main-read): SIGUSR2 starts a thread "late" blocked in read() and prints "LATE <tid>".
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -101,6 +102,19 @@ static void* churner(void* arg) {
   return NULL;
 }
 
+// --late-thread: a thread started on SIGUSR2, after a tracer attached; it
+// names itself "late" and blocks in read().
+static int late_pipe[2];
+static volatile pid_t late_tid;
+static void* late_thread(void* arg) {
+  (void)arg;
+  pthread_setname_np(pthread_self(), "late");
+  late_tid = gettid();
+  char c;
+  (void)!read(late_pipe[0], &c, 1);
+  return NULL;
+}
+
 __attribute__((noinline)) static int main_wait(sigset_t* set) {
   int sig = 0;
   sigwait(set, &sig);
@@ -114,16 +128,28 @@ static int wake_pipe[2];
 static volatile sig_atomic_t woken;
 
 static void on_usr1(int sig) {
-  (void)sig;
   woken = 1;
-  char c = 1;
+  char c = sig == SIGUSR2 ? 2 : 1;
   (void)!write(wake_pipe[1], &c, 1);
 }
 
+static char last_wake;  // 1: SIGUSR1, 2: SIGUSR2 (--late-thread)
+
 __attribute__((noinline)) static int main_read(void) {
-  char c;
-  ssize_t n = read(wake_pipe[0], &c, 1);
+  ssize_t n = read(wake_pipe[0], &last_wake, 1);
   return n == 1 ? 0 : errno;
+}
+
+static int start_late_thread(void) {
+  pthread_t lt;
+  if (pipe(late_pipe) != 0 || pthread_create(&lt, NULL, late_thread, NULL) != 0) return 1;
+  while (late_tid == 0 || !blocked_in_read(late_tid)) {
+    struct timespec pause = {0, 1000 * 1000};
+    nanosleep(&pause, NULL);
+  }
+  printf("LATE %d\n", (int)late_tid);
+  fflush(stdout);
+  return 0;
 }
 
 __attribute__((noinline)) static int main_sleep(void) {
@@ -133,7 +159,7 @@ __attribute__((noinline)) static int main_sleep(void) {
 }
 
 // The main thread's loop with a SIGUSR1 handler (--main-read, --main-sleep).
-static int handler_loop(int use_read) {
+static int handler_loop(int use_read, int late) {
   if (pipe(wake_pipe) != 0) return 1;
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -143,6 +169,10 @@ static int handler_loop(int use_read) {
   sigset_t usr1;
   sigemptyset(&usr1);
   sigaddset(&usr1, SIGUSR1);
+  if (late) {
+    sigaction(SIGUSR2, &sa, NULL);
+    sigaddset(&usr1, SIGUSR2);
+  }
   pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
   for (int alive = 1;; ++alive) {
     woken = 0;
@@ -152,6 +182,11 @@ static int handler_loop(int use_read) {
       fflush(stdout);
       return 3;
     }
+    if (use_read && last_wake == 2) {
+      if (start_late_thread() != 0) return 1;
+      --alive;
+      continue;
+    }
     printf("ALIVE %d\n", alive);
     fflush(stdout);
   }
@@ -159,6 +194,7 @@ static int handler_loop(int use_read) {
 
 int main(int argc, char** argv) {
   int workers = 4, churn = 0, fill_mb = 0, main_mode = 0, leak_mb = 0, idle = 0, crash = 0;
+  int exit_code = -1, late = 0;
   for (int i = 1; i < argc; ++i) {
     if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) workers = atoi(argv[++i]);
     if (strcmp(argv[i], "--churn") == 0) churn = 1;
@@ -168,6 +204,8 @@ int main(int argc, char** argv) {
     if (strcmp(argv[i], "--main-sleep") == 0) main_mode = 2;
     if (strcmp(argv[i], "--idle") == 0) idle = 1;
     if (strcmp(argv[i], "--crash") == 0) crash = 1;
+    if (strcmp(argv[i], "--exit-code") == 0 && i + 1 < argc) exit_code = atoi(argv[++i]);
+    if (strcmp(argv[i], "--late-thread") == 0) late = 1;
   }
   if (fill_mb > 0) {
     size_t bytes = (size_t)fill_mb << 20;
@@ -205,7 +243,7 @@ int main(int argc, char** argv) {
   }
   printf("READY pid=%d threads=%d\n", getpid(), threads + 1);
   fflush(stdout);
-  if (main_mode != 0) return handler_loop(main_mode == 1);
+  if (main_mode != 0) return handler_loop(main_mode == 1, late);
   static char* leaks[1024];
   int nleaks = 0, freed = 0;
   for (int alive = 1;; ++alive) {
@@ -222,6 +260,7 @@ int main(int argc, char** argv) {
       volatile int* volatile null = NULL;
       crash_here(&null);
     }
+    if (exit_code >= 0) exit(exit_code);
     if (leak_mb > 0 && nleaks < 1024) {
       char* leak = malloc((size_t)leak_mb << 20);
       if (leak == NULL) return 1;

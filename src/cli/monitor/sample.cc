@@ -61,14 +61,19 @@ std::optional<double> ProcessSampler::CgroupPercent() {
   // A sidecar's cgroup mount shows its own cgroup only; a target that
   // embeds libcppdiag reports its cgroup's usage and limit (process-info).
   // Its numbers are checked as any peer's.
-  auto target = FindTarget(pid_);
-  if (!target) {
-    cgroup_problem_ = cg.error().message() + "; and it embeds no libcppdiag to ask";
-    return std::nullopt;
+  // Its socket is looked up once, not at every poll; again after a failed call.
+  if (!socket_) {
+    auto target = FindTarget(pid_);
+    if (!target) {
+      cgroup_problem_ = cg.error().message() + "; and it embeds no libcppdiag to ask";
+      return std::nullopt;
+    }
+    socket_ = target->endpoint;
   }
-  auto info = ipc::Call(target->endpoint, ipc::Command::kProcessInfo, nlohmann::json::object(),
+  auto info = ipc::Call(*socket_, ipc::Command::kProcessInfo, nlohmann::json::object(),
                         std::chrono::seconds(2));
   if (!info) {
+    socket_.reset();
     cgroup_problem_ = cg.error().message() + "; asking it failed: " + info.error().message();
     return std::nullopt;
   }

@@ -18,6 +18,8 @@
 #include <string>
 #include <utility>
 
+#include "diag/ipc/client.h"
+
 namespace cppdiag::cli::monitor {
 
 using Clock = std::chrono::steady_clock;
@@ -59,6 +61,8 @@ class ProcessSampler {
   SamplerOptions o_;
   std::deque<std::pair<Clock::time_point, uint64_t>> history_;  // (when, utime + stime ticks)
   std::string quota_problem_, cgroup_problem_;
+  std::optional<ipc::Endpoint>
+      socket_;  // the target's, once found (--cgroup-memory from a sidecar)
 };
 
 // The number of open descriptors of `pid` (entries of /proc/<pid>/fd).

@@ -29,7 +29,9 @@ caps=$(podman exec "$debugger" grep CapEff /proc/self/status | awk '{print $2}')
 ps_out=$(podman exec "$debugger" cppdiag ps) || e2e_fail "cppdiag ps failed in the debugger: $ps_out"
 pid=$(echo "$ps_out" | awk '$2 == "leakapp" {print $1}' | head -1)
 [ -n "$pid" ] || e2e_fail "cppdiag ps in the sidecar does not show leakapp"
-sleep_pid=$(podman exec "$debugger" sh -c 'for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = sleep ] && basename $p; done' | head -1)
+# The loop's status is its last test's: end with true, or pipefail fails the
+# assignment whenever the highest pid is not a sleep.
+sleep_pid=$(podman exec "$debugger" sh -c 'for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = sleep ] && basename $p; done; true' | head -1)
 [ -n "$sleep_pid" ] || e2e_fail "no sleep process in the debugger"
 
 dumps=$(e2e_volume_path "${LEAKAPP_POD_PREFIX}leakapp-dumps")

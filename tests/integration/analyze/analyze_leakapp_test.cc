@@ -60,7 +60,15 @@ TEST_P(LeakappDumpTest, HeapstatNamesThePatternFirst) {
   const json& stacks = run.outputs[0]["stacks"];
   ASSERT_FALSE(stacks.empty()) << run.outputs[0];
   EXPECT_TRUE(Names(stacks[0]["frames"], GetParam().function)) << stacks[0].dump(1);
-  EXPECT_GE(stacks[0]["estimated_bytes"].get<double>(), 16.0 * (1 << 20)) << stacks[0];
+  // A pattern may leak from more than one call site (the cycle's two nodes
+  // fill their payloads on two lines: two stacks of about 16 MiB each), so
+  // the estimate is summed over the top stacks that name it: 32 MiB leaked,
+  // and 16 MiB is five standard deviations of the sampling below that.
+  double estimated = 0;
+  for (const json& s : stacks) {
+    if (Names(s["frames"], GetParam().function)) estimated += s["estimated_bytes"].get<double>();
+  }
+  EXPECT_GE(estimated, 16.0 * (1 << 20)) << stacks.dump(1);
 
   const json& types = run.outputs[1];
   EXPECT_TRUE(types["warnings"].empty()) << types;

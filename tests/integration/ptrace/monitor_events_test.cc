@@ -187,7 +187,7 @@ TEST_F(MonitorEventsTest, ReadOnlyCgroupfsFallsBackToPollingSaidOnce) {
   ASSERT_FALSE(mount.empty()) << cg.dir();
   std::optional<Subprocess> leaker;
   ASSERT_NO_FATAL_FAILURE(StartLeaker(leaker, cg));
-  StartMonitor({"unshare", "-m", "--propagation", "private", "sh", "-c",
+  StartMonitor({"/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c",
                 "mount -o remount,bind,ro \"$0\" && exec \"$@\"", mount},
                {"-p", std::to_string(leaker->pid())}, "20ms");
   leaker->Signal(SIGUSR1);

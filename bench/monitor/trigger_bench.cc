@@ -29,6 +29,7 @@
 #include <cstring>
 #include <fstream>
 #include <optional>
+#include <random>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -57,7 +58,8 @@ struct Options {
 struct Mode {
   const char* name;
   const char* poll;
-  bool events;  // false: the cgroupfs is read-only, the monitor polls
+  bool events;      // false: the cgroupfs is read-only, the monitor polls
+  double period_s;  // the poll's, or a second for the event (the phase is then moot)
 };
 
 // One leaking child in its cgroup; killed and its cgroup removed on scope exit.
@@ -215,6 +217,12 @@ std::optional<Run> RunOnce(const Options& o, const Mode& m, uint64_t threshold_m
   };
   std::optional<Run> r;
   if (read_until("Monitoring process")) {
+    // The leak starts at a random point of the poll period, as a real one
+    // would: started in step with the poll, every crossing would fall just
+    // before a sample and a poll would look as good as the event.
+    static std::mt19937 rng(std::random_device{}());
+    std::this_thread::sleep_for(std::chrono::duration<double>(
+        std::uniform_real_distribution<double>(0, 1)(rng) * m.period_s));
     const uint64_t before = t.Usage();
     const auto start = Clock::now();
     t.Go();
@@ -293,9 +301,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   const std::string mount = MountOf(found->second);
-  const Mode modes[] = {{"event (poll 10 s)", "10s", true},
-                        {"poll 100 ms", "100ms", false},
-                        {"poll 1 s", "1s", false}};
+  const Mode modes[] = {{"event (poll 10 s)", "10s", true, 1.0},
+                        {"poll 100 ms", "100ms", false, 0.1},
+                        {"poll 1 s", "1s", false, 1.0}};
   std::printf(
       "leak %.0f MiB/s, limit %llu MiB, %d runs each; overshoot = usage when the dump "
       "started - threshold\n\n",

@@ -17,6 +17,7 @@
 
 #include "cli/display.h"
 #include "cli/monitor/action.h"
+#include "cli/monitor/cgroup_event.h"
 #include "cli/monitor/firing_line.h"
 #include "cli/monitor/sample.h"
 #include "cli/monitor/target_set.h"
@@ -45,6 +46,11 @@ void OnChild(int) {  // async-signal-safe: a write (a traced thread has a stop t
   if (g_wake_pipe >= 0) (void)!::write(g_wake_pipe, &c, 1);
 }
 
+// The least time between two samples that cgroup events cause: usage
+// going up and down across the threshold cannot make the monitor spin
+// (at 100 MiB/s, 5 ms is half a MiB).
+constexpr auto kEventGap = std::chrono::milliseconds(5);
+
 int Fail(const std::string& message) {
   std::fprintf(stderr, "cppdiag: %s\n", ForTerminal(message).c_str());
   return 1;
@@ -63,6 +69,11 @@ struct Watched {
   bool gone = false;
   bool cgroup_problem_said = false;
   std::unique_ptr<TracedTarget> traced;  // --signal, --exit: the monitor is its tracer
+  // --cgroup-memory on cgroup v1: wakes the loop as usage crosses the
+  // threshold; null while polling. Closed (unregistered) once done.
+  std::unique_ptr<CgroupThresholdEvent> cgroup_event;
+  bool event_due = false;             // the event woke the loop: sample now
+  Clock::time_point event_sampled{};  // the last sample an event caused
 };
 
 class Monitor {
@@ -77,6 +88,7 @@ class Monitor {
   void PollTraced(Watched& w);
   bool Finished(const Watched& w) const { return w.gone || w.written >= wanted_; }
   bool Wait(Clock::time_point until);
+  void ArmCgroupEvent(Watched& w);
   bool Done(const Watched& w) const;
   void Join();
   bool SetDone();
@@ -87,6 +99,7 @@ class Monitor {
   std::vector<std::unique_ptr<Watched>> watched_;
   std::optional<TargetSet> set_;  // -w, --pgid
   std::string why_ = "interrupted";
+  bool polling_said_ = false;
   int failed_actions_ = 0;
 };
 
@@ -106,6 +119,23 @@ Result<std::unique_ptr<Watched>> Monitor::Watch(pid_t pid) {
   w->sampler = std::make_unique<ProcessSampler>(pid, w->start_ticks, so);
   CPPDIAG_ASSIGN_OR_RETURN(w->triggers, BuildPolledTriggers(o_));
   return w;
+}
+
+// --cgroup-memory: the kernel's threshold notification where it exists;
+// else the poll alone, said once for the whole run.
+void Monitor::ArmCgroupEvent(Watched& w) {
+  if (!o_.cgroup_pct) return;
+  auto event = CgroupThresholdEvent::Arm(w.pid, *o_.cgroup_pct);
+  if (event) {
+    w.cgroup_event = std::move(*event);
+    return;
+  }
+  if (polling_said_) return;
+  polling_said_ = true;
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(o_.poll).count();
+  std::fprintf(stderr,
+               "cppdiag: --cgroup-memory: process %d: no usage event (%s): polling every %lld ms\n",
+               w.pid, ForTerminal(event.error().message()).c_str(), static_cast<long long>(ms));
 }
 
 void Monitor::Fire(Watched& w, const Firing& f, const TracedEvent* event) {
@@ -197,8 +227,20 @@ void Monitor::PollTraced(Watched& w) {
 // told to stop.
 bool Monitor::Wait(Clock::time_point until) {
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
-  pollfd p[2] = {{stop_read_.get(), POLLIN, 0}, {wake_read_.get(), POLLIN, 0}};
-  if (left.count() > 0) HANDLE_EINTR(::poll(p, 2, static_cast<int>(left.count() + 1)));
+  std::vector<pollfd> p = {{stop_read_.get(), POLLIN, 0}, {wake_read_.get(), POLLIN, 0}};
+  std::vector<Watched*> owner = {nullptr, nullptr};
+  for (auto& w : watched_) {
+    if (!w->cgroup_event) continue;
+    p.push_back({w->cgroup_event->fd(), POLLIN, 0});
+    owner.push_back(w.get());
+  }
+  if (left.count() <= 0) return !g_stop.load();
+  int n = HANDLE_EINTR(::poll(p.data(), p.size(), static_cast<int>(left.count() + 1)));
+  for (size_t i = 2; n > 0 && i < p.size(); ++i) {
+    if ((p[i].revents & POLLIN) == 0) continue;
+    owner[i]->cgroup_event->Drain();
+    owner[i]->event_due = true;
+  }
   return !g_stop.load();
 }
 
@@ -220,6 +262,7 @@ void Monitor::Join() {
     auto w = Watch(p.pid);
     if (!w || (*w)->start_ticks != p.start_ticks) continue;  // gone already
     PrintLine(UtcNow() + " " + std::to_string(p.pid) + " watching " + ForTerminal((*w)->comm));
+    ArmCgroupEvent(**w);
     watched_.push_back(std::move(*w));
   }
 }
@@ -283,6 +326,7 @@ int Monitor::Run() {
     if (o_.action == "heap-snapshot") {
       if (auto has = HasLibcppdiag(o_.pid); !has) return Fail(has.error().message());
     }
+    ArmCgroupEvent(**first);
     watched_.push_back(std::move(*first));
   } else if (o_.pgid != 0) {
     set_.emplace(TargetSet::Matcher::Group(o_.pgid));
@@ -329,17 +373,25 @@ int Monitor::Run() {
   Clock::time_point next = Clock::now();
   while (!g_stop.load()) {
     if (traced) PollTraced(*watched_[0]);
-    if (Clock::now() >= next) {
-      if (set_) Join();
-      for (auto& w : watched_) {
-        if (Done(*w) || g_stop.load()) continue;
-        Sample(*w, Clock::now());
-        if (w->gone && set_) {
-          PrintLine(UtcNow() + " " + std::to_string(w->pid) + " exited, " +
-                    std::to_string(w->written) + " of " + std::to_string(wanted_) +
-                    " dumps written");
-        }
+    // A poll samples every process; a cgroup event only the one it names.
+    const bool poll_due = Clock::now() >= next;
+    if (poll_due && set_) Join();
+    Clock::time_point wake = next;
+    for (auto& w : watched_) {
+      const bool event_now = w->event_due && Clock::now() >= w->event_sampled + kEventGap;
+      if (w->event_due && !event_now) wake = std::min(wake, w->event_sampled + kEventGap);
+      if (!poll_due && !event_now) continue;
+      if (event_now) w->event_sampled = Clock::now();
+      w->event_due = false;
+      if (Done(*w) || g_stop.load()) continue;
+      Sample(*w, Clock::now());
+      if (Done(*w)) w->cgroup_event.reset();  // no more dumps: unregistered
+      if (w->gone && set_) {
+        PrintLine(UtcNow() + " " + std::to_string(w->pid) + " exited, " +
+                  std::to_string(w->written) + " of " + std::to_string(wanted_) + " dumps written");
       }
+    }
+    if (poll_due) {
       next += o_.poll;
       if (next < Clock::now()) next = Clock::now();  // a dump took longer: no burst after it
     }
@@ -357,7 +409,7 @@ int Monitor::Run() {
         break;
       }
     }
-    if (!Wait(next)) break;
+    if (!Wait(std::min(wake, next))) break;
   }
   for (auto& w : watched_) w->traced.reset();  // detached: the target runs on untraced
   g_stop_pipe = -1;

@@ -172,11 +172,9 @@ CPPDIAG_HOOK __attribute__((noinline)) void FoldThenFree(void* p) noexcept {
 // "sampled", else (exact accounting: every address) glibc's block is
 // counted inline and glibc tail-called, with no call of our own between.
 __attribute__((always_inline)) inline void FreeImpl(void* p) noexcept {
-  uintptr_t d = reinterpret_cast<uintptr_t>(p) - g_fast.free_lo.load(std::memory_order_relaxed);
-  if (__builtin_expect(d >= g_fast.free_span.load(std::memory_order_relaxed), 1)) {
-    return __libc_free(p);
-  }
-  if (d < g_fast.region_span.load(std::memory_order_relaxed)) return FreeSampledSlow(p);
+  uintptr_t d = MinusRelaxed(reinterpret_cast<uintptr_t>(p), g_fast.free_lo);
+  if (__builtin_expect(!BelowRelaxed(d, g_fast.free_span), 1)) return __libc_free(p);
+  if (BelowRelaxed(d, g_fast.region_span)) return FreeSampledSlow(p);
   if (p == nullptr) return;
   ThreadState& ts = t_state;
   size_t n = ChunkBytes(p);

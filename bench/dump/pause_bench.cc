@@ -17,7 +17,6 @@
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -67,6 +66,7 @@ struct Options {
 
 std::atomic<bool> g_stop{false};
 std::atomic<int64_t> g_max_gap_ns{0};
+std::atomic<uint64_t> g_beats{0};
 
 int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
@@ -83,6 +83,7 @@ void Heartbeat() {
     int64_t seen = g_max_gap_ns.load(std::memory_order_relaxed);
     while (gap > seen && !g_max_gap_ns.compare_exchange_weak(seen, gap)) {
     }
+    g_beats.fetch_add(1, std::memory_order_release);
     last = now;
   }
 }
@@ -110,8 +111,10 @@ struct Sample {
   double total_s = 0;
   uint64_t extra_bytes = 0;  // peak charge of the target's cgroup beyond the baseline
   bool tool = false;         // run as a separate process (cppdiag --ptrace, gdb)
-  uint64_t tool_bytes = 0;   // peak charge of the tool's cgroup: its memory and page cache
-  uint64_t tool_rss = 0;     // the tool's own peak RSS (wait4's ru_maxrss)
+  // Peak charge of the tool's cgroup: its memory and page cache. (Not
+  // wait4's ru_maxrss: a child of posix_spawn starts as a vfork sharing
+  // this process's memory, and its maxrss keeps that memory's high mark.)
+  uint64_t tool_bytes = 0;
   std::string mode;
   uint32_t not_captured = 0;  // threads that did not stop in time (recorded from /proc)
 };
@@ -141,6 +144,13 @@ struct Measure {
   }
   void Finish(Sample* s) const {
     s->total_s = std::chrono::duration<double>(Clock::now() - t0).count();
+    // The heartbeat records a gap at the beat that ends it: wait for two
+    // more beats (it may have been let go just now), at most 1 s.
+    const uint64_t beats = g_beats.load(std::memory_order_acquire);
+    for (int i = 0; i < 1000 && g_beats.load(std::memory_order_acquire) < beats + 2; ++i) {
+      timespec ts{0, 1000 * 1000};
+      ::nanosleep(&ts, nullptr);
+    }
     s->gap_ms = static_cast<double>(g_max_gap_ns.load()) / 1e6;
     if (cg.target.active()) {
       uint64_t peak = cg.target.Peak();
@@ -204,11 +214,9 @@ Sample RunTool(std::vector<std::string> args, const std::string& out, const Cgro
     return s;
   }
   int status = 0;
-  rusage ru{};
-  while (::wait4(child, &status, 0, &ru) < 0 && errno == EINTR) {
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
   }
   m.Finish(&s);
-  s.tool_rss = static_cast<uint64_t>(ru.ru_maxrss) * 1024;
   s.ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
   if (!s.ok) std::fprintf(stderr, "%s failed (status %d)\n", args.front().c_str(), status);
   return s;
@@ -263,10 +271,7 @@ void PrintRow(const char* name, const Sample& s, const Cgroups& cg) {
   std::printf("  %-22s pause %9.1f ms (reported %10s)  total %7.2f s", name, s.gap_ms, reported,
               s.total_s);
   if (cg.target.active()) std::printf("  target +%s", Mib(s.extra_bytes).c_str());
-  if (s.tool) {
-    if (cg.tool.active()) std::printf("  tool +%s", Mib(s.tool_bytes).c_str());
-    std::printf(" (RSS %s)", Mib(s.tool_rss).c_str());
-  }
+  if (s.tool && cg.tool.active()) std::printf("  tool +%s", Mib(s.tool_bytes).c_str());
   if (s.not_captured != 0) std::printf("  (%u threads did not stop in time)", s.not_captured);
   std::printf("\n");
 }
@@ -282,7 +287,7 @@ struct Rows {
 };
 
 // The ratios the goals are stated in (issue 12 for --ptrace, pause_bench.md).
-void PrintRatios(const Rows& r, uint64_t rss) {
+void PrintRatios(const Rows& r, uint64_t rss, bool cg_active) {
   auto pause_ratio = [&](const Sample& a, const Sample& b, const char* what, const char* goal) {
     if (a.ok && b.ok && b.gap_ms > 0)
       std::printf("  %s: %.0fx%s\n", what, a.gap_ms / b.gap_ms, goal);
@@ -295,12 +300,11 @@ void PrintRatios(const Rows& r, uint64_t rss) {
     std::printf("  ratio gcore total / --ptrace stop total: %.2fx (goal: >= 1)\n",
                 r.gcore.total_s / r.ptrace_stop.total_s);
   }
-  if (rss == 0) return;
+  if (rss == 0 || !cg_active) return;
   auto share = [&](const Sample& s, const char* name, const char* goal) {
     if (!s.ok) return;
-    std::printf("  %s memory / target RSS: cgroup %.1f %%, RSS %.1f %%%s\n", name,
-                100.0 * static_cast<double>(s.tool_bytes) / static_cast<double>(rss),
-                100.0 * static_cast<double>(s.tool_rss) / static_cast<double>(rss), goal);
+    std::printf("  %s memory / target RSS: %.1f %%%s\n", name,
+                100.0 * static_cast<double>(s.tool_bytes) / static_cast<double>(rss), goal);
   };
   share(r.ptrace_stop, "--ptrace stop tool", " (goal: < 5 %)");
   share(r.ptrace_fork, "--ptrace fork tool", " (goal: < 5 %)");
@@ -370,7 +374,7 @@ int RunSize(const Options& o, size_t mb, const Cgroups& cg) {
     PrintRow("cppdiag --ptrace stop", r.ptrace_stop, cg);
   }
   if (o.gcore) PrintRow("gdb gcore", r.gcore, cg);
-  PrintRatios(r, rss);
+  PrintRatios(r, rss, cg.tool.active());
   std::fflush(stdout);
   bool ok = (!o.self || r.fork.ok) && (!o.ptrace || (r.ptrace_fork.ok && r.ptrace_stop.ok));
   return ok ? 0 : 1;

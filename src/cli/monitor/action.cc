@@ -178,7 +178,7 @@ Result<std::string> RunExecAction(const std::string& command, const std::string&
       (void)::kill(child, SIGTERM);
       terminated = true;
     }
-    timespec ts{0, 20 * 1000 * 1000};
+    timespec ts{0, 20000000};  // 20 ms
     ::nanosleep(&ts, nullptr);
   }
   if (WIFEXITED(status)) {

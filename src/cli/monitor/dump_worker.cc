@@ -4,7 +4,7 @@
 
 namespace cppdiag::cli::monitor {
 
-void DumpWorker::Start(std::function<void()> work) {
+void DumpWorker::Start(const std::function<void()>& work) {
   Join();  // the previous firing has finished (!busy): only its thread is left
   busy_.store(true, std::memory_order_relaxed);
   auto run = [this, work] {

@@ -31,7 +31,7 @@ class DumpWorker {
 
   // Runs `work` on a new thread; called only when !busy(). Where no thread
   // can be started, runs it here (late, but not lost).
-  void Start(std::function<void()> work);
+  void Start(const std::function<void()>& work);
 
   // Waits for the running firing, if any.
   void Join();

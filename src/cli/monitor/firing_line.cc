@@ -39,7 +39,7 @@ void PrintLine(const std::string& line) {
   static std::mutex mutex;
   std::lock_guard lock(mutex);
   std::string text = line + "\n";
-  std::fwrite(text.data(), 1, text.size(), stdout);
+  (void)std::fwrite(text.data(), 1, text.size(), stdout);
   std::fflush(stdout);
 }
 

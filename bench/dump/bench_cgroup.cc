@@ -11,7 +11,10 @@
 
 namespace cppdiag::bench {
 
-bool BenchCgroup::Create(const char* name) {
+bool BenchCgroup::Create(const char* name) { return Make(name, true); }
+bool BenchCgroup::CreateForChildren(const char* name) { return Make(name, false); }
+
+bool BenchCgroup::Make(const char* name, bool join) {
   auto found = CgroupReader().FindMemoryCgroup();
   if (!found || found->first != 1) {
     std::fprintf(stderr, "a cgroup measurement needs the v1 memory controller; skipped\n");
@@ -20,17 +23,19 @@ bool BenchCgroup::Create(const char* name) {
   parent_ = found->second;
   dir_ = parent_ + "/" + name + "-" + std::to_string(::getpid());
   if (::mkdir(dir_.c_str(), 0755) != 0 ||
-      !WriteStringToFile(dir_ + "/cgroup.procs", std::to_string(::getpid())).ok()) {
+      (join && !WriteStringToFile(procs_path(), std::to_string(::getpid())).ok())) {
     std::fprintf(stderr, "cannot create %s; skipped\n", dir_.c_str());
+    ::rmdir(dir_.c_str());
     dir_.clear();
     return false;
   }
+  joined_ = join;
   return true;
 }
 
 BenchCgroup::~BenchCgroup() {
   if (dir_.empty()) return;
-  (void)WriteStringToFile(parent_ + "/cgroup.procs", std::to_string(::getpid()));
+  if (joined_) (void)WriteStringToFile(parent_ + "/cgroup.procs", std::to_string(::getpid()));
   ::rmdir(dir_.c_str());
 }
 

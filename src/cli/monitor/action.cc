@@ -129,7 +129,8 @@ Result<std::vector<std::string>> SplitCommand(const std::string& command) {
 }
 
 Result<std::string> RunExecAction(const std::string& command, const std::string& path,
-                                  const Firing& f, pid_t pid, bool* succeeded) {
+                                  const Firing& f, pid_t pid, bool* succeeded,
+                                  const std::atomic<bool>* stop) {
   *succeeded = false;
   CPPDIAG_ASSIGN_OR_RETURN(std::vector<std::string> words, SplitCommand(command));
   bool placed = false;
@@ -168,8 +169,17 @@ Result<std::string> RunExecAction(const std::string& command, const std::string&
   posix_spawnattr_destroy(&attr);
   if (err != 0) return Error(err, "posix_spawnp", words[0]);
   int status = 0;
-  if (HANDLE_EINTR(::waitpid(child, &status, 0)) != child) {
-    return Error::FromErrno("waitpid", words[0]);
+  bool terminated = false;
+  for (;;) {  // polled: a worker of the monitor waits here, and Ctrl-C must reach the command
+    pid_t r = HANDLE_EINTR(::waitpid(child, &status, WNOHANG));
+    if (r == child) break;
+    if (r != 0) return Error::FromErrno("waitpid", words[0]);
+    if (stop != nullptr && stop->load() && !terminated) {
+      (void)::kill(child, SIGTERM);
+      terminated = true;
+    }
+    timespec ts{0, 20000000};  // 20 ms
+    ::nanosleep(&ts, nullptr);
   }
   if (WIFEXITED(status)) {
     *succeeded = WEXITSTATUS(status) == 0;

@@ -54,8 +54,11 @@ Result<void> HasLibcppdiag(pid_t pid);
 // argument. The command also gets CPPDIAG_DUMP_PATH, CPPDIAG_TRIGGER and
 // CPPDIAG_PID in its environment. Returns its wait status description
 // ("exit status 0", "killed by SIGTERM"); an error when it cannot be run.
+// Once `stop` is true (the monitor's Ctrl-C) the command gets SIGTERM, and
+// is waited for.
 Result<std::string> RunExecAction(const std::string& command, const std::string& path,
-                                  const Firing& f, pid_t pid, bool* succeeded);
+                                  const Firing& f, pid_t pid, bool* succeeded,
+                                  const std::atomic<bool>* stop = nullptr);
 
 // The words of `command` (as RunExecAction splits it); an error for an
 // unterminated quote or an empty command.

@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include <cstdio>
+#include <mutex>
 
 #include "cli/display.h"
 
@@ -34,8 +35,11 @@ std::string FiringLine(pid_t pid, const Firing& f, const std::string& path,
 }
 
 void PrintLine(const std::string& line) {
-  std::fputs(line.c_str(), stdout);
-  std::fputc('\n', stdout);
+  // One write of the whole line: the monitor's workers print theirs too.
+  static std::mutex mutex;
+  std::lock_guard lock(mutex);
+  std::string text = line + "\n";
+  (void)std::fwrite(text.data(), 1, text.size(), stdout);
   std::fflush(stdout);
 }
 

@@ -26,7 +26,7 @@ std::string FiringText(const Firing& f);
 std::string FiringLine(pid_t pid, const Firing& f, const std::string& path,
                        const std::string& detail, const std::string& failure);
 
-// Prints a line on stdout and flushes it.
+// Prints a line on stdout and flushes it, whole (from any thread).
 void PrintLine(const std::string& line);
 
 }  // namespace cppdiag::cli::monitor

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -18,6 +19,7 @@
 #include "cli/display.h"
 #include "cli/monitor/action.h"
 #include "cli/monitor/cgroup_event.h"
+#include "cli/monitor/dump_worker.h"
 #include "cli/monitor/firing_line.h"
 #include "cli/monitor/sample.h"
 #include "cli/monitor/target_set.h"
@@ -35,6 +37,10 @@ int g_stop_pipe = -1;
 
 int g_wake_pipe = -1;
 
+// Firings run at once, each on its own worker (a bound on the threads and
+// on the dumps' memory, with -w NAME matching many processes).
+constexpr int kMaxFiringsAtOnce = 4;
+
 void OnStop(int) {  // async-signal-safe: an atomic store and a write
   g_stop.store(true);
   char c = 1;
@@ -51,6 +57,18 @@ void OnChild(int) {  // async-signal-safe: a write (a traced thread has a stop t
 // (at 100 MiB/s, 5 ms is half a MiB).
 constexpr auto kEventGap = std::chrono::milliseconds(5);
 
+// Whether this process traces `pid`: the frozen copy-on-write child a
+// worker's ptrace dump injected into a target (it has the target's name, and
+// must not be watched as a new target of -w NAME or --pgid).
+bool TracedByUs(pid_t pid) {
+  auto status = ReadFileToString("/proc/" + std::to_string(pid) + "/status");
+  size_t at = status ? status->find("\nTracerPid:") : std::string::npos;
+  if (at == std::string::npos) return false;
+  // TracerPid is the tracing thread's id: a worker's, one of ours.
+  long tracer = std::strtol(status->c_str() + at + 11, nullptr, 10);
+  return tracer != 0 && ::access(("/proc/self/task/" + std::to_string(tracer)).c_str(), F_OK) == 0;
+}
+
 int Fail(const std::string& message) {
   std::fprintf(stderr, "cppdiag: %s\n", ForTerminal(message).c_str());
   return 1;
@@ -63,7 +81,9 @@ struct Watched {
   std::string comm;
   std::unique_ptr<ProcessSampler> sampler;
   std::vector<PolledTrigger> triggers;
-  int fired = 0, written = 0;
+  size_t next_trigger = 0;  // the trigger whose turn it is in this pass
+  int fired = 0;
+  std::atomic<int> written{0};  // counted by the worker, read by the loop
   Clock::time_point quiet_until{};
   std::optional<Clock::time_point> next_timer;  // --timer: when the next dump is due
   bool gone = false;
@@ -74,6 +94,10 @@ struct Watched {
   std::unique_ptr<CgroupThresholdEvent> cgroup_event;
   bool event_due = false;             // the event woke the loop: sample now
   Clock::time_point event_sampled{};  // the last sample an event caused
+  // Where its firings run (not with `traced`: the session's tracer is the
+  // main thread, and only the tracer may write the dump of its stopped
+  // threads). While busy, the worker alone touches fired..quiet_until.
+  DumpWorker worker;
 };
 
 class Monitor {
@@ -85,8 +109,12 @@ class Monitor {
   Result<std::unique_ptr<Watched>> Watch(pid_t pid);
   void Sample(Watched& w, Clock::time_point now);
   void Fire(Watched& w, const Firing& f, const TracedEvent* event = nullptr);
+  void Act(Watched& w, const ActionTarget& t, const Firing& f);
+  bool CanFire(const Watched& w) const;
   void PollTraced(Watched& w);
-  bool Finished(const Watched& w) const { return w.gone || w.written >= wanted_; }
+  bool Finished(const Watched& w) const {
+    return !w.worker.busy() && (w.gone || w.written >= wanted_);
+  }
   bool Wait(Clock::time_point until);
   void ArmCgroupEvent(Watched& w);
   bool Done(const Watched& w) const;
@@ -100,7 +128,7 @@ class Monitor {
   std::optional<TargetSet> set_;  // -w, --pgid
   std::string why_ = "interrupted";
   bool polling_said_ = false;
-  int failed_actions_ = 0;
+  std::atomic<int> failed_actions_{0};
 };
 
 Result<std::unique_ptr<Watched>> Monitor::Watch(pid_t pid) {
@@ -140,19 +168,32 @@ void Monitor::ArmCgroupEvent(Watched& w) {
 
 void Monitor::Fire(Watched& w, const Firing& f, const TracedEvent* event) {
   ActionTarget t{.pid = w.pid, .comm = w.comm, .index = ++w.fired};
+  if (!w.traced) {
+    w.worker.Start([this, &w, t, f] {
+      Act(w, t, f);
+      char c = 1;  // the loop looks at this target again now, not at its next poll
+      (void)!::write(wake_write_.get(), &c, 1);
+    });
+    return;
+  }
   // While the monitor is the tracer, every dump is a ptrace dump of the
   // threads the session stops (a polled trigger's too: tid 0 stops them all).
   const TracedEvent all{};
-  if (w.traced) t.adopted = w.traced->StopOthers(event != nullptr ? *event : all);
+  t.adopted = w.traced->StopOthers(event != nullptr ? *event : all);
+  Act(w, t, f);
+  w.traced->Resume(event != nullptr ? *event : all);
+}
+
+// The dump of a firing, its line, and the --action command.
+void Monitor::Act(Watched& w, const ActionTarget& t, const Firing& f) {
   auto done = WriteDump(t, f, o_, &g_stop);
-  if (w.traced) w.traced->Resume(event != nullptr ? *event : all);
   if (g_stop.load()) return;
   if (done) {
     ++w.written;
     PrintLine(FiringLine(w.pid, f, done->path, done->detail, ""));
     if (o_.action.rfind("exec:", 0) == 0) {
       bool ok = false;
-      auto how = RunExecAction(o_.action.substr(5), done->path, f, w.pid, &ok);
+      auto how = RunExecAction(o_.action.substr(5), done->path, f, w.pid, &ok, &g_stop);
       if (!ok) ++failed_actions_;
       PrintLine(UtcNow() + " " + std::to_string(w.pid) + " exec " +
                 ForTerminal(o_.action.substr(5)) + ": " +
@@ -164,12 +205,23 @@ void Monitor::Fire(Watched& w, const Firing& f, const TracedEvent* event) {
   w.quiet_until = Clock::now() + o_.cooldown;
 }
 
+// Whether a firing of `w` may start now: none of its own is running, and
+// fewer than kMaxFiringsAtOnce in all (else it fires at a later poll).
+bool Monitor::CanFire(const Watched& w) const {
+  if (w.traced) return true;
+  if (w.worker.busy()) return false;
+  int running = 0;
+  for (const auto& other : watched_) running += other->worker.busy() ? 1 : 0;
+  return running < kMaxFiringsAtOnce;
+}
+
 void Monitor::Sample(Watched& w, Clock::time_point now) {
   monitor::Sample s = w.sampler->Read(now);
   if (!s.alive) {
     w.gone = true;
     return;
   }
+  if (!CanFire(w)) return;  // too many firings run: this one's triggers wait for a later poll
   const auto sustain = std::chrono::duration_cast<std::chrono::nanoseconds>(
       std::chrono::duration<double>(o_.seconds));
   if (o_.timer && !Finished(w) && (!w.next_timer || now >= *w.next_timer)) {
@@ -178,18 +230,27 @@ void Monitor::Sample(Watched& w, Clock::time_point now) {
     const double every = o_.seconds_given ? o_.seconds : 10.0;
     w.next_timer = Clock::now() + std::chrono::duration_cast<std::chrono::nanoseconds>(
                                       std::chrono::duration<double>(every));
+    if (!CanFire(w)) return;  // its firing runs on: the triggers are checked after it
     now = Clock::now();
   }
   // With --timer, -s is the timer's interval, not a time to hold.
   const auto hold = o_.timer ? std::chrono::nanoseconds(0) : sustain;
-  for (PolledTrigger& t : w.triggers) {
+  // Each trigger has its turn in a pass; a pass resumes after a firing that
+  // runs on (the trigger that fired does not go first again).
+  for (; w.next_trigger < w.triggers.size(); ++w.next_trigger) {
     if (Finished(w) || g_stop.load()) return;
+    PolledTrigger& t = w.triggers[w.next_trigger];
     auto f = t.Check(s, now, hold);
     if (!f || now < w.quiet_until) continue;
     Fire(w, *f);
     t.Fired();
+    if (!CanFire(w)) {
+      ++w.next_trigger;
+      return;
+    }
     now = Clock::now();
   }
+  w.next_trigger = 0;
   if (o_.cgroup_pct && !w.sampler->cgroup_problem().empty()) {
     // --cgroup-memory with nothing to measure: said once per process.
     if (!w.cgroup_problem_said) {
@@ -234,12 +295,17 @@ bool Monitor::Wait(Clock::time_point until) {
     p.push_back({w->cgroup_event->fd(), POLLIN, 0});
     owner.push_back(w.get());
   }
-  if (left.count() <= 0) return !g_stop.load();
-  int n = HANDLE_EINTR(::poll(p.data(), p.size(), static_cast<int>(left.count() + 1)));
+  int n = 0;
+  if (left.count() > 0) {
+    n = HANDLE_EINTR(::poll(p.data(), p.size(), static_cast<int>(left.count() + 1)));
+  }
   for (size_t i = 2; n > 0 && i < p.size(); ++i) {
     if ((p[i].revents & POLLIN) == 0) continue;
     owner[i]->cgroup_event->Drain();
     owner[i]->event_due = true;
+  }
+  char drain[64];  // a worker's end or a child's stop: the loop runs now, once
+  while (::read(wake_read_.get(), drain, sizeof drain) > 0) {
   }
   return !g_stop.load();
 }
@@ -248,7 +314,7 @@ bool Monitor::Wait(Clock::time_point until) {
 // no --timer) every trigger of a --memory list has fired.
 bool Monitor::Done(const Watched& w) const {
   if (Finished(w)) return true;
-  if (w.triggers.empty() || o_.timer) return false;
+  if (w.worker.busy() || w.triggers.empty() || o_.timer) return false;
   return std::ranges::all_of(w.triggers, [](const PolledTrigger& t) { return t.done(); });
 }
 
@@ -258,7 +324,7 @@ void Monitor::Join() {
     bool known = false;
     for (const auto& w : watched_)
       known = known || (w->pid == p.pid && w->start_ticks == p.start_ticks);
-    if (known) continue;
+    if (known || TracedByUs(p.pid)) continue;
     auto w = Watch(p.pid);
     if (!w || (*w)->start_ticks != p.start_ticks) continue;  // gone already
     PrintLine(UtcNow() + " " + std::to_string(p.pid) + " watching " + ForTerminal((*w)->comm));
@@ -378,17 +444,19 @@ int Monitor::Run() {
     if (poll_due && set_) Join();
     Clock::time_point wake = next;
     for (auto& w : watched_) {
+      if (Done(*w)) w->cgroup_event.reset();  // no more dumps: unregistered
       const bool event_now = w->event_due && Clock::now() >= w->event_sampled + kEventGap;
       if (w->event_due && !event_now) wake = std::min(wake, w->event_sampled + kEventGap);
       if (!poll_due && !event_now) continue;
       if (event_now) w->event_sampled = Clock::now();
       w->event_due = false;
-      if (Done(*w) || g_stop.load()) continue;
+      if (w->worker.busy() || Done(*w) || g_stop.load()) continue;
       Sample(*w, Clock::now());
-      if (Done(*w)) w->cgroup_event.reset();  // no more dumps: unregistered
+      if (Done(*w)) w->cgroup_event.reset();
       if (w->gone && set_) {
         PrintLine(UtcNow() + " " + std::to_string(w->pid) + " exited, " +
-                  std::to_string(w->written) + " of " + std::to_string(wanted_) + " dumps written");
+                  std::to_string(w->written.load()) + " of " + std::to_string(wanted_) +
+                  " dumps written");
       }
     }
     if (poll_due) {
@@ -411,7 +479,10 @@ int Monitor::Run() {
     }
     if (!Wait(std::min(wake, next))) break;
   }
-  for (auto& w : watched_) w->traced.reset();  // detached: the target runs on untraced
+  // Running firings end (a ptrace dump and an exec command are stopped by
+  // g_stop), then the session detaches: the targets run on untraced.
+  for (auto& w : watched_) w->worker.Join();
+  for (auto& w : watched_) w->traced.reset();
   g_stop_pipe = -1;
   g_wake_pipe = -1;
   int written = 0;
@@ -423,7 +494,7 @@ int Monitor::Run() {
   const int asked = wanted_ * std::max<int>(1, static_cast<int>(watched_.size()));
   if (every && !watched_.empty() && failed_actions_ == 0) return 0;
   if (every && !watched_.empty()) {
-    return Fail(std::to_string(failed_actions_) + " of " + std::to_string(written) +
+    return Fail(std::to_string(failed_actions_.load()) + " of " + std::to_string(written) +
                 " --action commands failed");
   }
   if (set_ && watched_.empty()) {

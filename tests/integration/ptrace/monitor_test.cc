@@ -361,6 +361,68 @@ TEST_F(MonitorTest, WaitNameDumpsEachOfTwoProcesses) {
   for (const std::string& p : paths) EXPECT_TRUE(fs::exists(p)) << p;
 }
 
+// An --action command that, for process `slow` only, runs until `release`
+// exists: that target's firing lasts as long as the test wants.
+std::string HoldFiringOf(pid_t slow, const std::string& release) {
+  return "exec:sh -c 'test \"$CPPDIAG_PID\" != " + std::to_string(slow) + " || while [ ! -e " +
+         release + " ]; do sleep 0.05; done'";
+}
+
+// -w NAME: while one target's firing runs on (its --action command), a
+// process that appears later is still watched, fires and is dumped: each
+// target's firing runs on its own worker, not in the monitor's one loop.
+TEST_F(MonitorTest, WaitNameFiresASecondTargetWhileTheFirstsFiringRuns) {
+  std::string name;
+  const std::string exe = NamedCopy(dir_, &name);
+  target_.emplace(SubprocessOptions{.argv = {exe}});
+  ASSERT_TRUE(target_->WaitForOutput("READY", seconds(30))) << target_->Stderr();
+  const std::string release = dir_ + "/release";
+  const std::string a = std::to_string(target_->pid());
+  StartMonitorOf(&monitor_, dir_,
+                 {"-w", name, "--threads", "2", "--action", HoldFiringOf(target_->pid(), release)});
+  ASSERT_TRUE(monitor_->WaitForOutput(" " + a + " threads ", seconds(60))) << monitor_->Stdout();
+
+  std::optional<Subprocess> second(SubprocessOptions{.argv = {exe}});
+  ASSERT_TRUE(second->WaitForOutput("READY", seconds(30))) << second->Stderr();
+  const std::string b = std::to_string(second->pid());
+  EXPECT_TRUE(monitor_->WaitForOutput(" " + b + " exec sh ", seconds(60))) << monitor_->Stdout();
+  const std::string out = monitor_->Stdout();
+  EXPECT_EQ(out.find(" " + a + " exec "), std::string::npos) << out;  // still running
+  auto paths = Fired(out, "threads");
+  ASSERT_EQ(paths.size(), 2u) << out;
+  EXPECT_NE(paths[1].find("." + b + "."), std::string::npos) << paths[1];
+  EXPECT_TRUE(monitor_->running());  // the first target's firing has not ended
+
+  std::ofstream(release).put('\n');
+  EXPECT_EQ(MonitorExit(), 0) << monitor_->Stdout() << monitor_->Stderr();
+  EXPECT_NE(monitor_->Stdout().find(" " + a + " exec sh "), std::string::npos)
+      << monitor_->Stdout();
+  for (const std::string& p : paths) EXPECT_TRUE(fs::exists(p)) << p;
+}
+
+// Ctrl-C while a target's firing runs: the worker's command is ended
+// (SIGTERM), the monitor waits for it and exits, saying so.
+TEST_F(MonitorTest, SigintEndsAFiringThatRunsOn) {
+  std::string name;
+  const std::string exe = NamedCopy(dir_, &name);
+  target_.emplace(SubprocessOptions{.argv = {exe}});
+  ASSERT_TRUE(target_->WaitForOutput("READY", seconds(30))) << target_->Stderr();
+  const std::string a = std::to_string(target_->pid());
+  StartMonitorOf(
+      &monitor_, dir_,
+      {"-w", name, "--threads", "2", "--action", HoldFiringOf(target_->pid(), dir_ + "/never")});
+  ASSERT_TRUE(monitor_->WaitForOutput(" " + a + " threads ", seconds(60))) << monitor_->Stdout();
+  monitor_->Signal(SIGINT);
+  EXPECT_EQ(MonitorExit(), 1) << monitor_->Stdout();
+  EXPECT_NE(monitor_->Stdout().find(" " + a + " exec sh -c "), std::string::npos)
+      << monitor_->Stdout();
+  EXPECT_NE(monitor_->Stdout().find(": killed by SIGTERM"), std::string::npos)
+      << monitor_->Stdout();
+  EXPECT_NE(monitor_->Stderr().find("--action commands failed"), std::string::npos)
+      << monitor_->Stderr();
+  EXPECT_TRUE(target_->running());
+}
+
 // --pgid G: the process of a group of its own (setsid) is watched and dumped;
 // a group with no process is refused in one line.
 TEST_F(MonitorTest, PgidDumpsTheGroupsProcessAndRefusesAnEmptyGroup) {

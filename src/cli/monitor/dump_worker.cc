@@ -1,0 +1,26 @@
+#include "cli/monitor/dump_worker.h"
+
+#include <system_error>
+
+namespace cppdiag::cli::monitor {
+
+void DumpWorker::Start(const std::function<void()>& work) {
+  Join();  // the previous firing has finished (!busy): only its thread is left
+  busy_.store(true, std::memory_order_relaxed);
+  auto run = [this, work] {
+    work();
+    busy_.store(false, std::memory_order_release);
+  };
+  try {
+    thread_ = std::thread(run);
+  } catch (const std::system_error&) {
+    busy_.store(false, std::memory_order_relaxed);
+    work();
+  }
+}
+
+void DumpWorker::Join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace cppdiag::cli::monitor

@@ -30,8 +30,10 @@ class DumpWorker {
   bool busy() const { return busy_.load(std::memory_order_acquire); }
 
   // Runs `work` on a new thread; called only when !busy(). Where no thread
-  // can be started, runs it here (late, but not lost).
-  void Start(const std::function<void()>& work);
+  // can be started, runs it here (late, but not lost). `then` runs once
+  // busy() is false (the loop's wake-up: woken before, it could see the
+  // firing still running and sleep a whole poll).
+  void Start(const std::function<void()>& work, const std::function<void()>& then = {});
 
   // Waits for the running firing, if any.
   void Join();

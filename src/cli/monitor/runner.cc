@@ -169,11 +169,11 @@ void Monitor::ArmCgroupEvent(Watched& w) {
 void Monitor::Fire(Watched& w, const Firing& f, const TracedEvent* event) {
   ActionTarget t{.pid = w.pid, .comm = w.comm, .index = ++w.fired};
   if (!w.traced) {
-    w.worker.Start([this, &w, t, f] {
-      Act(w, t, f);
-      char c = 1;  // the loop looks at this target again now, not at its next poll
-      (void)!::write(wake_write_.get(), &c, 1);
-    });
+    w.worker.Start([this, &w, t, f] { Act(w, t, f); },
+                   [this] {
+                     char c = 1;  // the loop looks at this target again now, not at its next poll
+                     (void)!::write(wake_write_.get(), &c, 1);
+                   });
     return;
   }
   // While the monitor is the tracer, every dump is a ptrace dump of the

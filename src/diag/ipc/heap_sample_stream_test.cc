@@ -103,7 +103,9 @@ TEST_P(HeapSampleStreamHostile, IsOneClearErrorAndAddsNothing) {
               IsOk());
   Status s = AddTraceFrame(nlohmann::json::parse(GetParam().frame), &data);
   EXPECT_THAT(s, StatusIs(EINVAL, HasSubstr(GetParam().message)));
-  if (!s.ok()) EXPECT_EQ(s.error().message().find('\n'), std::string::npos) << "one line";
+  if (!s.ok()) {
+    EXPECT_EQ(s.error().message().find('\n'), std::string::npos) << "one line";
+  }
   EXPECT_EQ(data.heap_samples.size(), 1u) << "nothing added";
   EXPECT_EQ(data.heap_stacks.size(), 1u) << "no stack of the bad frame kept";
 }
@@ -136,7 +138,7 @@ INSTANTIATE_TEST_SUITE_P(
         Hostile{"GoodStackBadRow", R"({"heap_stacks": [{"id": 3, "pcs": [1]}],
                                        "heap_sample_rows": [10, 7, 64, 3, 64.5, 1]})",
                 "a row cut short"}),
-    [](const ::testing::TestParamInfo<Hostile>& info) { return info.param.name; });
+    [](const ::testing::TestParamInfo<Hostile>& p) { return std::string(p.param.name); });
 
 TEST(HeapSampleStream, ARowCannotNameAStackOfAFrameThatWasRefused) {
   TraceData data;
@@ -150,7 +152,7 @@ TEST(HeapSampleStream, ARowCannotNameAStackOfAFrameThatWasRefused) {
 }
 
 TEST(HeapSampleStream, TooDeepAStackIsRefused) {
-  nlohmann::json stack = {{"id", 0}, {"pcs", std::vector<uint64_t>(257, 1)}};
+  nlohmann::json stack = {{"id", 0u}, {"pcs", std::vector<uint64_t>(257, 1)}};
   nlohmann::json frame = nlohmann::json::object();
   frame["heap_stacks"] = nlohmann::json::array({stack});
   TraceData data;

@@ -10,6 +10,8 @@
 # wall-time throughput is mostly the neighbours; CPU time per op is the cost.
 # Each variant ROUNDS times, interleaved; medians; lost samples from
 # cppdiag's summary line. Markdown on stdout. Run by hand, never by ctest.
+# TRACE_BENCH_WORKLOADS ("cpu http") and TRACE_BENCH_VARIANTS (the five)
+# run a part (e.g. "http" and "none cppdiag99" to compare two builds).
 #
 #   bench/trace/trace_bench.sh BUILD_DIR [SECONDS] [ROUNDS]
 set -eu
@@ -117,11 +119,13 @@ port=$(free_port)
 start_leakapp "$port" "$out/leakapp.log" CPPDIAG_DUMP_DIR="$out"
 pids="$pids $leakapp_pid"
 : >"$out/results"
-variants="none cppdiag99 perf99 cppdiag999 perf999"
+variants=${TRACE_BENCH_VARIANTS:-none cppdiag99 perf99 cppdiag999 perf999}
+workloads=${TRACE_BENCH_WORKLOADS:-cpu http}
 i=1
 while [ "$i" -le "$rounds" ]; do
-  for v in $variants; do cpu_run "$v" | tee -a "$out/results" >&2; done
-  for v in $variants; do http_run "$v" | tee -a "$out/results" >&2; done
+  for w in $workloads; do
+    for v in $variants; do "${w}_run" "$v" | tee -a "$out/results" >&2; done
+  done
   i=$((i + 1))
 done
 
@@ -135,6 +139,8 @@ def med(xs):
 print(f"{sys.argv[3]} interleaved rounds of {sys.argv[2]} s each; medians.\n")
 for work, unit in (("cpu", "ops/s"), ("http", "req/s")):
     base = med(r[2] for r in rows if r[0] == work and r[1] == "none")
+    if base is None:
+        continue  # not run (TRACE_BENCH_WORKLOADS, TRACE_BENCH_VARIANTS without none)
     cbase = med(r[5] for r in rows if r[0] == work and r[1] == "none" and len(r) > 5)
     ubase = med(r[6] for r in rows if r[0] == work and r[1] == "none" and len(r) > 6)
     extra = " p99 ms | CPU µs per request | vs untraced |" if work == "http" else " ops per CPU-s | vs untraced |"
@@ -142,6 +148,8 @@ for work, unit in (("cpu", "ops/s"), ("http", "req/s")):
     print("|---|---|---|---|---|" + ("---|---|---|" if work == "http" else "---|---|"))
     for v in ("none", "cppdiag99", "perf99", "cppdiag999", "perf999"):
         rs = [r for r in rows if r[0] == work and r[1] == v]
+        if not rs:
+            continue
         t = med(r[2] for r in rs)
         s = med(r[3] for r in rs if len(r) > 3)
         lost = med(r[4] for r in rs if len(r) > 4)

@@ -146,6 +146,7 @@ int Collect(const TraceOptions& o) {
     reply = ipc::Call(
         target->endpoint, ipc::Command::kTrace, request, std::chrono::seconds(30),
         [&](const nlohmann::json& frame) {
+          if (!frame_error.ok()) return;  // the first bad frame is the one to name
           if (Status s = ipc::AddTraceFrame(frame, &data); !s.ok()) {
             frame_error = s;
             return;

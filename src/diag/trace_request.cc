@@ -11,6 +11,8 @@
 #include "diag/cpu/cpu_sampler.h"
 #include "diag/heap/heap_profile.h"
 #include "diag/heap/heap_profiler.h"
+#include "diag/heap/sampler.h"
+#include "diag/ipc/heap_sample_stream.h"
 
 namespace cppdiag {
 namespace {
@@ -40,16 +42,32 @@ nlohmann::json SamplesToJson(const std::vector<cpu::CpuSample>& samples) {
   return out;
 }
 
-nlohmann::json HeapSamplesToJson(const std::vector<heap::HeapSampleEvent>& samples) {
-  nlohmann::json out = nlohmann::json::array();
-  for (const auto& h : samples) {
-    out.push_back({{"tid", h.tid},
-                   {"time_ns", h.time_ns},
-                   {"bytes", h.size},
-                   {"estimated_bytes", h.estimated_bytes},
-                   {"pcs", h.pcs}});
+// Moves the heap samples numbered from *cursor on into `enc`, each new
+// stack once: the ring copied under the table's lock into `buf` (kept for
+// the trace: nothing allocated per drain but the rows' growth), the
+// published stack records read without it (they never change).
+void TakeHeapSamples(heap::LiveTable& table, std::vector<heap::RecentSample>* buf, uint64_t* cursor,
+                     uint64_t* missed, ipc::HeapSampleEncoder* enc) {
+  size_t n = table.ReadRecent(cursor, buf->data(), buf->size(), missed);
+  const size_t stacks = table.stack_count();
+  for (size_t i = 0; i < n; ++i) {
+    const heap::RecentSample& r = (*buf)[i];
+    if (enc->samples() >= kMaxHeapSamplesHeld) {
+      ++*missed;
+      continue;
+    }
+    uint32_t stack = r.stack;
+    if (stack >= stacks) {  // cannot happen: an id is published before its sample
+      ++*missed;
+      continue;
+    }
+    if (enc->NeedsStack(stack)) {
+      const heap::StackRecord& st = table.stack(stack);
+      enc->AddStack(stack, st.pcs, st.depth);
+    }
+    enc->AddSample(r.time_ns, r.tid, r.size,
+                   static_cast<double>(r.weight) * static_cast<double>(r.size), stack);
   }
-  return out;
 }
 
 nlohmann::json TakeMarkers() {
@@ -145,19 +163,14 @@ Result<nlohmann::json> RunTrace(const nlohmann::json& req, const ipc::PeerInfo& 
   std::vector<cpu::CpuSample> batch;
   nlohmann::json counters = nlohmann::json::array();
   // Heap samples: those since the trace started (0 when the profiler is off).
-  const bool heap_on = heap::HeapSamplePeriod() != 0;
+  heap::LiveTable* table = heap::ProfilerTable();
+  const bool heap_on = heap::HeapSamplePeriod() != 0 && table != nullptr;
   uint64_t heap_cursor = heap::HeapSampleCursor();
   uint64_t heap_missed = 0;
-  nlohmann::json heap_samples = nlohmann::json::array();
+  std::vector<heap::RecentSample> heap_buf(heap_on ? heap::kRecentCapacity : 0);
+  ipc::HeapSampleEncoder heap_enc;
   auto take_heap = [&] {
-    if (!heap_on) return;
-    for (auto& h : HeapSamplesToJson(heap::RecentHeapSamples(&heap_cursor, &heap_missed))) {
-      if (heap_samples.size() >= kMaxHeapSamplesHeld) {
-        ++heap_missed;
-      } else {
-        heap_samples.push_back(std::move(h));
-      }
-    }
+    if (heap_on) TakeHeapSamples(*table, &heap_buf, &heap_cursor, &heap_missed, &heap_enc);
   };
   auto markers_missed = [] {
     std::lock_guard lock(g_mu);
@@ -203,14 +216,13 @@ Result<nlohmann::json> RunTrace(const nlohmann::json& req, const ipc::PeerInfo& 
                               {"lost_samples", s.lost_samples()},
                               {"counters", counters}};
       if (heap_on) {
-        frame["heap_samples"] = std::move(heap_samples);
+        heap_enc.TakeInto(&frame);
         frame["heap_samples_missed"] = heap_missed;
       }
       frame["markers"] = TakeMarkers();
       peer.progress(frame);
       batch.clear();
       counters = nlohmann::json::array();
-      heap_samples = nlohmann::json::array();
       if (peer.gone && peer.gone()) {
         ended_by = "client";
         break;
@@ -236,7 +248,7 @@ Result<nlohmann::json> RunTrace(const nlohmann::json& req, const ipc::PeerInfo& 
                        {"markers", TakeMarkers()},
                        {"markers_missed", markers_missed()}};
   if (heap_on) {
-    reply["heap_samples"] = std::move(heap_samples);
+    heap_enc.TakeInto(&reply);
     reply["heap_samples_missed"] = heap_missed;
     reply["heap_sample_period_bytes"] = heap::HeapSamplePeriod();
   }

@@ -4,6 +4,7 @@ namespace cppdiag::ipc {
 
 Status AddTraceFrame(const nlohmann::json& frame, TraceData* data, bool is_reply) {
   TraceData add;
+  HeapStackTable new_stacks;
   try {
     if (!frame.is_object()) return Error::Invalid("malformed trace frame: not an object");
     for (const auto& s : frame.value("samples", nlohmann::json::array())) {
@@ -30,6 +31,13 @@ Status AddTraceFrame(const nlohmann::json& frame, TraceData* data, bool is_reply
       out.estimated_bytes = h.value("estimated_bytes", static_cast<double>(out.bytes));
       out.pcs = h.at("pcs").get<std::vector<uint64_t>>();
       add.heap_samples.push_back(std::move(out));
+    }
+    std::vector<DecodedHeapSample> rows;
+    CPPDIAG_RETURN_IF_ERROR(DecodeHeapSamples(frame, data->heap_stacks, &new_stacks, &rows));
+    for (const auto& r : rows) {
+      auto it = new_stacks.find(r.stack);
+      const auto& pcs = it != new_stacks.end() ? it->second : data->heap_stacks.at(r.stack);
+      add.heap_samples.push_back({r.tid, r.time_ns, r.bytes, r.estimated_bytes, pcs});
     }
     for (const auto& m : frame.value("markers", nlohmann::json::array())) {
       TraceMarker out;
@@ -88,6 +96,7 @@ Status AddTraceFrame(const nlohmann::json& frame, TraceData* data, bool is_reply
   for (auto& c : add.counters) data->counters.push_back(std::move(c));
   for (auto& h : add.heap_samples) data->heap_samples.push_back(std::move(h));
   for (auto& m : add.markers) data->markers.push_back(std::move(m));
+  data->heap_stacks.merge(new_stacks);
   if (is_reply) {
     data->threads = std::move(add.threads);
     data->mappings = std::move(add.mappings);

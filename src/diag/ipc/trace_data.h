@@ -18,6 +18,7 @@
 
 #include "common/status.h"
 #include "diag/heap/heap_profile.h"
+#include "diag/ipc/heap_sample_stream.h"
 
 namespace cppdiag::ipc {
 
@@ -65,7 +66,8 @@ struct TraceData {
   uint64_t lost_samples = 0;
   std::vector<TraceSample> samples;
   std::vector<TraceCounters> counters;
-  std::vector<TraceHeapSample> heap_samples;
+  std::vector<TraceHeapSample> heap_samples;  // each with its stack's pcs
+  HeapStackTable heap_stacks;                 // the stacks received so far, by id
   uint64_t heap_samples_missed = 0;
   uint64_t heap_sample_period_bytes = 0;  // 0: the heap profiler was off (reply only)
   std::vector<TraceMarker> markers;
@@ -76,7 +78,9 @@ struct TraceData {
 };
 
 // Adds what one frame (a progress frame or the reply) carries. A malformed
-// frame is an error and adds nothing.
+// frame is an error and adds nothing. Heap samples come as stack ids and
+// rows (heap_sample_stream.h), or, from an older target, as one
+// "heap_samples" object each with its pcs.
 Status AddTraceFrame(const nlohmann::json& frame, TraceData* data, bool is_reply = false);
 
 }  // namespace cppdiag::ipc

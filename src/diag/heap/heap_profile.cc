@@ -150,34 +150,4 @@ uint64_t HeapSampleCursor() {
   return table == nullptr ? 0 : table->recent_next();
 }
 
-std::vector<HeapSampleEvent> RecentHeapSamples(uint64_t* cursor, uint64_t* missed) {
-  std::vector<HeapSampleEvent> out;
-  LiveTable* table = ProfilerTable();
-  if (table == nullptr) return out;
-  // Allocate first, copy under the lock (as CollectHeapProfile): room for
-  // what is there now and a few more, not the whole ring (a trace drains
-  // every 100 ms; its own allocations show in its samples).
-  const uint64_t next = table->recent_next();
-  uint64_t waiting = next - std::min(*cursor, next);
-  size_t cap = static_cast<size_t>(std::min<uint64_t>(waiting + 16, kRecentCapacity));
-  auto raw = std::make_unique<RecentSample[]>(cap);
-  size_t n = table->ReadRecent(cursor, raw.get(), cap, missed);
-  out.reserve(n);
-  for (size_t i = 0; i < n; ++i) {
-    const RecentSample& r = raw[i];
-    HeapSampleEvent e;
-    e.time_ns = r.time_ns;
-    e.tid = r.tid;
-    e.size = r.size;
-    e.estimated_bytes = static_cast<double>(r.weight) * static_cast<double>(r.size);
-    // A published stack record never changes: read without the lock.
-    if (r.stack < table->stack_count()) {
-      const StackRecord& st = table->stack(r.stack);
-      e.pcs.assign(st.pcs, st.pcs + st.depth);
-    }
-    out.push_back(std::move(e));
-  }
-  return out;
-}
-
 }  // namespace cppdiag::heap

@@ -38,23 +38,10 @@ struct HeapProfile {
   std::vector<HeapMapping> mappings;
 };
 
-// A sampled allocation as it happened (for a trace's timeline).
-struct HeapSampleEvent {
-  uint64_t time_ns = 0;        // CLOCK_MONOTONIC
-  int32_t tid = 0;             // the allocating thread
-  uint64_t size = 0;           // requested bytes
-  double estimated_bytes = 0;  // the bytes it stands for (size / (1 - exp(-size / P)))
-  std::vector<uint64_t> pcs;   // return addresses, innermost first
-};
-
-// Where a reader of RecentHeapSamples starts: the next sample from now on
-// (0 when the profiler is off; it then starts from the first).
+// Where a reader of the profiler's recent samples (ProfilerTable()'s
+// LiveTable::ReadRecent, as a trace does) starts: the next sample from now
+// on (0 when the profiler is off; it then starts from the first).
 uint64_t HeapSampleCursor();
-
-// The sampled allocations numbered from *cursor on, oldest first, and
-// *cursor past them. The profiler keeps the newest 2048: older ones are
-// counted in *missed. Empty when the profiler is off. Normal context.
-std::vector<HeapSampleEvent> RecentHeapSamples(uint64_t* cursor, uint64_t* missed);
 
 // The process's executable file mappings now (/proc/self/maps, build IDs
 // from the loaded modules' notes), to symbolize its pcs. Normal context.

@@ -243,12 +243,14 @@ void SampleEveryAllocation() {
 // child the child's (the thread state caches it across samples, and the
 // child's copy must not keep the parent's).
 pid_t TidOfNextSample() {
+  LiveTable* table = ProfilerTable();
   uint64_t cursor = HeapSampleCursor();
   uint64_t missed = 0;
   void* volatile block = std::malloc(48);
-  std::vector<HeapSampleEvent> samples = RecentHeapSamples(&cursor, &missed);
+  RecentSample first{};
+  const size_t n = table == nullptr ? 0 : table->ReadRecent(&cursor, &first, 1, &missed);
   std::free(block);
-  return samples.empty() ? -1 : samples.front().tid;
+  return n == 0 ? -1 : first.tid;
 }
 
 TEST_F(Profiler, SamplesCarryTheirThreadsIdAlsoAfterFork) {

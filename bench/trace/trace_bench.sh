@@ -101,17 +101,37 @@ cpu_run() {
 # cpu_ticks PID: the process's user + system time, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-# http_run VARIANT: req/s, samples, lost, p99, and leakapp's CPU time per
+# diag_ticks PID: user + system time of the process's cppdiag-* threads
+# (the diagnostic server and the request thread a trace runs on).
+diag_ticks() {
+  for t in /proc/"$1"/task/*; do
+    case $(cat "$t/comm" 2>/dev/null) in cppdiag-*) awk '{print $14 + $15}' "$t/stat" 2>/dev/null ;; esac
+  done | awk '{s += $1} END {print s + 0}'
+}
+
+# http_run VARIANT: req/s, samples, lost, p99, leakapp's CPU time per
 # request in microseconds (what the load does not change; perf's own
-# process is not counted, as for cpu).
+# process is not counted, as for cpu), and, of leakapp's CPU time in the
+# window, the share of its cppdiag-* threads (the trace's drain and
+# streaming) and the share the profiler's own process used (the CLI, or
+# perf): what the trace takes from a saturated machine besides the samples'
+# signal handlers.
 http_run() {
   start_profiler "$1" "$leakapp_pid"
   t0=$(cpu_ticks "$leakapp_pid")
+  d0=$(diag_ticks "$leakapp_pid")
+  p0=0
+  [ -n "$prof_pid" ] && p0=$(cpu_ticks "$prof_pid")
   r=$(wrk_run 2 64 "$seconds" "http://127.0.0.1:$port/status")
   t1=$(cpu_ticks "$leakapp_pid")
+  d1=$(diag_ticks "$leakapp_pid")
+  p1=0
+  [ -n "$prof_pid" ] && p1=$(cpu_ticks "$prof_pid")
   [ -n "$prof_pid" ] && { kill -INT "$prof_pid"; wait "$prof_pid" || true; }
   us=$(echo "$r $t0 $t1 $(getconf CLK_TCK)" | awk '{printf "%.3f", ($9 - $8) * 1e6 / $10 / $5}')
-  echo "http $1 $(echo "$r" | cut -d' ' -f1) $(samples "$1") $(lost "$1") $(echo "$r" | cut -d' ' -f3) $us"
+  shares=$(echo "$t0 $t1 $d0 $d1 $p0 $p1" | awk '{c = $2 - $1; if (c <= 0) c = 1;
+    printf "%.2f %.2f", ($4 - $3) * 100 / c, ($6 - $5) * 100 / c}')
+  echo "http $1 $(echo "$r" | cut -d' ' -f1) $(samples "$1") $(lost "$1") $(echo "$r" | cut -d' ' -f3) $us $shares"
 }
 
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) CPUs)" >&2
@@ -143,9 +163,10 @@ for work, unit in (("cpu", "ops/s"), ("http", "req/s")):
         continue  # not run (TRACE_BENCH_WORKLOADS, TRACE_BENCH_VARIANTS without none)
     cbase = med(r[5] for r in rows if r[0] == work and r[1] == "none" and len(r) > 5)
     ubase = med(r[6] for r in rows if r[0] == work and r[1] == "none" and len(r) > 6)
-    extra = " p99 ms | CPU µs per request | vs untraced |" if work == "http" else " ops per CPU-s | vs untraced |"
+    extra = (" p99 ms | CPU µs per request | vs untraced | cppdiag threads % | profiler process % |"
+             if work == "http" else " ops per CPU-s | vs untraced |")
     print(f"| {work} | {unit} | vs untraced | samples | lost |" + extra)
-    print("|---|---|---|---|---|" + ("---|---|---|" if work == "http" else "---|---|"))
+    print("|---|---|---|---|---|" + ("---|---|---|---|---|" if work == "http" else "---|---|"))
     for v in ("none", "cppdiag99", "perf99", "cppdiag999", "perf999"):
         rs = [r for r in rows if r[0] == work and r[1] == v]
         if not rs:
@@ -161,6 +182,9 @@ for work, unit in (("cpu", "ops/s"), ("http", "req/s")):
             u = med(r[6] for r in rs if len(r) > 6)
             line += f" {med(r[5] for r in rs if len(r) > 5) or 0:.2f} |"
             line += " - | - |" if u is None or not ubase else f" {u:.2f} | {(u / ubase - 1) * 100:+.1f} % |"
+            for k in (7, 8):
+                x = med(r[k] for r in rs if len(r) > k)
+                line += " - |" if x is None else f" {x:.2f} |"
         else:
             c = med(r[5] for r in rs if len(r) > 5)
             line += f" {c:.0f} | {(c / cbase - 1) * 100:+.1f} % |"

@@ -6,7 +6,8 @@
 # a plain run of the same size). The variants are interleaved, ROUNDS times,
 # and each variant's median is reported, so that a busy machine slows all of
 # them alike; wall and CPU seconds of the work, CPU being the steadier figure
-# when other processes share the cores (see heap_bench.md).
+# when other processes share the cores (see heap_bench.md); and, "paired",
+# the median of the CPU ratios of each run to the plain run just before it.
 #
 #   bench/heap/heap_bench.sh BUILD_DIR [THREADS] [OPS_PER_THREAD] [HEAPTRACK_OPS_PER_THREAD] [ROUNDS]
 set -eu
@@ -44,11 +45,21 @@ run() {
   echo "$t" >>"$out/$1"
 }
 
-variants="plain profiler socket limit"
-[ $have_heaptrack = 1 ] && variants="$variants plain_ht heaptrack"
+# Each round runs every variant right after a plain run of its own, A B A
+# C ..., and keeps the pair's CPU ratio: on a machine whose speed drifts
+# (a shared VM's does, by tens of percent within a minute) the runs nearest
+# in time compare best. heaptrack and its plain run come last.
+# pair BASELINE VARIANT: runs both, appends VARIANT's CPU over BASELINE's.
+pair() {
+  run "$1"
+  run "$2"
+  echo "$(tail -1 "$out/$2" | cut -d' ' -f2) $(tail -1 "$out/$1" | cut -d' ' -f2)" |
+    awk '{print $1 / $2}' >>"$out/$2.pair"
+}
 i=1
 while [ $i -le "$rounds" ]; do
-  for v in $variants; do run "$v"; done
+  for v in profiler socket limit; do pair plain "$v"; done
+  [ $have_heaptrack = 1 ] && pair plain_ht heaptrack
   rm -f "$out"/ht*.zst "$out"/ht*.gz
   i=$((i + 1))
 done
@@ -57,14 +68,20 @@ done
 median() { cut -d' ' -f"$1" "$out/$2" | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 raw() { cut -d' ' -f"$1" "$out/$2" | tr '\n' ' '; }
 ratio() { echo "$1 / $2" | bc -l | awk '{printf "%.3f", $1}'; }
+# paired VARIANT: the median of its rounds' CPU ratios to the plain run
+# just before (1 for a plain run).
+paired() {
+  [ -e "$out/$1.pair" ] || { printf 1.000; return; }
+  sort -n "$out/$1.pair" | awk '{a[NR]=$1} END {printf "%.3f", (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'
+}
 
 echo "alloc_bench: $threads threads x $ops malloc/free pairs, $rounds interleaved rounds, medians"
-printf '%-32s %7s %6s %7s %6s  %s\n' variant wall ratio cpu ratio "raw wall seconds | raw cpu seconds"
+printf '%-32s %7s %6s %7s %6s %6s  %s\n' variant wall ratio cpu ratio paired "raw wall seconds | raw cpu seconds"
 # line LABEL VARIANT BASELINE_VARIANT
 line() {
   w=$(median 1 "$2") c=$(median 2 "$2") bw=$(median 1 "$3") bc=$(median 2 "$3")
-  printf '%-32s %7s %6s %7s %6s  %s| %s\n' "$1" "$w" "$(ratio "$w" "$bw")" "$c" "$(ratio "$c" "$bc")" \
-    "$(raw 1 "$2")" "$(raw 2 "$2")"
+  printf '%-32s %7s %6s %7s %6s %6s  %s| %s\n' "$1" "$w" "$(ratio "$w" "$bw")" "$c" "$(ratio "$c" "$bc")" \
+    "$(paired "$2")" "$(raw 1 "$2")" "$(raw 2 "$2")"
 }
 line "plain" plain plain
 line "preload, profiler (512 KiB)" profiler plain

@@ -8,12 +8,13 @@
 // allocation, no locks held across calls out, no stdio.
 //
 // The fast paths (no exact accounting, no sample due) do one thread-local
-// decrement or one range comparison and then TAIL-CALL glibc: no work after
-// the call, so the compiler emits a jmp. With exact accounting (the hard
-// limit) and no sample due, malloc, calloc, new and free jump to a short
-// *Exact path instead: the budget compared, glibc called, its chunk size
-// counted in thread-local counters, no further call unless the budget ran
-// out (accounting.h). Everything else goes to a noinline *Slow function.
+// comparison and decrement, or one range comparison, and then TAIL-CALL
+// glibc: no work after the call, so the compiler emits a jmp. A thread that
+// keeps exact accounting (the hard limit) fails the first test by design
+// (hook_state.h: its countdown is 0) and, with no sample due, malloc, calloc,
+// new and free take a short exact path instead: glibc called, its chunk size
+// counted in thread-local counters, no further call unless they ran out
+// (accounting.h). Everything else goes to a noinline *Slow function.
 // The hooks and the slow functions live in their own section: the sampler
 // drops the leading frames that return into it, so a sample starts at the
 // caller of malloc/new however the compiler inlined or tail-called (an -O0
@@ -73,51 +74,66 @@ __attribute__((always_inline)) inline size_t UsableSize(void* p) {
   return (h & ~size_t{7}) - ((h & 2) != 0 ? 2 * sizeof(size_t) : sizeof(size_t));
 }
 
-enum class Path { kFast, kExact, kSlow };
-
-// The entry points' test. kFast: nothing to do but the decrement (done);
-// kExact: no sample due, exact accounting on and the thread's budget covers
-// `size` (the decrement done: AllocExact allocates and counts); kSlow: a
-// sample may be due, or the hard limit must be asked.
-__attribute__((always_inline)) inline Path Choose(size_t size) {
+// The entry points' first test: true, and the countdown charged, when no
+// sample is due and the thread keeps no exact accounting. Between samples
+// the countdown is at least 1, so one unsigned comparison says that it stays
+// positive; a size of 2^63 or more (a malloc bound to fail) compares above it
+// and so takes the slow path. (While the thread's own sample is being taken
+// the countdown is spent: an allocation nested in it, a signal handler's,
+// goes uncounted.) With exact accounting the countdown is 0: every call
+// fails it and takes ExactNoSample next.
+__attribute__((always_inline)) inline bool Fast(size_t size) {
   ThreadState& ts = t_state;
-  // Between samples the countdown is at least 1, so one unsigned comparison
-  // says that it stays positive; a size of 2^63 or more (a malloc bound to
-  // fail) compares above it and so takes the slow path. (While the thread's
-  // own sample is being taken the countdown is spent: an allocation nested in
-  // it, a signal handler's, goes uncounted.)
-  if (__builtin_expect(size >= static_cast<uint64_t>(ts.countdown), 0)) return Path::kSlow;
-  if (__builtin_expect(Exact(), 0)) {
-    if (__builtin_expect(static_cast<int64_t>(size) > ts.budget, 0)) return Path::kSlow;
-    ts.countdown -= static_cast<int64_t>(size);
-    return Path::kExact;
-  }
+  if (__builtin_expect(size >= static_cast<uint64_t>(ts.countdown), 0)) return false;
+  // For the compiler only: the countdown is read again by the subtraction,
+  // so that the compare and the subtraction each take it as their memory
+  // operand (one instruction less than a load kept in a register).
+  asm("" ::: "memory");
   ts.countdown -= static_cast<int64_t>(size);
-  return Path::kFast;
+  return true;
 }
 
-CPPDIAG_HOOK __attribute__((noinline)) void* FoldThenReturn(void* p) noexcept {
-  FoldNow(t_state);
-  return p;
+// The exact path's test, past Fast: true, and the sampling countdown
+// charged, when the thread keeps exact accounting and no sample is due; else
+// the slow path (which switches a thread to exact accounting, samples).
+__attribute__((always_inline)) inline bool ExactNoSample(size_t size) {
+  ThreadState& ts = t_state;
+  if (__builtin_expect(size >= static_cast<uint64_t>(ts.exact_countdown), 0)) return false;
+  asm("" ::: "memory");
+  ts.exact_countdown -= static_cast<int64_t>(size);
+  return true;
 }
 
-// The exact path's allocation (Choose said kExact): glibc's block (nullptr
-// when glibc failed), counted. The thread state is looked up after the call
-// (nothing kept across it), and the fold, when the budget ran out, is a tail
-// call.
+__attribute__((always_inline)) inline void* Refuse() {
+  errno = ENOMEM;
+  return nullptr;
+}
+
+// A block the exact path got from glibc ran the budget out: fold, and keep
+// the block if the limit allows it, else give it back.
+CPPDIAG_HOOK __attribute__((noinline)) void* AdmitAllocated(void* p) noexcept {
+  ThreadState& ts = t_state;
+  auto n = static_cast<int64_t>(ChunkBytes(p));
+  ts.budget += n;  // not admitted yet
+  if (AdmitSlow(ts, static_cast<size_t>(n))) {
+    ts.budget -= n;  // below 0 only for a block above the room: the next call folds it
+    return p;
+  }
+  __libc_free(p);
+  return Refuse();
+}
+
+// The exact path's allocation (past ExactNoSample): glibc's block (nullptr
+// when glibc failed or the hard limit refused), counted. The thread state is
+// looked up after the call (nothing kept across it).
 template <class LibcAlloc>
 __attribute__((always_inline)) inline void* AllocExact(LibcAlloc libc_alloc) {
   void* p = libc_alloc();
   if (__builtin_expect(p == nullptr, 0)) return p;
   ThreadState& ts = t_state;
   ts.budget -= static_cast<int64_t>(ChunkBytes(p));
-  if (__builtin_expect(ts.budget < 0, 0)) return FoldThenReturn(p);
+  if (__builtin_expect(ts.budget < 0, 0)) return AdmitAllocated(p);
   return p;
-}
-
-__attribute__((always_inline)) inline void* Refuse() {
-  errno = ENOMEM;
-  return nullptr;
 }
 
 // Every allocation's slow path: the hard limit, the sampling countdown (a
@@ -177,10 +193,8 @@ __attribute__((always_inline)) inline void FreeImpl(void* p) noexcept {
   if (BelowRelaxed(d, g_fast.region_span)) return FreeSampledSlow(p);
   if (p == nullptr) return;
   ThreadState& ts = t_state;
-  size_t n = ChunkBytes(p);
-  ts.free_pending += n;
-  ts.budget -= static_cast<int64_t>(n);
-  if (__builtin_expect(ts.budget < 0, 0)) return FoldThenFree(p);
+  ts.free_left -= static_cast<int64_t>(ChunkBytes(p));
+  if (__builtin_expect(ts.free_left < 0, 0)) return FoldThenFree(p);
   return __libc_free(p);
 }
 
@@ -257,12 +271,26 @@ CPPDIAG_HOOK __attribute__((noinline)) void* NewAlignedNothrowSlow(size_t size,
   });
 }
 
-CPPDIAG_HOOK __attribute__((noinline)) void* MallocExact(size_t size) noexcept {
-  return AllocExact([size]() __attribute__((always_inline)) { return __libc_malloc(size); });
+// The entry points past Fast: the exact path, else the slow one. Without a
+// frame pointer (push, mov and leave: 3 of the exact path's ~18
+// instructions): they take no sample, and a CPU profile's walk loses no
+// more than it does in glibc's malloc, which keeps none either.
+#define CPPDIAG_NO_FRAME __attribute__((noinline, optimize("omit-frame-pointer")))
+
+CPPDIAG_HOOK CPPDIAG_NO_FRAME void* MallocNotFast(size_t size) noexcept {
+  if (ExactNoSample(size)) {
+    return AllocExact([size]() __attribute__((always_inline)) { return __libc_malloc(size); });
+  }
+  return MallocSlow(size);
 }
 
-CPPDIAG_HOOK __attribute__((noinline)) void* CallocExact(size_t n, size_t size) noexcept {
-  return AllocExact([=]() __attribute__((always_inline)) { return __libc_calloc(n, size); });
+CPPDIAG_HOOK CPPDIAG_NO_FRAME void* CallocNotFast(size_t n, size_t size, size_t total) noexcept {
+  // The budget first: calloc writes the whole block before it could be
+  // refused. (The slow path charges the countdown itself.)
+  if (static_cast<int64_t>(total) <= t_state.budget && ExactNoSample(total)) {
+    return AllocExact([=]() __attribute__((always_inline)) { return __libc_calloc(n, size); });
+  }
+  return CallocSlow(n, size);
 }
 
 // The new-handler loop, for a request a sample or the limit must see, or
@@ -277,9 +305,11 @@ CPPDIAG_HOOK __attribute__((noinline)) void* NewLoop(size_t size) noexcept(kNoth
 }
 
 template <bool kNothrow>
-CPPDIAG_HOOK __attribute__((noinline)) void* NewExact(size_t size) noexcept(kNothrow) {
-  void* p = AllocExact([size]() __attribute__((always_inline)) { return __libc_malloc(size); });
-  if (__builtin_expect(p != nullptr, 1)) return p;
+CPPDIAG_HOOK CPPDIAG_NO_FRAME void* NewNotFast(size_t size) noexcept(kNothrow) {
+  if (ExactNoSample(size)) {
+    void* p = AllocExact([size]() __attribute__((always_inline)) { return __libc_malloc(size); });
+    if (__builtin_expect(p != nullptr, 1)) return p;
+  }
   return NewLoop<kNothrow>(size);
 }
 
@@ -287,16 +317,11 @@ CPPDIAG_HOOK __attribute__((noinline)) void* NewExact(size_t size) noexcept(kNot
 // again: harmless, and only on failure) for the new-handler loop.
 template <bool kNothrow>
 __attribute__((always_inline)) inline void* NewImpl(size_t size) noexcept(kNothrow) {
-  switch (Choose(size)) {
-    case Path::kFast:
-      if (void* p = __libc_malloc(size)) return p;
-      break;
-    case Path::kExact:
-      return NewExact<kNothrow>(size);
-    case Path::kSlow:
-      break;
+  if (Fast(size)) {
+    if (void* p = __libc_malloc(size)) return p;
+    return NewLoop<kNothrow>(size);
   }
-  return NewLoop<kNothrow>(size);
+  return NewNotFast<kNothrow>(size);
 }
 
 }  // namespace
@@ -304,15 +329,8 @@ __attribute__((always_inline)) inline void* NewImpl(size_t size) noexcept(kNothr
 extern "C" {
 
 CPPDIAG_HOOK void* malloc(size_t size) {
-  switch (Choose(size)) {
-    case Path::kFast:
-      return __libc_malloc(size);
-    case Path::kExact:
-      return MallocExact(size);
-    case Path::kSlow:
-      break;
-  }
-  return MallocSlow(size);
+  if (Fast(size)) return __libc_malloc(size);
+  return MallocNotFast(size);
 }
 
 CPPDIAG_HOOK void free(void* p) { FreeImpl(p); }
@@ -320,15 +338,8 @@ CPPDIAG_HOOK void free(void* p) { FreeImpl(p); }
 CPPDIAG_HOOK void* calloc(size_t n, size_t size) {
   size_t total;
   if (__builtin_mul_overflow(n, size, &total)) return Refuse();
-  switch (Choose(total)) {
-    case Path::kFast:
-      return __libc_calloc(n, size);
-    case Path::kExact:
-      return CallocExact(n, size);
-    case Path::kSlow:
-      break;
-  }
-  return CallocSlow(n, size);
+  if (Fast(total)) return __libc_calloc(n, size);
+  return CallocNotFast(n, size, total);
 }
 
 CPPDIAG_HOOK void* realloc(void* p, size_t size) {

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <malloc.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -172,6 +174,38 @@ TEST_F(Accounting, EnabledLateStartsFromGlibcsFigureAndNeverGoesNegative) {
   EXPECT_GE(held.size(), 12u);
   EXPECT_LE(held.size(), 16u);
   SetHeapHardLimit(0);
+}
+
+// A thread that was allocating when accounting started takes it up at its
+// next slow path (within its countdown: 1 MiB here, the profiler is off) and
+// counts from then on, on its exact path as on its slow one.
+TEST_F(Accounting, AThreadAlreadyRunningCountsOnceItsCountdownRunsOut) {
+  std::atomic<int> phase{0};  // 1: accounting is on; 2: the worker holds its blocks; 3: free them
+  std::thread worker([&] {
+    while (phase.load() == 0) {
+      void* volatile p = std::malloc(256);
+      std::free(p);
+    }
+    for (int i = 0; i < 8 * 1024; ++i) {  // 2 MiB: past its countdown
+      void* volatile p = std::malloc(256);
+      std::free(p);
+    }
+    std::vector<void*> held;
+    for (int i = 0; i < 512; ++i) held.push_back(std::malloc(64 << 10));  // 32 MiB
+    phase = 2;
+    while (phase.load() != 3) std::this_thread::yield();
+    for (void* p : held) std::free(p);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EnableExactHeapAccounting();
+  uint64_t before = HeapInUseBytes();
+  phase = 1;
+  while (phase.load() != 2) std::this_thread::yield();
+  // Unfolded: under kFoldBytes (256 KiB) of the worker's.
+  EXPECT_GE(HeapInUseBytes(), before + (31u << 20));
+  phase = 3;
+  worker.join();
+  EXPECT_LE(HeapInUseBytes(), before + (1u << 20));
 }
 
 // Requested bytes, counted at sampling points: the calling thread's own bytes

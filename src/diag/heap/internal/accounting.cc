@@ -19,13 +19,12 @@ std::atomic<uint64_t> g_failures{0};
 using hooks::g_fast;
 
 int64_t hooks::FoldNow(ThreadState& ts) noexcept {
-  // The traffic since the last fold is the bytes allocated plus those freed:
-  // allocated less freed is the traffic less twice the freed.
-  uint64_t traffic = static_cast<uint64_t>(ts.budget_start - ts.budget);
-  int64_t delta = static_cast<int64_t>(traffic - 2 * ts.free_pending);
+  int64_t allocated = ts.budget_start - ts.budget;
+  int64_t freed = ts.free_start - ts.free_left;
+  int64_t delta = allocated - freed;
   int64_t total = g_in_use.fetch_add(delta, std::memory_order_relaxed) + delta;
-  if (ts.free_pending != 0) g_freed.fetch_add(ts.free_pending, std::memory_order_relaxed);
-  ts.free_pending = 0;
+  if (freed != 0) g_freed.fetch_add(static_cast<uint64_t>(freed), std::memory_order_relaxed);
+  ts.free_left = ts.free_start = kFoldBytes;
   uint64_t limit = g_fast.limit.load(std::memory_order_relaxed);
   int64_t room = kFoldBytes;
   if (limit != 0 && !ts.limit_exempt) {
@@ -61,6 +60,7 @@ void EnableExactHeapAccounting() {
       std::memory_order_relaxed);
   hooks::SetFreeBounds(true);
   g_fast.exact.store(true, std::memory_order_release);
+  hooks::SwitchIfExact(hooks::t_state);  // this thread from its next allocation on
 }
 
 bool HeapAccountingExact() { return g_fast.exact.load(std::memory_order_acquire); }

@@ -5,19 +5,29 @@
 // SetHeapHardLimit) do the entry points call these. What is counted is
 // glibc's chunk size (ChunkBytes: the usable size plus the chunk's header),
 // or a sampled block's slot size; the same figure when the block is
-// allocated and when it is freed. Each thread takes it from its budget: the
-// traffic (bytes allocated plus freed) it may do before it folds into one
-// shared word, at most kFoldBytes and at most the room the hard limit left
-// when it last folded; a free also adds it to the thread's free_pending, so
-// that the fold tells the bytes allocated (the traffic less those freed) from
-// the freed. A budget below 0 folds at once.
+// allocated and when it is freed. Each thread counts in its own words and
+// folds them into one shared word when they run out: `budget`, the bytes it
+// may allocate before it folds (at most kFoldBytes, and at most the room the
+// hard limit left when it last folded), and `free_left`, the bytes it may
+// free (kFoldBytes). Both below 0: fold at once.
 //
-// The limit's guarantee: a thread admits a request only within its budget
-// (or, past it, against the shared total it folds first), so what it holds
-// unfolded never exceeds the room it saw, plus the rounding of the block
-// that ran the budget out; what the other threads hold unfolded, under
-// kFoldBytes each (plus one block's rounding), is what the live heap may
-// pass the limit by.
+// The limit's guarantee: a block the exact path got from glibc is counted
+// against the budget; one that runs it out makes the thread fold and compare
+// the total with the limit, and a block that would cross it goes back to
+// glibc (the caller gets ENOMEM). The slow paths ask before they allocate
+// (Admit). So what a thread holds unfolded never exceeds the room it saw at
+// its last fold plus the block that ran the budget out; what the other
+// threads hold unfolded, under kFoldBytes each (plus one block), is what the
+// live heap may pass the limit by.
+//
+// When accounting is turned on while threads run, each other thread takes
+// it up at its next slow path (hook_state.h: SwitchIfExact), after at most
+// its sampling countdown's bytes (the period on average, 512 KiB by default;
+// 1 MiB with the profiler off); what it allocates until then and frees later
+// is counted as freed only, so the figure may fall short of the truth by
+// that much per thread, for good. Threads created after, and the thread that
+// turns it on, count from their first allocation (the preload library and
+// CPPDIAG_HEAP_HARD_LIMIT turn it on before main).
 //
 // Runs inside malloc: no allocation, no locks, async-signal-safe.
 #pragma once
@@ -37,8 +47,8 @@ CPPDIAG_HOOK_STATE extern std::atomic<int64_t> g_in_use;
 CPPDIAG_HOOK_STATE extern std::atomic<uint64_t> g_freed;  // bytes freed since it started
 CPPDIAG_HOOK_STATE extern std::atomic<uint64_t> g_failures;
 
-// Per-thread deltas folded into the globals every 256 KiB of the thread's
-// traffic (allocated plus freed), sooner near the limit.
+// Per-thread counts folded into the globals every 256 KiB the thread
+// allocates, or frees; sooner near the limit.
 inline constexpr int64_t kFoldBytes = int64_t{256} << 10;
 
 // glibc's chunk size (malloc.c): the size word just before the block, flags
@@ -59,9 +69,8 @@ CPPDIAG_HOOK_STATE int64_t FoldNow(ThreadState& ts) noexcept;
 }
 [[maybe_unused]] __attribute__((always_inline)) inline void AccountFree(uint64_t n) {
   ThreadState& ts = t_state;
-  ts.free_pending += n;
-  ts.budget -= static_cast<int64_t>(n);
-  if (__builtin_expect(ts.budget < 0, 0)) FoldNow(ts);
+  ts.free_left -= static_cast<int64_t>(n);
+  if (__builtin_expect(ts.free_left < 0, 0)) FoldNow(ts);
 }
 
 inline int64_t InUse() { return g_in_use.load(std::memory_order_relaxed); }
@@ -71,9 +80,8 @@ inline int64_t InUse() { return g_in_use.load(std::memory_order_relaxed); }
 CPPDIAG_HOOK_STATE bool AdmitSlow(ThreadState& ts, size_t size) noexcept;
 
 // False when allocating `size` more bytes would cross the hard limit; the
-// slow paths ask before they allocate (the exact fast paths compare with the
-// budget themselves). Reads no shared counter while the budget covers the
-// request.
+// slow paths ask before they allocate (the exact fast paths count after, see
+// above). Reads no shared counter while the budget covers the request.
 [[maybe_unused]] __attribute__((always_inline)) inline bool Admit(size_t size) {
   ThreadState& ts = t_state;
   if (__builtin_expect(size <= kFoldBytes && static_cast<int64_t>(size) <= ts.budget, 1)) {

@@ -57,17 +57,25 @@ CPPDIAG_HOOK_STATE extern FastFlags g_fast;
 CPPDIAG_HOOK_STATE void SetFreeBounds(bool all);
 
 struct ThreadState {
-  int64_t countdown = 0;  // bytes before the next sample; the only field the fast path touches
-  int64_t stride = 0;     // countdown's value at the last draw: stride - countdown = bytes since
-  // Exact accounting (accounting.h): the traffic (bytes allocated plus
-  // freed) the thread may still do before it folds, at most kFoldBytes and
-  // at most the room the hard limit left at its last fold; below 0: fold now.
+  // The fast path's one field: bytes the thread may allocate before it leaves
+  // the fast path. Without exact accounting, the sampling countdown itself;
+  // once the thread keeps exact accounting, 0 (every call leaves the fast
+  // path for the exact one) and the sampling countdown is exact_countdown.
+  int64_t countdown = 0;
+  // With exact accounting, the sampling countdown (at least 1 between
+  // samples); 0 while the thread does not keep it, so that the exact path's
+  // test fails and the slow path switches the thread (SampleCountdown).
+  int64_t exact_countdown = 0;
+  int64_t stride = 0;  // the sampling countdown's value at the last draw: stride - it = bytes since
+  // Exact accounting (accounting.h): the bytes the thread may still allocate
+  // before it folds, at most kFoldBytes and at most the room the hard limit
+  // left at its last fold (below 0: fold now), and those it may free.
   int64_t budget = 0;
-  // The budget the last fold gave: budget_start - budget is the traffic since,
-  // so an allocation only takes from the budget and the bytes allocated since
-  // are that traffic less free_pending (not yet folded into the shared total).
+  // The budget the last fold gave: budget_start - budget is what was
+  // allocated since; likewise free_start and free_left.
   int64_t budget_start = 0;
-  uint64_t free_pending = 0;
+  int64_t free_left = 0;
+  int64_t free_start = 0;  // free_left's value at the last fold
   // The thread's id for the samples it takes (0: not asked yet): one gettid
   // syscall in the thread's life instead of one a sample. Reset in a fork
   // child (profiler_hooks.cc), whose thread has a new id.
@@ -75,6 +83,7 @@ struct ThreadState {
   bool in_hook = false;
   bool seeded = false;
   bool limit_exempt = false;  // a diagnostic thread (ExemptThisThreadFromHardLimit)
+  bool accounting = false;    // keeps exact accounting: countdown is 0, see exact_countdown
   ExponentialStride rng;
 };
 // initial-exec: no allocation on first use, even when preloaded. One struct:
@@ -82,6 +91,11 @@ struct ThreadState {
 // that only declare it.
 CPPDIAG_HOOK_STATE extern constinit
     __attribute__((tls_model("initial-exec"))) thread_local ThreadState t_state;
+
+// The thread's sampling countdown, wherever it is kept.
+[[maybe_unused]] __attribute__((always_inline)) inline int64_t& SampleCountdown(ThreadState& ts) {
+  return ts.accounting ? ts.exact_countdown : ts.countdown;
+}
 
 // The fast paths read g_fast through these: relaxed loads, each the memory
 // operand of the instruction that uses it. GCC emits a relaxed atomic load
@@ -121,5 +135,19 @@ CPPDIAG_HOOK_STATE extern constinit
   return x < bound.load(std::memory_order_relaxed);
 }
 #endif
+
+// A thread takes up exact accounting in its first slow path once it is on
+// (EnableExactHeapAccounting switches the thread that turns it on at once),
+// so that the fast path tests one word whether it is on or not: the sampling
+// countdown moves to exact_countdown and countdown goes to 0. Until then the
+// thread's allocations go uncounted while its frees are counted (free() tests
+// addresses, not threads): accounting.h bounds that undercount.
+[[maybe_unused]] __attribute__((always_inline)) inline void SwitchIfExact(ThreadState& ts) {
+  if (__builtin_expect(!ts.accounting, 0) && Exact()) {
+    ts.exact_countdown = ts.countdown;
+    ts.countdown = 0;
+    ts.accounting = true;
+  }
+}
 
 }  // namespace cppdiag::heap::hooks

@@ -72,13 +72,14 @@ namespace hooks {
 
 CPPDIAG_HOOK void* SampleAlloc(size_t size, size_t alignment, bool zero) noexcept {
   ThreadState& ts = t_state;
-  g_requested.fetch_add(static_cast<uint64_t>(ts.stride - ts.countdown), std::memory_order_relaxed);
+  int64_t& countdown = SampleCountdown(ts);
+  g_requested.fetch_add(static_cast<uint64_t>(ts.stride - countdown), std::memory_order_relaxed);
   // Counted: an allocation nested below (a signal handler's, interrupting
   // this one) must count only its own bytes.
-  ts.stride = ts.countdown;
+  ts.stride = countdown;
   int64_t next = kOffRecheckBytes;
   if (ts.in_hook) {  // nested in a sample (a handler's): no second insert under the table lock
-    ts.stride = ts.countdown = next;
+    ts.stride = countdown = next;
     return nullptr;
   }
   ts.in_hook = true;
@@ -111,7 +112,7 @@ CPPDIAG_HOOK void* SampleAlloc(size_t size, size_t alignment, bool zero) noexcep
     }
     next = ts.rng.Next(period);
   }
-  ts.stride = ts.countdown = next;
+  ts.stride = countdown = next;
   ts.in_hook = false;
   return p;
 }
@@ -146,8 +147,8 @@ void SetFreeBounds(bool all) {
 }  // namespace hooks
 
 uint64_t HeapTotalAllocatedBytes() {
-  const ThreadState& ts = t_state;  // this thread's bytes since its last flush
-  int64_t own = ts.stride - ts.countdown;
+  ThreadState& ts = t_state;  // this thread's bytes since its last flush
+  int64_t own = ts.stride - hooks::SampleCountdown(ts);
   return g_requested.load(std::memory_order_relaxed) + (own > 0 ? static_cast<uint64_t>(own) : 0);
 }
 
@@ -188,9 +189,10 @@ uint64_t HeapSamplePeriod() {
 
 void ResetThreadSampler() {
   ThreadState& ts = t_state;
-  int64_t own = ts.stride - ts.countdown;
+  int64_t& countdown = hooks::SampleCountdown(ts);
+  int64_t own = ts.stride - countdown;
   if (own > 0) g_requested.fetch_add(static_cast<uint64_t>(own), std::memory_order_relaxed);
-  ts.stride = ts.countdown = 0;
+  ts.stride = countdown = 0;
   ts.seeded = false;
 }
 

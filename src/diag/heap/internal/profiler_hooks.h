@@ -41,10 +41,12 @@ CPPDIAG_HOOK CPPDIAG_HOOK_STATE __attribute__((noinline)) void* SampleAlloc(size
 // skip it.
 [[maybe_unused]] CPPDIAG_HOOK __attribute__((always_inline)) inline void* MaybeSample(
     size_t size, size_t alignment, bool zero) {
-  if (size >= kNeverSampled) return nullptr;
   ThreadState& ts = t_state;
-  ts.countdown -= static_cast<int64_t>(size);
-  if (__builtin_expect(ts.countdown > 0, 1)) return nullptr;
+  SwitchIfExact(ts);
+  if (size >= kNeverSampled) return nullptr;
+  int64_t& countdown = SampleCountdown(ts);
+  countdown -= static_cast<int64_t>(size);
+  if (__builtin_expect(countdown > 0, 1)) return nullptr;
   return SampleAlloc(size, alignment, zero);
 }
 

@@ -101,12 +101,13 @@ cpu_run() {
 # cpu_ticks PID: the process's user + system time, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-# diag_ticks PID: user + system time of the process's cppdiag-* threads
-# (the diagnostic server and the request thread a trace runs on).
-diag_ticks() {
+# diag_ns PID [ALL]: nanoseconds on CPU (schedstat: finer than the clock
+# ticks of stat) of the process's cppdiag-* threads (the diagnostic server
+# and the request thread a trace runs on), or of all its threads.
+diag_ns() {
   for t in /proc/"$1"/task/*; do
-    case $(cat "$t/comm" 2>/dev/null) in cppdiag-*) awk '{print $14 + $15}' "$t/stat" 2>/dev/null ;; esac
-  done | awk '{s += $1} END {print s + 0}'
+    case ${2:-}$(cat "$t/comm" 2>/dev/null) in cppdiag-* | all*) cut -d' ' -f1 "$t/schedstat" 2>/dev/null ;; esac
+  done | awk '{s += $1} END {printf "%.0f\n", s}'
 }
 
 # http_run VARIANT: req/s, samples, lost, p99, leakapp's CPU time per
@@ -119,18 +120,20 @@ diag_ticks() {
 http_run() {
   start_profiler "$1" "$leakapp_pid"
   t0=$(cpu_ticks "$leakapp_pid")
-  d0=$(diag_ticks "$leakapp_pid")
+  d0=$(diag_ns "$leakapp_pid")
   p0=0
-  [ -n "$prof_pid" ] && p0=$(cpu_ticks "$prof_pid")
+  [ -n "$prof_pid" ] && p0=$(diag_ns "$prof_pid" all)
   r=$(wrk_run 2 64 "$seconds" "http://127.0.0.1:$port/status")
   t1=$(cpu_ticks "$leakapp_pid")
-  d1=$(diag_ticks "$leakapp_pid")
+  d1=$(diag_ns "$leakapp_pid")
   p1=0
-  [ -n "$prof_pid" ] && p1=$(cpu_ticks "$prof_pid")
+  [ -n "$prof_pid" ] && p1=$(diag_ns "$prof_pid" all)
   [ -n "$prof_pid" ] && { kill -INT "$prof_pid"; wait "$prof_pid" || true; }
   us=$(echo "$r $t0 $t1 $(getconf CLK_TCK)" | awk '{printf "%.3f", ($9 - $8) * 1e6 / $10 / $5}')
-  shares=$(echo "$t0 $t1 $d0 $d1 $p0 $p1" | awk '{c = $2 - $1; if (c <= 0) c = 1;
-    printf "%.2f %.2f", ($4 - $3) * 100 / c, ($6 - $5) * 100 / c}')
+  # Of leakapp's CPU time from stat (its connection threads have exited by
+  # now, their schedstat with them).
+  shares=$(echo "$t0 $t1 $d0 $d1 $p0 $p1 $(getconf CLK_TCK)" | awk '{c = ($2 - $1) * 1e9 / $7;
+    if (c <= 0) c = 1; printf "%.3f %.3f", ($4 - $3) * 100 / c, ($6 - $5) * 100 / c}')
   echo "http $1 $(echo "$r" | cut -d' ' -f1) $(samples "$1") $(lost "$1") $(echo "$r" | cut -d' ' -f3) $us $shares"
 }
 
@@ -184,7 +187,7 @@ for work, unit in (("cpu", "ops/s"), ("http", "req/s")):
             line += " - | - |" if u is None or not ubase else f" {u:.2f} | {(u / ubase - 1) * 100:+.1f} % |"
             for k in (7, 8):
                 x = med(r[k] for r in rs if len(r) > k)
-                line += " - |" if x is None else f" {x:.2f} |"
+                line += " - |" if x is None else f" {x:.3f} |"
         else:
             c = med(r[5] for r in rs if len(r) > 5)
             line += f" {c:.0f} | {(c / cbase - 1) * 100:+.1f} % |"

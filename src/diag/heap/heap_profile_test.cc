@@ -412,7 +412,7 @@ TEST_F(Profiler, StressCrossThreadFreesLeaveNoEntries) {
   StartHeapProfiler(64 * 1024);
 }
 
-// The same with a hard limit set (every call on the accounted slow path): the
+// The same with a hard limit set (every call on an accounted path): the
 // table ends empty of the workers' blocks and the live count comes back to
 // where it was, within what the exiting threads had not folded yet (256 KiB
 // of allocations and of frees each).

@@ -156,6 +156,13 @@ Result<PtraceAttachment> PtraceAttachment::Attach(pid_t pid, const std::atomic<b
       if (::ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) {
         int err = errno;
         if (err == ESRCH) continue;  // exited since the listing
+        // The kernel refuses a thread that has begun to exit (its exit state
+        // is set) with EPERM, not ESRCH: once we hold another thread of the
+        // process, permission is not the question.
+        if (err == EPERM && !a.threads_.empty()) {
+          char state = ThreadState(pid, tid);
+          if (state == 'Z' || state == 'X' || state == '?') continue;
+        }
         if (a.threads_.empty()) return Error(err, "", DiagnosePtraceRefusal(pid, err));
         return Error(err, "ptrace(PTRACE_SEIZE)", "thread " + std::to_string(tid));
       }

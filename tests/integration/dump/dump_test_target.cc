@@ -72,6 +72,11 @@ namespace dump = cppdiag::dump;
 
 std::atomic<bool> g_stop{false};
 int g_park_pipe[2] = {-1, -1};
+// The parked workers' thread ids, so that main can wait until each is in
+// read() (a latch counted down before the call leaves a window in which a
+// loaded machine dumps a worker that has not got there yet).
+constexpr int kMaxParked = 64;
+std::atomic<pid_t> g_parked[kMaxParked] = {};
 volatile uintptr_t g_bad_address = 16;
 void* volatile g_sink = nullptr;
 volatile size_t g_huge = size_t{1} << 60;
@@ -139,6 +144,8 @@ __attribute__((noinline)) void BlockedWorker() {
 
 __attribute__((noinline)) void WorkerThreadMain(int index, std::latch* started, std::latch* go,
                                                 bool crash, bool blocked) {
+  bool parks = !crash && !blocked && index != 0;
+  if (parks && index < kMaxParked) g_parked[index] = ::gettid();  // before main may look
   started->count_down();
   if (crash) {
     go->wait();  // crash once main is READY
@@ -151,6 +158,24 @@ __attribute__((noinline)) void WorkerThreadMain(int index, std::latch* started, 
     ParkWorkerInRead();
   }
   KEEP_FRAME();
+}
+
+// Until every parked worker sleeps in read (syscall 0 in its
+// /proc/self/task/<tid>/syscall), at most 10 s.
+void WaitUntilParked() {
+  for (int i = 0; i < kMaxParked; ++i) {
+    pid_t tid = g_parked[i].load();
+    if (tid == 0) continue;
+    std::string path = "/proc/self/task/" + std::to_string(tid) + "/syscall";
+    for (int tries = 0; tries < 10000; ++tries) {
+      char buf[32] = {};
+      int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      ssize_t n = fd < 0 ? -1 : ::read(fd, buf, sizeof buf - 1);
+      if (fd >= 0) ::close(fd);
+      if (n > 1 && buf[0] == '0' && buf[1] == ' ') break;
+      ::usleep(1000);
+    }
+  }
 }
 
 __attribute__((noinline)) void CallAbort() { std::abort(); }
@@ -325,6 +350,7 @@ int Run(const Options& o) {
     workers.emplace_back(WorkerThreadMain, i, &started, &go, crash, blocked);
   }
   started.wait();
+  WaitUntilParked();
   std::printf("READY pid=%d threads=%d\n", ::getpid(), CountThreads());
   if (o.print_dontdump) PrintDontDumpMappings();
   std::fflush(stdout);

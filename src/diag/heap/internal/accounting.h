@@ -26,8 +26,8 @@
 // 1 MiB with the profiler off); what it allocates until then and frees later
 // is counted as freed only, so the figure may fall short of the truth by
 // that much per thread, for good. Threads created after, and the thread that
-// turns it on, count from their first allocation (the preload library and
-// CPPDIAG_HEAP_HARD_LIMIT turn it on before main).
+// turns it on, count from their first allocation (the preload library
+// starts the runtime, which reads CPPDIAG_HEAP_HARD_LIMIT, before main).
 //
 // Runs inside malloc: no allocation, no locks, async-signal-safe.
 #pragma once

@@ -74,34 +74,34 @@ __attribute__((always_inline)) inline size_t UsableSize(void* p) {
   return (h & ~size_t{7}) - ((h & 2) != 0 ? 2 * sizeof(size_t) : sizeof(size_t));
 }
 
-// The entry points' first test: true, and the countdown charged, when no
-// sample is due and the thread keeps no exact accounting. Between samples
-// the countdown is at least 1, so one unsigned comparison says that it stays
+// True, and `countdown` charged, when `size` is below it: between samples a
+// countdown is at least 1, so one unsigned comparison says that it stays
 // positive; a size of 2^63 or more (a malloc bound to fail) compares above it
 // and so takes the slow path. (While the thread's own sample is being taken
 // the countdown is spent: an allocation nested in it, a signal handler's,
-// goes uncounted.) With exact accounting the countdown is 0: every call
-// fails it and takes ExactNoSample next.
-__attribute__((always_inline)) inline bool Fast(size_t size) {
-  ThreadState& ts = t_state;
-  if (__builtin_expect(size >= static_cast<uint64_t>(ts.countdown), 0)) return false;
+// goes uncounted.)
+__attribute__((always_inline)) inline bool TakeFrom(int64_t& countdown, size_t size) {
+  if (__builtin_expect(size >= static_cast<uint64_t>(countdown), 0)) return false;
   // For the compiler only: the countdown is read again by the subtraction,
   // so that the compare and the subtraction each take it as their memory
   // operand (one instruction less than a load kept in a register).
   asm("" ::: "memory");
-  ts.countdown -= static_cast<int64_t>(size);
+  countdown -= static_cast<int64_t>(size);
   return true;
 }
 
-// The exact path's test, past Fast: true, and the sampling countdown
-// charged, when the thread keeps exact accounting and no sample is due; else
-// the slow path (which switches a thread to exact accounting, samples).
+// The entry points' first test: no sample due and the thread keeps no exact
+// accounting. With exact accounting the countdown is 0: every call fails it
+// and takes ExactNoSample next.
+__attribute__((always_inline)) inline bool Fast(size_t size) {
+  return TakeFrom(t_state.countdown, size);
+}
+
+// The exact path's test, past Fast: the thread keeps exact accounting and no
+// sample is due; else the slow path (which switches a thread to exact
+// accounting, samples).
 __attribute__((always_inline)) inline bool ExactNoSample(size_t size) {
-  ThreadState& ts = t_state;
-  if (__builtin_expect(size >= static_cast<uint64_t>(ts.exact_countdown), 0)) return false;
-  asm("" ::: "memory");
-  ts.exact_countdown -= static_cast<int64_t>(size);
-  return true;
+  return TakeFrom(t_state.exact_countdown, size);
 }
 
 __attribute__((always_inline)) inline void* Refuse() {

@@ -20,11 +20,11 @@ using hooks::g_fast;
 
 int64_t hooks::FoldNow(ThreadState& ts) noexcept {
   int64_t allocated = ts.budget_start - ts.budget;
-  int64_t freed = ts.free_start - ts.free_left;
+  int64_t freed = kFoldBytes - ts.free_left;
   int64_t delta = allocated - freed;
   int64_t total = g_in_use.fetch_add(delta, std::memory_order_relaxed) + delta;
   if (freed != 0) g_freed.fetch_add(static_cast<uint64_t>(freed), std::memory_order_relaxed);
-  ts.free_left = ts.free_start = kFoldBytes;
+  ts.free_left = kFoldBytes;
   uint64_t limit = g_fast.limit.load(std::memory_order_relaxed);
   int64_t room = kFoldBytes;
   if (limit != 0 && !ts.limit_exempt) {

@@ -47,10 +47,6 @@ CPPDIAG_HOOK_STATE extern std::atomic<int64_t> g_in_use;
 CPPDIAG_HOOK_STATE extern std::atomic<uint64_t> g_freed;  // bytes freed since it started
 CPPDIAG_HOOK_STATE extern std::atomic<uint64_t> g_failures;
 
-// Per-thread counts folded into the globals every 256 KiB the thread
-// allocates, or frees; sooner near the limit.
-inline constexpr int64_t kFoldBytes = int64_t{256} << 10;
-
 // glibc's chunk size (malloc.c): the size word just before the block, flags
 // in its low 3 bits. For an mmapped chunk too (its size excludes the
 // alignment offset kept in the word before, as free reads it).

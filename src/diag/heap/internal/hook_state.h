@@ -56,6 +56,11 @@ CPPDIAG_HOOK_STATE extern FastFlags g_fast;
 // once it exists. Normal context (profiler start, EnableExactHeapAccounting).
 CPPDIAG_HOOK_STATE void SetFreeBounds(bool all);
 
+// Exact accounting's per-thread counts fold into the shared ones every
+// 256 KiB the thread allocates, or frees; sooner near the limit
+// (accounting.h).
+inline constexpr int64_t kFoldBytes = int64_t{256} << 10;
+
 struct ThreadState {
   // The fast path's one field: bytes the thread may allocate before it leaves
   // the fast path. Without exact accounting, the sampling countdown itself;
@@ -72,10 +77,9 @@ struct ThreadState {
   // left at its last fold (below 0: fold now), and those it may free.
   int64_t budget = 0;
   // The budget the last fold gave: budget_start - budget is what was
-  // allocated since; likewise free_start and free_left.
+  // allocated since (kFoldBytes - free_left what was freed).
   int64_t budget_start = 0;
-  int64_t free_left = 0;
-  int64_t free_start = 0;  // free_left's value at the last fold
+  int64_t free_left = kFoldBytes;
   // The thread's id for the samples it takes (0: not asked yet): one gettid
   // syscall in the thread's life instead of one a sample. Reset in a fork
   // child (profiler_hooks.cc), whose thread has a new id.

@@ -1,8 +1,8 @@
 # Every dependency comes from a Debian package (scripts/setup.sh installs them).
 find_package(Threads REQUIRED)
 find_package(PkgConfig REQUIRED)
-# spdlog and fmt are used header-only (cppdiag::logging and fmt::fmt below):
-# Debian ships them as shared libraries only, which -static cannot link. Their
+# spdlog and fmt are built from their headers (cppdiag::logging and fmt::fmt
+# below): Debian ships them as shared libraries only, which -static cannot link. Their
 # CMake packages are not loaded, as they would define fmt::fmt as libfmt.so.
 find_path(CPPDIAG_SPDLOG_INCLUDE_DIR spdlog/spdlog.h REQUIRED)
 find_path(CPPDIAG_FMT_INCLUDE_DIR fmt/format.h REQUIRED)
@@ -26,14 +26,14 @@ set_target_properties(fmt::fmt PROPERTIES
   INTERFACE_INCLUDE_DIRECTORIES ${CPPDIAG_FMT_INCLUDE_DIR}
   INTERFACE_COMPILE_DEFINITIONS FMT_HEADER_ONLY)
 
-# cppdiag::logging: spdlog and fmt header-only. Debian's spdlog headers define
+# cppdiag::logging: spdlog compiled once here (deps/spdlog_lib.cc, with
+# SPDLOG_COMPILED_LIB), fmt header-only. Debian's spdlog headers define
 # SPDLOG_FMT_EXTERNAL (tweakme.h), so spdlog formats with the fmt headers too.
-# Only translation units that log should include spdlog: each one compiles it.
-add_library(cppdiag_logging INTERFACE)
+add_library(cppdiag_logging STATIC ${CMAKE_CURRENT_LIST_DIR}/deps/spdlog_lib.cc)
 add_library(cppdiag::logging ALIAS cppdiag_logging)
-target_include_directories(cppdiag_logging INTERFACE ${CPPDIAG_SPDLOG_INCLUDE_DIR})
-target_compile_definitions(cppdiag_logging INTERFACE SPDLOG_HEADER_ONLY SPDLOG_FMT_EXTERNAL)
-target_link_libraries(cppdiag_logging INTERFACE fmt::fmt Threads::Threads)
+target_include_directories(cppdiag_logging PUBLIC ${CPPDIAG_SPDLOG_INCLUDE_DIR})
+target_compile_definitions(cppdiag_logging PUBLIC SPDLOG_COMPILED_LIB SPDLOG_FMT_EXTERNAL)
+target_link_libraries(cppdiag_logging PUBLIC fmt::fmt Threads::Threads)
 
 # Boost.Beast and Boost.Asio, header-only (leakapp's HTTP server).
 add_library(cppdiag_beast INTERFACE)

@@ -27,18 +27,17 @@ function(cppdiag_executable)
 endfunction()
 
 # cppdiag_static_executable(NAME name LIKE target [LINK_OPTIONS ...])
-# A fully static twin of executable `target` (its sources and libraries, so
-# the two cannot drift), for FROM-scratch images. The CPPDIAG_STATIC property
-# makes shared-only dependencies link their archives (CppdiagDependencies).
+# A fully static twin of executable `target` (its object files, compiled
+# once, and its libraries, so the two cannot drift), for FROM-scratch images:
+# position-independent objects link into a static executable as they are.
+# The CPPDIAG_STATIC property makes shared-only dependencies link their
+# archives (CppdiagDependencies).
 # Statically linked glibc still dlopens for getpwnam, getaddrinfo (of names)
 # and dlopen itself, which fail FROM scratch: code must cope with that.
 function(cppdiag_static_executable)
   cmake_parse_arguments(ARG "" "NAME;LIKE" "LINK_OPTIONS" ${ARGN})
-  get_target_property(srcs ${ARG_LIKE} SOURCES)
   get_target_property(libs ${ARG_LIKE} LINK_LIBRARIES)
-  add_executable(${ARG_NAME} ${srcs})
-  target_include_directories(${ARG_NAME} PRIVATE ${PROJECT_SOURCE_DIR}/src)
-  target_compile_options(${ARG_NAME} PRIVATE ${CPPDIAG_WARNINGS})
+  add_executable(${ARG_NAME} $<TARGET_OBJECTS:${ARG_LIKE}>)
   target_link_libraries(${ARG_NAME} PRIVATE ${libs})
   target_link_options(${ARG_NAME} PRIVATE -static ${ARG_LINK_OPTIONS})
   set_target_properties(${ARG_NAME} PROPERTIES CPPDIAG_STATIC ON)

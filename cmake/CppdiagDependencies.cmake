@@ -2,8 +2,9 @@
 find_package(Threads REQUIRED)
 find_package(PkgConfig REQUIRED)
 # spdlog and fmt are built from their headers (cppdiag::logging and fmt::fmt
-# below): Debian ships them as shared libraries only, which -static cannot link. Their
-# CMake packages are not loaded, as they would define fmt::fmt as libfmt.so.
+# below): Debian ships them as shared libraries only, which -static cannot
+# link. Their CMake packages are not loaded, as they would define fmt::fmt as
+# libfmt.so.
 find_path(CPPDIAG_SPDLOG_INCLUDE_DIR spdlog/spdlog.h REQUIRED)
 find_path(CPPDIAG_FMT_INCLUDE_DIR fmt/format.h REQUIRED)
 find_package(nlohmann_json 3.10 REQUIRED)

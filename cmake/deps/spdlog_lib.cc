@@ -3,8 +3,7 @@
 // link; used header-only, every translation unit that logs compiled all of
 // spdlog again (~11 s each, a sixth of the release build's compile time).
 // This is what spdlog's own src/*.cpp build: the implementation headers
-// (*-inl.h) and the templates the headers declare, instantiated for the
-// sinks leakapp uses and the default logger's.
+// (*-inl.h) and the templates the headers declare.
 #ifndef SPDLOG_COMPILED_LIB
 #error cppdiag::logging builds this file with SPDLOG_COMPILED_LIB
 #endif
@@ -29,21 +28,14 @@
 
 #include <mutex>
 
+// The logger's constructor from a list of sinks, and the sinks that exist:
+// leakapp's (logging.cc: stdout_sink_mt, ringbuffer_sink_mt) and the default
+// logger's (registry-inl.h: ansicolor_stdout_sink_mt). Another sink or a
+// single-threaded (_st) one fails to link until it is added here.
 template spdlog::logger::logger(std::string name, sinks_init_list::iterator begin,
                                 sinks_init_list::iterator end);
 template class spdlog::sinks::base_sink<std::mutex>;
-template class spdlog::sinks::base_sink<spdlog::details::null_mutex>;
-
 template class spdlog::sinks::stdout_sink_base<spdlog::details::console_mutex>;
-template class spdlog::sinks::stdout_sink_base<spdlog::details::console_nullmutex>;
 template class spdlog::sinks::stdout_sink<spdlog::details::console_mutex>;
-template class spdlog::sinks::stdout_sink<spdlog::details::console_nullmutex>;
-template class spdlog::sinks::stderr_sink<spdlog::details::console_mutex>;
-template class spdlog::sinks::stderr_sink<spdlog::details::console_nullmutex>;
-
 template class spdlog::sinks::ansicolor_sink<spdlog::details::console_mutex>;
-template class spdlog::sinks::ansicolor_sink<spdlog::details::console_nullmutex>;
 template class spdlog::sinks::ansicolor_stdout_sink<spdlog::details::console_mutex>;
-template class spdlog::sinks::ansicolor_stdout_sink<spdlog::details::console_nullmutex>;
-template class spdlog::sinks::ansicolor_stderr_sink<spdlog::details::console_mutex>;
-template class spdlog::sinks::ansicolor_stderr_sink<spdlog::details::console_nullmutex>;
